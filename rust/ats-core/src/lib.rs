@@ -1,0 +1,15 @@
+//! `ats-core`: the hot path of ATS, with no Python in it.
+//!
+//! Data flows one way: a statement is normalised and fingerprinted ([`sql`]),
+//! free text is scrubbed ([`scrub`]), a sampler decides ([`sampling`]), metrics
+//! are aggregated ([`metrics`]), the record is encoded ([`record`]) into a
+//! bounded ring ([`ring`]) that a background [`flusher`] drains into [`sink`]s.
+
+pub mod flusher;
+pub mod metrics;
+pub mod record;
+pub mod ring;
+pub mod sampling;
+pub mod scrub;
+pub mod sink;
+pub mod sql;
