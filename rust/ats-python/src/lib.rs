@@ -1,10 +1,24 @@
 //! `ats._native`: converts Python values to `ats-core` types and back, and
 //! releases the GIL around batch work. No logic lives here.
 
+mod guard;
+mod privacy;
+mod sql;
+mod text;
+
 use pyo3::prelude::*;
+
+/// Number of Rust panics caught at the boundary since the process started.
+#[pyfunction]
+fn native_panics() -> u64 {
+    guard::panics()
+}
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(native_panics, m)?)?;
+    sql::register(m)?;
+    privacy::register(m)?;
     Ok(())
 }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The one test command (README): builds and installs ATS from scratch into a fresh
+# virtualenv, then runs every suite. Any failure fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s ==\n' "$*"; }
+
+step "install (fresh venv, pip install .)"
+bash ci/install.sh
+PY=.venv/bin/python
+
+step "cargo test (ats-core: unit, property, golden, testdata scoring)"
+cargo test --workspace --exclude ats-python --quiet
+
+step "mypy --strict python/ats"
+"$PY" -m mypy --strict python/ats
+
+step "stubtest ats._native"
+"$PY" -m mypy.stubtest ats._native --allowlist ci/stubtest-allowlist.txt
+
+step "pytest"
+"$PY" -m pytest tests
