@@ -12,7 +12,7 @@ fn make(producer: u8, seq: u64, len: usize) -> Vec<u8> {
     let mut v = Vec::with_capacity(9 + len);
     v.push(producer);
     v.extend_from_slice(&seq.to_le_bytes());
-    v.extend((0..len).map(|i| (i as u64 ^ seq ^ u64::from(producer) * 31) as u8));
+    v.extend((0..len).map(|i| (i as u64 ^ seq ^ (u64::from(producer) * 31)) as u8));
     v
 }
 

@@ -577,7 +577,7 @@ mod tests {
         let r = Ring::new(4096);
         r.set_waker(64, std::thread::current());
         r.push(&[0; 40]).unwrap(); // 48 used: below
-        assert!(r.wake_armed.load(Ordering::Relaxed) == false);
+        assert!(!r.wake_armed.load(Ordering::Relaxed));
         r.arm_wake();
         r.push(&[0; 8]).unwrap(); // 64 used: crosses, disarms, unparks
         assert!(!r.wake_armed.load(Ordering::Relaxed));
