@@ -1,4 +1,10 @@
-//! Records: the owned model ([`model`]) and its versioned binary codec.
+//! Records: the owned model ([`model`]), borrowed views for zero-copy
+//! encoding ([`view`]) and the versioned binary codec ([`codec`]).
 
+pub mod codec;
 pub mod model;
+pub mod view;
+
+pub use codec::{decode, DecodeError, EncodeError};
 pub use model::*;
+pub use view::{AttrRef, EnvelopeRef, LogRef, RecordRef, RewardRef, SpanRef};

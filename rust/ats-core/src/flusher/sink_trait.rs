@@ -1,0 +1,43 @@
+//! The contract between the flusher and its sinks.
+//!
+//! The flusher thread decodes records from the ring and hands them to every
+//! sink in batches. A sink owns its I/O; it is called from exactly one thread
+//! (the flusher), so it needs `Send` but not `Sync`. Errors are returned, not
+//! panicked: the flusher counts them per sink and drops the failed batch
+//! (reason `sink_error`) without stopping. A panic inside a sink is caught and
+//! counted the same way, but a sink must not rely on that.
+
+use crate::record::Record;
+
+/// A destination for decoded record batches (SQLite store, JSONL files, OTLP...).
+pub trait Sink: Send {
+    /// Stable short name used in stats and error messages, e.g. `sqlite`.
+    fn name(&self) -> &str;
+    /// Write one batch. The slice is only valid for the duration of the call.
+    fn write_batch(&mut self, batch: &[Record]) -> Result<(), SinkError>;
+    /// Make everything written so far durable / visible to readers.
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+    /// Final flush and release of resources; called once at shutdown.
+    fn close(&mut self) -> Result<(), SinkError> {
+        self.flush()
+    }
+}
+
+/// Why a sink call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{sink}: {message}")]
+    Failed { sink: String, message: String },
+}
+
+/// A source of records that are produced on the flusher thread itself rather
+/// than pushed through the ring (e.g. periodic metric snapshots). Polled once
+/// per flush cycle; whatever it appends to `out` is written with that cycle's
+/// batches.
+pub trait Collector: Send {
+    fn collect(&mut self, now_ns: u64, out: &mut Vec<Record>);
+}

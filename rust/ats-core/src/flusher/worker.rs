@@ -1,0 +1,258 @@
+//! The body of the `ats-flusher` thread.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::{Collector, FlushConfig, FlusherStats, Shared, Sink};
+use crate::record::{codec, Record};
+
+/// Payload bytes taken from the ring per `drain` call; bounds how long the
+/// consumer holds released space back from producers.
+const DRAIN_CHUNK: usize = 1 << 20;
+/// Back-off while a flush or shutdown waits on a producer that reserved a
+/// slot but has not committed it yet.
+const STALL_BACKOFF: Duration = Duration::from_millis(1);
+
+struct Worker {
+    shared: Arc<Shared>,
+    sinks: Vec<Box<dyn Sink>>,
+    collectors: Vec<Box<dyn Collector>>,
+    batch: Vec<Record>,
+    collected: Vec<Record>,
+    batch_max: usize,
+    stats: FlusherStats,
+    /// Records written since the sinks were last flushed.
+    dirty: bool,
+}
+
+/// Marks the flusher exited even if something below unwinds, so owners
+/// waiting in `flush`/`shutdown` are released instead of timing out.
+struct ExitGuard<'a> {
+    shared: &'a Shared,
+    clean: bool,
+}
+
+impl Drop for ExitGuard<'_> {
+    fn drop(&mut self) {
+        let mut c = self.shared.control();
+        c.exited = true;
+        c.drained_clean = self.clean;
+        drop(c);
+        self.shared.progress.notify_all();
+    }
+}
+
+pub(crate) fn run(
+    shared: Arc<Shared>,
+    sinks: Vec<Box<dyn Sink>>,
+    collectors: Vec<Box<dyn Collector>>,
+    config: FlushConfig,
+) {
+    let ring = shared.ring.clone();
+    let ratio = if config.wake_fill_ratio.is_finite() {
+        f64::from(config.wake_fill_ratio).clamp(0.0, 1.0)
+    } else {
+        0.5
+    };
+    let threshold = ((ring.capacity_bytes() as f64 * ratio) as usize).max(1);
+    ring.set_waker(threshold, std::thread::current());
+    let interval = config.interval.max(Duration::from_millis(1));
+    let batch_max = config.batch_max_records.max(1);
+
+    let mut guard = ExitGuard { shared: &shared, clean: false };
+    let mut w = Worker {
+        shared: shared.clone(),
+        sinks,
+        collectors,
+        batch: Vec::with_capacity(batch_max.min(1 << 16)),
+        collected: Vec::new(),
+        batch_max,
+        stats: shared.stats.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        dirty: false,
+    };
+
+    let mut next_tick = Instant::now() + interval;
+    let shutdown_deadline = loop {
+        let (flush_pending, shutdown) = {
+            let c = shared.control();
+            (c.flush_requested > c.flushed_upto, c.shutdown_deadline)
+        };
+        if let Some(d) = shutdown {
+            break d;
+        }
+        let now = Instant::now();
+        if !flush_pending && now < next_tick && ring.len_bytes() < threshold {
+            // Arm first, then re-check, so a producer crossing the threshold
+            // in between either is seen here or unparks us.
+            ring.arm_wake();
+            if ring.len_bytes() < threshold {
+                std::thread::park_timeout(next_tick - now);
+            }
+            continue;
+        }
+        if now >= next_tick {
+            next_tick = now + interval;
+        }
+        let before = ring.read_position();
+        w.cycle(flush_pending);
+        if flush_pending && ring.read_position() == before && ring.len_bytes() > 0 {
+            // Blocked on an uncommitted slot: don't spin.
+            std::thread::park_timeout(STALL_BACKOFF);
+        }
+    };
+
+    // Shutdown: the ring is closed, so its write position is final.
+    let clean = loop {
+        w.cycle(true);
+        if ring.read_position() >= ring.write_position() {
+            break true;
+        }
+        if Instant::now() >= shutdown_deadline {
+            break false;
+        }
+        std::thread::sleep(STALL_BACKOFF);
+    };
+    w.close_sinks();
+    w.publish_stats();
+    guard.clean = clean;
+}
+
+impl Worker {
+    fn cycle(&mut self, force_flush: bool) {
+        self.stats.cycles += 1;
+        self.collect();
+        let ring = self.shared.ring.clone();
+        // Bound the cycle to what is in the ring now, so a producer flood
+        // cannot keep us from publishing progress or seeing a shutdown.
+        let stop_at = ring.write_position();
+        while ring.read_position() < stop_at {
+            let room = self.batch_max - self.batch.len();
+            let before = ring.read_position();
+            let (batch, stats) = (&mut self.batch, &mut self.stats);
+            let n = ring.drain_bounded(DRAIN_CHUNK, room, |bytes| match codec::decode(bytes) {
+                Ok(r) => {
+                    stats.records_decoded += 1;
+                    batch.push(r);
+                }
+                Err(_) => stats.decode_errors += 1,
+            });
+            if self.batch.len() >= self.batch_max {
+                self.write_batch();
+            }
+            // No record and no padding consumed: the next slot is reserved
+            // but not committed yet. Stop; a later cycle resumes there.
+            if n == 0 && ring.read_position() == before {
+                break;
+            }
+        }
+        if !self.batch.is_empty() {
+            self.write_batch();
+        }
+        let pos = ring.read_position();
+        if self.dirty || force_flush {
+            self.flush_sinks();
+        }
+        self.publish_stats();
+        let mut c = self.shared.control();
+        if pos > c.flushed_upto {
+            c.flushed_upto = pos;
+        }
+        drop(c);
+        self.shared.progress.notify_all();
+    }
+
+    fn collect(&mut self) {
+        if self.collectors.is_empty() {
+            return;
+        }
+        let now_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        for c in &mut self.collectors {
+            let out = &mut self.collected;
+            if catch_unwind(AssertUnwindSafe(|| c.collect(now_ns, out))).is_err() {
+                self.stats.collector_panics += 1;
+            }
+        }
+        self.stats.records_collected += self.collected.len() as u64;
+        let mut collected = std::mem::take(&mut self.collected);
+        for r in collected.drain(..) {
+            self.batch.push(r);
+            if self.batch.len() >= self.batch_max {
+                self.write_batch();
+            }
+        }
+        self.collected = collected;
+    }
+
+    fn write_batch(&mut self) {
+        self.stats.batches += 1;
+        let n = self.batch.len() as u64;
+        for (sink, st) in self.sinks.iter_mut().zip(self.stats.sinks.iter_mut()) {
+            let batch = &self.batch;
+            match catch_unwind(AssertUnwindSafe(|| sink.write_batch(batch))) {
+                Ok(Ok(())) => {
+                    st.batches += 1;
+                    st.records_written += n;
+                }
+                Ok(Err(e)) => {
+                    st.errors += 1;
+                    st.records_dropped += n;
+                    st.last_error = Some(e.to_string());
+                }
+                Err(p) => {
+                    st.panics += 1;
+                    st.records_dropped += n;
+                    st.last_error = Some(format!("panic: {}", panic_message(&*p)));
+                }
+            }
+        }
+        self.batch.clear();
+        self.dirty = true;
+    }
+
+    fn flush_sinks(&mut self) {
+        self.for_each_sink(|s| s.flush());
+        self.dirty = false;
+    }
+
+    fn close_sinks(&mut self) {
+        self.for_each_sink(|s| s.close());
+    }
+
+    fn for_each_sink(&mut self, mut f: impl FnMut(&mut dyn Sink) -> Result<(), super::SinkError>) {
+        for (sink, st) in self.sinks.iter_mut().zip(self.stats.sinks.iter_mut()) {
+            match catch_unwind(AssertUnwindSafe(|| f(sink.as_mut()))) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    st.errors += 1;
+                    st.last_error = Some(e.to_string());
+                }
+                Err(p) => {
+                    st.panics += 1;
+                    st.last_error = Some(format!("panic: {}", panic_message(&*p)));
+                }
+            }
+        }
+    }
+
+    fn publish_stats(&self) {
+        self.shared
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone_from(&self.stats);
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s
+    } else {
+        "non-string panic payload"
+    }
+}
