@@ -90,7 +90,7 @@ def test_defined_results_for_bad_input(dialect: str | None) -> None:
 
 
 def test_huge_statement_is_normalised() -> None:
-    values = ",".join(f"({i}, 'name-{i}')" for i in range(400_000))
+    values = ",".join(f"({i}, 'name-{i}')" for i in range(450_000))
     statement = "INSERT INTO big (id, name) VALUES " + values
     assert len(statement) > 10_000_000
     n = sql.normalize(statement, "sqlite")

@@ -2,7 +2,7 @@
 //! releases the GIL around batch work. No logic lives here.
 
 mod guard;
-mod privacy;
+//mod privacy;
 mod sql;
 mod text;
 
@@ -19,6 +19,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(native_panics, m)?)?;
     sql::register(m)?;
-    privacy::register(m)?;
+    //privacy::register(m)?;
     Ok(())
 }

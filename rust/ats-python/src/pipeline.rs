@@ -1,0 +1,231 @@
+//! Bindings for the record path: `Pipeline` owns the ring, the flusher
+//! thread and the sinks of this process; `record_*` encode straight into the
+//! ring without building Rust or Python objects per record.
+
+use std::time::Duration;
+
+use ats_core::flusher::{FlushConfig, Pipeline, PipelineConfig};
+use ats_core::record::codec::{encode_log, encode_span, encoded_len_log, encoded_len_span};
+use ats_core::record::{EnvelopeRef, LogRef, Severity, SpanRef, Status};
+use ats_core::sink::{open_sinks, SinkSpec};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::attrs::with_attributes;
+use crate::guard::guarded;
+use crate::ids::{parse_fingerprint, parse_trace_id};
+
+/// Resource-level envelope fields: fixed for the life of a pipeline.
+struct Resource {
+    tenant: String,
+    workspace: String,
+    region: String,
+}
+
+#[pyclass(module = "ats._native", frozen, name = "Pipeline")]
+pub struct PyPipeline {
+    inner: Pipeline,
+    resource: Resource,
+}
+
+fn status_from(code: u8) -> PyResult<Status> {
+    match code {
+        0 => Ok(Status::Unset),
+        1 => Ok(Status::Ok),
+        2 => Ok(Status::Error),
+        other => Err(PyValueError::new_err(format!("status must be 0 (unset), 1 (ok) or 2 (error), got {other}"))),
+    }
+}
+
+fn deadline(timeout_s: f64) -> Duration {
+    Duration::try_from_secs_f64(timeout_s.max(0.0)).unwrap_or(Duration::MAX)
+}
+
+#[pymethods]
+impl PyPipeline {
+    #[new]
+    #[pyo3(signature = (
+        *, store_path=None, jsonl_dir=None, jsonl_max_file_bytes=128 << 20, jsonl_max_total_bytes=None,
+        ring_bytes=16 << 20, flush_interval_ms=200, batch_max_records=4096,
+        tenant=String::new(), workspace=String::new(), region=String::new(),
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        store_path: Option<String>,
+        jsonl_dir: Option<String>,
+        jsonl_max_file_bytes: u64,
+        jsonl_max_total_bytes: Option<u64>,
+        ring_bytes: usize,
+        flush_interval_ms: u64,
+        batch_max_records: usize,
+        tenant: String,
+        workspace: String,
+        region: String,
+    ) -> PyResult<Self> {
+        let mut specs = Vec::new();
+        if let Some(path) = store_path {
+            specs.push(SinkSpec::Store { path: path.into() });
+        }
+        if let Some(dir) = jsonl_dir {
+            specs.push(SinkSpec::Jsonl { dir: dir.into(), max_file_bytes: jsonl_max_file_bytes, max_total_bytes: jsonl_max_total_bytes });
+        }
+        // Open once now so a bad path is an error at start-up, not a silent drop later.
+        let first = open_sinks(&specs).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let first = std::sync::Mutex::new(Some(first));
+        let factory = Box::new(move || {
+            if let Some(sinks) = first.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                return sinks;
+            }
+            // A forked child opens its own handles; failing that it records nothing
+            // rather than failing the child.
+            open_sinks(&specs).unwrap_or_else(|e| {
+                eprintln!("ats: cannot open sinks in forked child: {e}");
+                Vec::new()
+            })
+        });
+        let config = PipelineConfig {
+            ring_capacity_bytes: ring_bytes,
+            flush: FlushConfig {
+                interval: Duration::from_millis(flush_interval_ms.max(1)),
+                batch_max_records: batch_max_records.max(1),
+                ..FlushConfig::default()
+            },
+            ..PipelineConfig::default()
+        };
+        Ok(Self { inner: Pipeline::new(config, factory), resource: Resource { tenant, workspace, region } })
+    }
+
+    /// Records one finished span. Returns False when it was dropped (and counted).
+    #[pyo3(signature = (name, component, trace_id, span_id, parent_span_id, start_ns, end_ns, status, attributes=None, dialect="", air_id=None, plan_hash=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn record_span(
+        &self,
+        name: &str,
+        component: &str,
+        trace_id: &str,
+        span_id: u64,
+        parent_span_id: u64,
+        start_ns: u64,
+        end_ns: u64,
+        status: u8,
+        attributes: Option<&Bound<'_, PyDict>>,
+        dialect: &str,
+        air_id: Option<&str>,
+        plan_hash: Option<&str>,
+    ) -> PyResult<bool> {
+        let status = status_from(status)?;
+        let envelope = EnvelopeRef {
+            ts_ns: start_ns,
+            tenant: &self.resource.tenant,
+            workspace: &self.resource.workspace,
+            region: &self.resource.region,
+            dialect,
+            trace_id: parse_trace_id(trace_id)?,
+            span_id,
+            parent_span_id,
+            air_id: air_id.map(|s| parse_fingerprint(s, "air:Q-")).transpose()?,
+            plan_hash: plan_hash.map(|s| parse_fingerprint(s, "ph:")).transpose()?,
+        };
+        with_attributes(attributes, |attrs| {
+            let span = SpanRef { envelope, name, component, end_ns, status, attributes: attrs };
+            guarded("Pipeline.record_span", || false, || {
+                let len = encoded_len_span(&span);
+                self.inner
+                    .push_with(len, |buf| {
+                        // Cannot fail: `buf` is exactly `encoded_len_span` bytes.
+                        let _ = encode_span(&span, buf);
+                    })
+                    .is_ok()
+            })
+        })
+    }
+
+    /// Records one structured log record (seed 000 §6). Returns False when dropped.
+    #[pyo3(signature = (event, component, severity, body, ts_ns, trace_id=None, span_id=0, attributes=None, dialect="", air_id=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn emit_log(
+        &self,
+        event: &str,
+        component: &str,
+        severity: u8,
+        body: &str,
+        ts_ns: u64,
+        trace_id: Option<&str>,
+        span_id: u64,
+        attributes: Option<&Bound<'_, PyDict>>,
+        dialect: &str,
+        air_id: Option<&str>,
+    ) -> PyResult<bool> {
+        if !(1..=24).contains(&severity) {
+            return Err(PyValueError::new_err(format!("severity must be an OpenTelemetry severity number 1..24, got {severity}")));
+        }
+        let envelope = EnvelopeRef {
+            ts_ns,
+            tenant: &self.resource.tenant,
+            workspace: &self.resource.workspace,
+            region: &self.resource.region,
+            dialect,
+            trace_id: trace_id.map(parse_trace_id).transpose()?.unwrap_or(0),
+            span_id,
+            parent_span_id: 0,
+            air_id: air_id.map(|s| parse_fingerprint(s, "air:Q-")).transpose()?,
+            plan_hash: None,
+        };
+        with_attributes(attributes, |attrs| {
+            let log = LogRef { envelope, event, component, severity: Severity(severity), body, attributes: attrs };
+            guarded("Pipeline.emit_log", || false, || {
+                let len = encoded_len_log(&log);
+                self.inner.push_with(len, |buf| {
+                    let _ = encode_log(&log, buf);
+                }).is_ok()
+            })
+        })
+    }
+
+    /// Waits (GIL released) until everything recorded so far reached the sinks, at most `timeout` s.
+    fn flush(&self, py: Python<'_>, timeout: f64) -> bool {
+        let d = deadline(timeout);
+        py.allow_threads(|| guarded("Pipeline.flush", || false, || self.inner.flush(d)))
+    }
+
+    /// Drains, flushes and closes the sinks, at most `timeout` s. Later records are dropped as `closed`.
+    fn shutdown(&self, py: Python<'_>, timeout: f64) -> bool {
+        let d = deadline(timeout);
+        py.allow_threads(|| guarded("Pipeline.shutdown", || false, || self.inner.shutdown(d)))
+    }
+
+    /// Counters of this process's ring and flusher, for `ats trace stats` and `ats_dropped_total`.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.stats();
+        let d = PyDict::new(py);
+        d.set_item("pushed", s.ring.pushed)?;
+        d.set_item("drained", s.ring.drained)?;
+        let dropped = PyDict::new(py);
+        dropped.set_item("ring_full", s.ring.dropped_full)?;
+        dropped.set_item("too_large", s.ring.dropped_too_large)?;
+        dropped.set_item("closed", s.ring.dropped_closed)?;
+        dropped.set_item("sink_error", s.flusher.dropped_sink_error())?;
+        dropped.set_item("decode_error", s.flusher.decode_errors)?;
+        d.set_item("dropped", dropped)?;
+        d.set_item("ring_high_water_bytes", s.ring.high_water_bytes)?;
+        d.set_item("batches", s.flusher.batches)?;
+        d.set_item("panics", s.flusher.panics())?;
+        let sinks = PyDict::new(py);
+        for sink in &s.flusher.sinks {
+            let one = PyDict::new(py);
+            one.set_item("records_written", sink.records_written)?;
+            one.set_item("batches", sink.batches)?;
+            one.set_item("errors", sink.errors)?;
+            one.set_item("last_error", sink.last_error.clone())?;
+            sinks.set_item(&sink.name, one)?;
+        }
+        d.set_item("sinks", sinks)?;
+        Ok(d)
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyPipeline>()?;
+    Ok(())
+}
