@@ -3,7 +3,7 @@
 //! Invariants checked (simple and always true by the spec):
 //! * no panic;
 //! * deterministic: the same input gives the same result twice;
-//! * `text` never has leading/trailing or doubled spaces;
+//! * `text` never has leading or trailing spaces; the summary is capped;
 //! * a closed single-quoted literal `'xyzw...'` (>= 4 letters, no quote,
 //!   backslash or comment/dollar/bracket characters around it) placed after
 //!   `= ` at the start of a fresh statement never survives into `text`.
@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     for d in Dialect::ALL {
         let n = normalize(&s, d);
         assert_eq!(n, normalize(&s, d));
-        assert!(!n.text.starts_with(' ') && !n.text.ends_with(' ') && !n.text.contains("  "), "{:?}", n.text);
+        assert!(!n.text.starts_with(' ') && !n.text.ends_with(' '), "{:?}", n.text);
         assert!(n.summary.len() <= 255);
     }
     // Embed a distinctive literal after arbitrary (but comment/quote-free)
