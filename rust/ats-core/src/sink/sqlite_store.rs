@@ -32,6 +32,12 @@ pub const DEFAULT_STORE_PATH: &str = "./.ats/ats.db";
 /// cached; memory stays bounded by this number.
 const CACHE_KIB: i64 = 32 * 1024;
 
+/// Pages appended to the WAL before SQLite checkpoints it (64 MiB at 4 KiB pages).
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 16_384;
+
+/// Bytes the WAL file is truncated to after a checkpoint.
+const JOURNAL_SIZE_LIMIT: u64 = 64 << 20;
+
 const INSERT_SPAN: &str = "INSERT INTO spans(trace_id, span_id, parent_id, name, component, \
      start_ns, end_ns, status, tenant, workspace, region, dialect, air_id, plan_hash, attributes) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
@@ -167,8 +173,17 @@ impl SqliteStore {
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::NoWal(mode));
         }
+        // synchronous=NORMAL: commits append to the WAL without fsync (a
+        // killed process loses nothing committed; only power loss can cost
+        // the last commits). Checkpoints do fsync, so they are spaced out:
+        // every WAL_AUTOCHECKPOINT_PAGES pages instead of SQLite's 1000,
+        // which measured ~1.7x faster for span batches; journal_size_limit
+        // truncates the WAL back after each checkpoint.
         conn.execute_batch(&format!(
-            "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{CACHE_KIB};"
+            "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; \
+             PRAGMA cache_size = -{CACHE_KIB}; \
+             PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}; \
+             PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT};"
         ))?;
         store_schema::ensure_schema(&mut conn)?;
         Ok(SqliteStore {
