@@ -26,7 +26,11 @@ fn span(i: u64) -> Record {
             dialect: "sqlite".into(),
             trace_id: trace,
             span_id: i.wrapping_mul(0xff51_afd7_ed55_8ccd) | 1,
-            parent_span_id: if i % 8 == 0 { 0 } else { (i - 1).wrapping_mul(0xff51_afd7_ed55_8ccd) | 1 },
+            parent_span_id: if i.is_multiple_of(8) {
+                0
+            } else {
+                (i - 1).wrapping_mul(0xff51_afd7_ed55_8ccd) | 1
+            },
             air_id: Some(0x9f3a_0000_0000_0000 | (i % 64)),
             plan_hash: None,
         },
@@ -74,7 +78,10 @@ fn report(what: &str, total: u64, d: Duration, bytes: u64) {
 }
 
 fn main() {
-    let total: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let total: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     // all | store | store-full | jsonl
     let which = std::env::args().nth(2).unwrap_or_else(|| "all".into());
     let dir = tempfile::tempdir().expect("temp dir");
@@ -95,8 +102,13 @@ fn main() {
         _ => 0,
     };
     for (i, (what, ddl)) in variants.iter().enumerate().take(n_variants) {
-        let mut store = SqliteStore::open(dir.path().join(format!("ats{i}.db"))).expect("open store");
-        store.connection().expect("conn").execute_batch(ddl).expect("ddl");
+        let mut store =
+            SqliteStore::open(dir.path().join(format!("ats{i}.db"))).expect("open store");
+        store
+            .connection()
+            .expect("conn")
+            .execute_batch(ddl)
+            .expect("ddl");
         let d = run(total, |b| store.write_batch(b).expect("store write"), || {});
         let stats = store.stats().expect("stats");
         assert_eq!(stats.spans, total);

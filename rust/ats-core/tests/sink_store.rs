@@ -37,7 +37,10 @@ fn span(ts_ns: u64) -> SpanRecord {
         end_ns: ts_ns + 1_500_000,
         status: Status::Ok,
         attributes: vec![
-            ("db.statement".into(), AttrValue::Str("SELECT name FROM users WHERE age > ?".into())),
+            (
+                "db.statement".into(),
+                AttrValue::Str("SELECT name FROM users WHERE age > ?".into()),
+            ),
             ("net.peer.port".into(), AttrValue::I64(5432)),
             ("ratio".into(), AttrValue::F64(2.0)),
             ("cached".into(), AttrValue::Bool(false)),
@@ -63,11 +66,23 @@ fn log(ts_ns: u64) -> LogRecord {
 fn metric(ts_ns: u64, histogram: bool) -> MetricPoint {
     MetricPoint {
         envelope: env(ts_ns),
-        name: if histogram { "sqlx_driver_latency_ms" } else { "sqlx_driver_errors_total" }.into(),
+        name: if histogram {
+            "sqlx_driver_latency_ms"
+        } else {
+            "sqlx_driver_errors_total"
+        }
+        .into(),
         unit: if histogram { "ms" } else { "1" }.into(),
-        kind: if histogram { MetricKind::Histogram } else { MetricKind::Counter },
+        kind: if histogram {
+            MetricKind::Histogram
+        } else {
+            MetricKind::Counter
+        },
         start_ns: ts_ns - 60_000_000_000,
-        labels: vec![("dialect".into(), "mysql".into()), ("op".into(), "query".into())],
+        labels: vec![
+            ("dialect".into(), "mysql".into()),
+            ("op".into(), "query".into()),
+        ],
         value: if histogram { 6.5 } else { 3.0 },
         histogram: histogram.then(|| HistogramData {
             count: 3,
@@ -116,7 +131,8 @@ fn r(v: f64) -> Value {
 }
 
 fn count(conn: &Connection, table: &str) -> i64 {
-    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).expect("count")
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .expect("count")
 }
 
 #[test]
@@ -136,7 +152,10 @@ fn every_record_kind_round_trips_column_by_column() {
     child.attributes = vec![];
     let mut unset = span(TS + 2_000);
     unset.status = Status::Unset;
-    unset.attributes = vec![("nan".into(), AttrValue::F64(f64::NAN)), ("neg".into(), AttrValue::I64(-7))];
+    unset.attributes = vec![
+        ("nan".into(), AttrValue::F64(f64::NAN)),
+        ("neg".into(), AttrValue::I64(-7)),
+    ];
     let mut traced_log = log(TS + 3_000);
     traced_log.envelope = env(TS + 3_000);
     traced_log.envelope.plan_hash = Some(0xab12);
@@ -163,21 +182,56 @@ fn every_record_kind_round_trips_column_by_column() {
         rows(&conn, "SELECT * FROM spans ORDER BY rowid"),
         vec![
             vec![
-                t(trace), t("9f3a000000000001"), Value::Null, t("driver.query"), t("ats-sqlite3"),
-                i(TS as i64), i(TS as i64 + 1_500_000), t("ok"), t("acme"), t("prod-eu"),
-                t("eu-west-2"), t("mysql"), t("air:Q-0000000000009f3a"), Value::Null,
-                t(r#"{"db.statement":"SELECT name FROM users WHERE age > ?","net.peer.port":5432,"ratio":2.0,"cached":false}"#),
+                t(trace),
+                t("9f3a000000000001"),
+                Value::Null,
+                t("driver.query"),
+                t("ats-sqlite3"),
+                i(TS as i64),
+                i(TS as i64 + 1_500_000),
+                t("ok"),
+                t("acme"),
+                t("prod-eu"),
+                t("eu-west-2"),
+                t("mysql"),
+                t("air:Q-0000000000009f3a"),
+                Value::Null,
+                t(
+                    r#"{"db.statement":"SELECT name FROM users WHERE age > ?","net.peer.port":5432,"ratio":2.0,"cached":false}"#
+                ),
             ],
             vec![
-                t(trace), t("9f3a000000000002"), t("9f3a000000000001"), t("kernel.exec"),
-                t("ats-sqlite3"), i(TS as i64 + 1_000), i(TS as i64 + 1_501_000), t("error"),
-                t("acme"), t("prod-eu"), t("eu-west-2"), t("mysql"), Value::Null,
-                t("ph:000000000000ab12"), t("{}"),
+                t(trace),
+                t("9f3a000000000002"),
+                t("9f3a000000000001"),
+                t("kernel.exec"),
+                t("ats-sqlite3"),
+                i(TS as i64 + 1_000),
+                i(TS as i64 + 1_501_000),
+                t("error"),
+                t("acme"),
+                t("prod-eu"),
+                t("eu-west-2"),
+                t("mysql"),
+                Value::Null,
+                t("ph:000000000000ab12"),
+                t("{}"),
             ],
             vec![
-                t(trace), t("9f3a000000000001"), Value::Null, t("driver.query"), t("ats-sqlite3"),
-                i(TS as i64 + 2_000), i(TS as i64 + 1_502_000), t("unset"), t("acme"), t("prod-eu"),
-                t("eu-west-2"), t("mysql"), t("air:Q-0000000000009f3a"), Value::Null,
+                t(trace),
+                t("9f3a000000000001"),
+                Value::Null,
+                t("driver.query"),
+                t("ats-sqlite3"),
+                i(TS as i64 + 2_000),
+                i(TS as i64 + 1_502_000),
+                t("unset"),
+                t("acme"),
+                t("prod-eu"),
+                t("eu-west-2"),
+                t("mysql"),
+                t("air:Q-0000000000009f3a"),
+                Value::Null,
                 t(r#"{"nan":null,"neg":-7}"#),
             ],
         ]
@@ -186,15 +240,36 @@ fn every_record_kind_round_trips_column_by_column() {
         rows(&conn, "SELECT * FROM logs ORDER BY rowid"),
         vec![
             vec![
-                i(TS as i64 + 500), Value::Null, Value::Null, t("policy.deny"), t("ats-policy"),
-                i(13), t("cross-region egress blocked by residency=eu"), t("acme"), t("prod-eu"),
-                t("eu-west-2"), t("mysql"), Value::Null, Value::Null,
+                i(TS as i64 + 500),
+                Value::Null,
+                Value::Null,
+                t("policy.deny"),
+                t("ats-policy"),
+                i(13),
+                t("cross-region egress blocked by residency=eu"),
+                t("acme"),
+                t("prod-eu"),
+                t("eu-west-2"),
+                t("mysql"),
+                Value::Null,
+                Value::Null,
                 t(r#"{"obligation":"mask:email"}"#),
             ],
             vec![
-                i(TS as i64 + 3_000), t(trace), t("9f3a000000000001"), t("policy.deny"),
-                t("ats-policy"), i(17), t(""), t("acme"), t("prod-eu"), t("eu-west-2"), t("mysql"),
-                t("air:Q-0000000000009f3a"), t("ph:000000000000ab12"), t("{}"),
+                i(TS as i64 + 3_000),
+                t(trace),
+                t("9f3a000000000001"),
+                t("policy.deny"),
+                t("ats-policy"),
+                i(17),
+                t(""),
+                t("acme"),
+                t("prod-eu"),
+                t("eu-west-2"),
+                t("mysql"),
+                t("air:Q-0000000000009f3a"),
+                t("ph:000000000000ab12"),
+                t("{}"),
             ],
         ]
     );
@@ -202,24 +277,57 @@ fn every_record_kind_round_trips_column_by_column() {
         rows(&conn, "SELECT * FROM metric_points ORDER BY rowid"),
         vec![
             vec![
-                i(TS as i64), i(TS as i64 - 60_000_000_000), t("sqlx_driver_errors_total"), t("1"),
-                t("counter"), t("acme"), t("prod-eu"), t("eu-west-2"), t("mysql"),
-                t(r#"{"dialect":"mysql","op":"query"}"#), r(3.0), Value::Null,
+                i(TS as i64),
+                i(TS as i64 - 60_000_000_000),
+                t("sqlx_driver_errors_total"),
+                t("1"),
+                t("counter"),
+                t("acme"),
+                t("prod-eu"),
+                t("eu-west-2"),
+                t("mysql"),
+                t(r#"{"dialect":"mysql","op":"query"}"#),
+                r(3.0),
+                Value::Null,
             ],
             vec![
-                i(TS as i64 + 10), i(TS as i64 + 10 - 60_000_000_000), t("sqlx_driver_latency_ms"),
-                t("ms"), t("histogram"), t("acme"), t("prod-eu"), t("eu-west-2"), t("mysql"),
-                t(r#"{"dialect":"mysql","op":"query"}"#), r(6.5),
-                t(r#"{"count":3,"sum":6.5,"min":0.5,"max":4.0,"bounds":[1.0,5.0],"counts":[1,2,0]}"#),
+                i(TS as i64 + 10),
+                i(TS as i64 + 10 - 60_000_000_000),
+                t("sqlx_driver_latency_ms"),
+                t("ms"),
+                t("histogram"),
+                t("acme"),
+                t("prod-eu"),
+                t("eu-west-2"),
+                t("mysql"),
+                t(r#"{"dialect":"mysql","op":"query"}"#),
+                r(6.5),
+                t(
+                    r#"{"count":3,"sum":6.5,"min":0.5,"max":4.0,"bounds":[1.0,5.0],"counts":[1,2,0]}"#
+                ),
             ],
         ]
     );
     assert_eq!(
         rows(&conn, "SELECT * FROM rewards"),
         vec![vec![
-            i(TS as i64), t(trace), t("9f3a000000000001"), t("acme"), t("prod-eu"), t("eu-west-2"),
-            t("mysql"), t("air:Q-0000000000009f3a"), t("ph:000000000000ab12"), t("L"), r(12.3),
-            r(1.8), i(4096), i(42), i(1), r(-14.1), t("8.0.36"),
+            i(TS as i64),
+            t(trace),
+            t("9f3a000000000001"),
+            t("acme"),
+            t("prod-eu"),
+            t("eu-west-2"),
+            t("mysql"),
+            t("air:Q-0000000000009f3a"),
+            t("ph:000000000000ab12"),
+            t("L"),
+            r(12.3),
+            r(1.8),
+            i(4096),
+            i(42),
+            i(1),
+            r(-14.1),
+            t("8.0.36"),
         ]]
     );
     // The JSON columns are real JSON with types preserved.
@@ -231,7 +339,10 @@ fn every_record_kind_round_trips_column_by_column() {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .expect("json_type");
-    assert_eq!((port_type.as_str(), ratio_type.as_str()), ("integer", "real"));
+    assert_eq!(
+        (port_type.as_str(), ratio_type.as_str()),
+        ("integer", "real")
+    );
     store.close().expect("close");
 }
 
@@ -260,7 +371,10 @@ fn out_of_range_values_saturate_or_become_null() {
         rows(conn, "SELECT io_bytes, latency_ms, reward FROM rewards"),
         vec![vec![i(i64::MAX), Value::Null, Value::Null]]
     );
-    assert_eq!(rows(conn, "SELECT value FROM metric_points"), vec![vec![Value::Null]]);
+    assert_eq!(
+        rows(conn, "SELECT value FROM metric_points"),
+        vec![vec![Value::Null]]
+    );
 }
 
 #[test]
@@ -269,7 +383,9 @@ fn schema_indexes_wal_and_meta() {
     let path = dir.path().join("ats.db");
     let store = SqliteStore::open(&path).expect("open");
     let conn = Connection::open(&path).expect("reader");
-    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("mode");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("mode");
     assert_eq!(mode, "wal");
     let sync: i64 = store
         .connection()
@@ -279,7 +395,10 @@ fn schema_indexes_wal_and_meta() {
     assert_eq!(sync, 1, "synchronous = NORMAL");
     assert_eq!(
         rows(&conn, "SELECT key, value FROM meta ORDER BY key"),
-        vec![vec![t("ats_version"), t("4.0.0")], vec![t("schema_version"), t("1")]]
+        vec![
+            vec![t("ats_version"), t("4.0.0")],
+            vec![t("schema_version"), t("1")]
+        ]
     );
     let idx = rows(
         &conn,
@@ -308,8 +427,14 @@ fn schema_indexes_wal_and_meta() {
     // The lookups the CLI makes use them (partial indexes included).
     for (sql, index) in [
         ("SELECT * FROM spans WHERE trace_id = 'x'", "spans_trace_id"),
-        ("SELECT * FROM spans WHERE air_id = 'air:Q-1'", "spans_air_id"),
-        ("SELECT * FROM spans WHERE name = 'driver.query'", "spans_name"),
+        (
+            "SELECT * FROM spans WHERE air_id = 'air:Q-1'",
+            "spans_air_id",
+        ),
+        (
+            "SELECT * FROM spans WHERE name = 'driver.query'",
+            "spans_name",
+        ),
         ("SELECT * FROM spans WHERE start_ns > 5", "spans_start_ns"),
         ("SELECT * FROM logs WHERE trace_id = 'x'", "logs_trace_id"),
     ] {
@@ -340,7 +465,12 @@ fn prune_removes_exactly_the_older_rows() {
     // Strictly older than 1500: 1000..=1400 go, 1500 stays.
     assert_eq!(
         store.prune_older_than(1_500).expect("prune"),
-        PruneCounts { spans: 5, logs: 5, metric_points: 0, rewards: 5 }
+        PruneCounts {
+            spans: 5,
+            logs: 5,
+            metric_points: 0,
+            rewards: 5
+        }
     );
     let conn = store.connection().expect("conn");
     assert_eq!(
@@ -360,7 +490,15 @@ fn prune_removes_exactly_the_older_rows() {
             rewards_ns: Some(0),
         })
         .expect("prune");
-    assert_eq!(counts, PruneCounts { spans: 2, logs: 0, metric_points: 2, rewards: 0 });
+    assert_eq!(
+        counts,
+        PruneCounts {
+            spans: 2,
+            logs: 0,
+            metric_points: 2,
+            rewards: 0
+        }
+    );
     let s = store.stats().expect("stats");
     assert_eq!((s.spans, s.logs, s.metric_points, s.rewards), (3, 5, 8, 5));
 }
@@ -371,7 +509,10 @@ fn stats_are_exact() {
     let path = dir.path().join("ats.db");
     let mut store = SqliteStore::open(&path).expect("open");
     let empty = store.stats().expect("stats");
-    assert_eq!((empty.spans, empty.logs, empty.metric_points, empty.rewards), (0, 0, 0, 0));
+    assert_eq!(
+        (empty.spans, empty.logs, empty.metric_points, empty.rewards),
+        (0, 0, 0, 0)
+    );
     let batch: Vec<Record> = (0..7)
         .map(|k| Record::Span(span(TS + k)))
         .chain((0..3).map(|k| Record::Log(log(TS + k))))
@@ -381,9 +522,15 @@ fn stats_are_exact() {
     store.write_batch(&batch).expect("write");
     let s = store.stats().expect("stats");
     let conn = store.connection().expect("conn");
-    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).expect("pages");
-    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).expect("size");
-    let wal = std::fs::metadata(dir.path().join("ats.db-wal")).map(|m| m.len()).unwrap_or(0);
+    let pages: i64 = conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .expect("pages");
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .expect("size");
+    let wal = std::fs::metadata(dir.path().join("ats.db-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     assert!(wal > 0, "the batch sits in the WAL until a checkpoint");
     assert_eq!(
         s,
@@ -402,7 +549,11 @@ fn stats_are_exact() {
         .expect("conn")
         .query_row("PRAGMA page_count", [], |r| r.get(0))
         .expect("pages");
-    assert_eq!(after.bytes, (pages * page_size) as u64, "WAL truncated to 0 bytes");
+    assert_eq!(
+        after.bytes,
+        (pages * page_size) as u64,
+        "WAL truncated to 0 bytes"
+    );
 }
 
 #[test]
@@ -411,16 +562,25 @@ fn drop_counts_upsert_add_and_persist() {
     let path = dir.path().join("ats.db");
     let mut store = SqliteStore::open(&path).expect("open");
     assert_eq!(store.drop_counts().expect("read"), vec![]);
-    store.record_drop_counts(&[("ring_full", 3), ("sampler_budget", 0)]).expect("first");
-    store.record_drop_counts(&[("ring_full", 2), ("sink_error", 1)]).expect("second");
+    store
+        .record_drop_counts(&[("ring_full", 3), ("sampler_budget", 0)])
+        .expect("first");
+    store
+        .record_drop_counts(&[("ring_full", 2), ("sink_error", 1)])
+        .expect("second");
     let expected = vec![("ring_full".to_string(), 5), ("sink_error".to_string(), 1)];
     assert_eq!(store.drop_counts().expect("read"), expected);
     store.close().expect("close");
     let mut reopened = SqliteStore::open(&path).expect("reopen");
     assert_eq!(reopened.drop_counts().expect("read"), expected);
-    reopened.record_drop_counts(&[("sink_error", 10)]).expect("third");
+    reopened
+        .record_drop_counts(&[("sink_error", 10)])
+        .expect("third");
     assert_eq!(
-        rows(reopened.connection().expect("conn"), "SELECT reason, count FROM drops ORDER BY reason"),
+        rows(
+            reopened.connection().expect("conn"),
+            "SELECT reason, count FROM drops ORDER BY reason"
+        ),
         vec![vec![t("ring_full"), i(5)], vec![t("sink_error"), i(11)]]
     );
 }
@@ -429,13 +589,22 @@ fn drop_counts_upsert_add_and_persist() {
 fn newer_schema_is_refused_with_a_typed_error() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("ats.db");
-    SqliteStore::open(&path).expect("create").close().expect("close");
+    SqliteStore::open(&path)
+        .expect("create")
+        .close()
+        .expect("close");
     Connection::open(&path)
         .expect("raw")
-        .execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'", [])
+        .execute(
+            "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+            [],
+        )
         .expect("bump");
     match SqliteStore::open(&path) {
-        Err(StoreError::SchemaTooNew { found: 2, supported: 1 }) => {}
+        Err(StoreError::SchemaTooNew {
+            found: 2,
+            supported: 1,
+        }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
     // Something that is not an ATS store at all.
@@ -444,7 +613,10 @@ fn newer_schema_is_refused_with_a_typed_error() {
         .expect("raw")
         .execute_batch("CREATE TABLE meta (key TEXT, value TEXT);")
         .expect("foreign");
-    assert!(matches!(SqliteStore::open(&foreign), Err(StoreError::InvalidMeta(_))));
+    assert!(matches!(
+        SqliteStore::open(&foreign),
+        Err(StoreError::InvalidMeta(_))
+    ));
 }
 
 #[test]
@@ -452,17 +624,25 @@ fn a_failed_batch_commits_nothing_and_closed_store_refuses_writes() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("ats.db");
     let mut store = SqliteStore::open(&path).expect("open");
-    store.write_batch(&[Record::Log(log(TS))]).expect("first batch");
+    store
+        .write_batch(&[Record::Log(log(TS))])
+        .expect("first batch");
     // Sabotage the spans table from outside: the log inserted before the
     // failing span must be rolled back with it.
-    Connection::open(&path).expect("raw").execute_batch("DROP TABLE spans;").expect("drop");
+    Connection::open(&path)
+        .expect("raw")
+        .execute_batch("DROP TABLE spans;")
+        .expect("drop");
     let err = store.write_batch(&[Record::Log(log(TS + 1)), Record::Span(span(TS))]);
     assert!(matches!(err, Err(StoreError::Sqlite(_))), "{err:?}");
     assert_eq!(count(store.connection().expect("conn"), "logs"), 1);
     store.write_batch(&[]).expect("empty batch is a no-op");
     store.close().expect("close");
     store.close().expect("close is idempotent");
-    assert!(matches!(store.write_batch(&[Record::Log(log(TS))]), Err(StoreError::Closed)));
+    assert!(matches!(
+        store.write_batch(&[Record::Log(log(TS))]),
+        Err(StoreError::Closed)
+    ));
     assert!(matches!(store.flush(), Err(StoreError::Closed)));
     assert!(matches!(store.stats(), Err(StoreError::Closed)));
 }
@@ -521,7 +701,12 @@ fn sigkill_mid_write_loses_at_most_the_batch_in_flight() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("ats.db");
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "kill_child_writer", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "kill_child_writer",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, &path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -539,7 +724,9 @@ fn check_after_crash(path: &Path, seen: u64) {
     // Reopen through the store (recovers the WAL), then verify with raw SQL.
     let store = SqliteStore::open(path).expect("reopen after kill");
     let conn = store.connection().expect("conn");
-    let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("ic");
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("ic");
     assert_eq!(integrity, "ok");
     let per_batch = |table: &str| -> Vec<(i64, i64)> {
         conn.prepare(&format!(
@@ -557,13 +744,24 @@ fn check_after_crash(path: &Path, seen: u64) {
     let spans = per_batch("spans");
     let logs = per_batch("logs");
     let committed = spans.len() as u64;
-    assert!(committed > seen, "every batch reported committed is there ({committed} > {seen})");
+    assert!(
+        committed > seen,
+        "every batch reported committed is there ({committed} > {seen})"
+    );
     // Batches 0..committed are all present and complete; nothing partial.
     for (b, (trace, n)) in spans.iter().enumerate() {
-        assert_eq!((*trace, *n), (b as i64 + 1, SPANS_PER_BATCH as i64), "spans of batch {b}");
+        assert_eq!(
+            (*trace, *n),
+            (b as i64 + 1, SPANS_PER_BATCH as i64),
+            "spans of batch {b}"
+        );
     }
     assert_eq!(logs.len() as u64, committed);
     for (b, (trace, n)) in logs.iter().enumerate() {
-        assert_eq!((*trace, *n), (b as i64 + 1, LOGS_PER_BATCH as i64), "logs of batch {b}");
+        assert_eq!(
+            (*trace, *n),
+            (b as i64 + 1, LOGS_PER_BATCH as i64),
+            "logs of batch {b}"
+        );
     }
 }

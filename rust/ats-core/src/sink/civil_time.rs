@@ -32,7 +32,7 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // 0..=399
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // 0..=365
     let mp = (5 * doy + 2) / 153; // 0..=11
-    // The ranges above make these narrowing casts lossless.
+                                  // The ranges above make these narrowing casts lossless.
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
@@ -118,7 +118,10 @@ pub fn parse_date(s: &str) -> Option<i64> {
         if !part.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        Some(part.iter().fold(0u32, |acc, &c| acc * 10 + u32::from(c - b'0')))
+        Some(
+            part.iter()
+                .fold(0u32, |acc, &c| acc * 10 + u32::from(c - b'0')),
+        )
     };
     let y = i64::from(num(0..4)?);
     let m = num(5..7)?;

@@ -361,12 +361,29 @@ mod tests {
     #[test]
     fn ids_match_model_helpers() {
         for v in [0u64, 1, 0xdead_beef, u64::MAX, 0x0123_4567_89ab_cdef] {
-            assert_eq!(s(|o| write_span_id(o, v)), format!("\"{}\"", span_id_hex(v)));
-            assert_eq!(s(|o| write_air_id(o, v)), format!("\"{}\"", air_id_string(v)));
-            assert_eq!(s(|o| write_plan_hash(o, v)), format!("\"{}\"", plan_hash_string(v)));
+            assert_eq!(
+                s(|o| write_span_id(o, v)),
+                format!("\"{}\"", span_id_hex(v))
+            );
+            assert_eq!(
+                s(|o| write_air_id(o, v)),
+                format!("\"{}\"", air_id_string(v))
+            );
+            assert_eq!(
+                s(|o| write_plan_hash(o, v)),
+                format!("\"{}\"", plan_hash_string(v))
+            );
         }
-        for v in [0u128, 1, u128::MAX, 0x4a1b_0000_0000_0000_0000_0000_0000_9f3a] {
-            assert_eq!(s(|o| write_trace_id(o, v)), format!("\"{}\"", trace_id_hex(v)));
+        for v in [
+            0u128,
+            1,
+            u128::MAX,
+            0x4a1b_0000_0000_0000_0000_0000_0000_9f3a,
+        ] {
+            assert_eq!(
+                s(|o| write_trace_id(o, v)),
+                format!("\"{}\"", trace_id_hex(v))
+            );
         }
     }
 
@@ -390,7 +407,10 @@ mod tests {
         assert_eq!(s(|o| write_attributes(o, &[])), "{}");
         assert_eq!(s(|o| write_labels(o, &[])), "{}");
         assert_eq!(
-            s(|o| write_labels(o, &[("op".into(), "query".into()), ("a".into(), "b".into())])),
+            s(|o| write_labels(
+                o,
+                &[("op".into(), "query".into()), ("a".into(), "b".into())]
+            )),
             r#"{"op":"query","a":"b"}"#
         );
     }

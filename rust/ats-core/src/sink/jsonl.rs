@@ -154,11 +154,17 @@ fn parse_file_name(name: &str) -> Option<FileKey> {
 
 /// ATS JSONL files in `dir`, oldest first.
 pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>, JsonlError> {
-    Ok(scan(dir)?.into_keys().map(|k| dir.join(file_name(k.0, k.1))).collect())
+    Ok(scan(dir)?
+        .into_keys()
+        .map(|k| dir.join(file_name(k.0, k.1)))
+        .collect())
 }
 
 fn scan(dir: &Path) -> Result<BTreeMap<FileKey, u64>, JsonlError> {
-    let read_err = |source| JsonlError::ReadDir { path: dir.to_path_buf(), source };
+    let read_err = |source| JsonlError::ReadDir {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut files = BTreeMap::new();
     for entry in std::fs::read_dir(dir).map_err(read_err)? {
         let entry = entry.map_err(read_err)?;
@@ -185,8 +191,10 @@ impl JsonlSink {
         if cfg.max_file_bytes == Some(0) {
             return Err(JsonlError::Config("max_file_bytes must be > 0"));
         }
-        std::fs::create_dir_all(&cfg.dir)
-            .map_err(|source| JsonlError::CreateDir { path: cfg.dir.clone(), source })?;
+        std::fs::create_dir_all(&cfg.dir).map_err(|source| JsonlError::CreateDir {
+            path: cfg.dir.clone(),
+            source,
+        })?;
         let files = scan(&cfg.dir)?;
         let total_bytes = files.values().sum();
         Ok(JsonlSink {
@@ -270,9 +278,10 @@ impl JsonlSink {
         let cur = self.current.take();
         res?;
         if let Some(cur) = cur {
-            cur.file
-                .sync_data()
-                .map_err(|source| JsonlError::Write { path: cur.path, source })?;
+            cur.file.sync_data().map_err(|source| JsonlError::Write {
+                path: cur.path,
+                source,
+            })?;
         }
         Ok(())
     }
@@ -308,7 +317,10 @@ impl JsonlSink {
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|source| JsonlError::Open { path: path.clone(), source })?;
+            .map_err(|source| JsonlError::Open {
+                path: path.clone(),
+                source,
+            })?;
         self.files.entry(key).or_insert(0);
         self.stats.files_opened += 1;
         self.current = Some(OpenFile { key, path, file });
@@ -324,7 +336,10 @@ impl JsonlSink {
             Some(cur) => cur
                 .file
                 .write_all(&self.buf.as_bytes()[..n])
-                .map_err(|source| JsonlError::Write { path: cur.path.clone(), source }),
+                .map_err(|source| JsonlError::Write {
+                    path: cur.path.clone(),
+                    source,
+                }),
             // Unreachable by construction (lines are only buffered after a
             // file is open); dropping them is the safe choice.
             None => Ok(()),
@@ -523,8 +538,10 @@ pub struct LenientRead {
 /// are parsed, a trailing partial line is skipped and reported.
 pub fn read_jsonl_lenient(path: impl AsRef<Path>) -> Result<LenientRead, JsonlError> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path)
-        .map_err(|source| JsonlError::Read { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| JsonlError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut out = LenientRead::default();
     let mut lines = bytes.split(|&b| b == b'\n');
     // `split` yields the text after the last '\n' last: empty for a clean file.
@@ -551,7 +568,10 @@ mod tests {
         assert_eq!(file_name(20_377, 0), "ats-2025-10-16.jsonl");
         assert_eq!(file_name(20_377, 12), "ats-2025-10-16.12.jsonl");
         assert_eq!(parse_file_name("ats-2025-10-16.jsonl"), Some((20_377, 0)));
-        assert_eq!(parse_file_name("ats-2025-10-16.12.jsonl"), Some((20_377, 12)));
+        assert_eq!(
+            parse_file_name("ats-2025-10-16.12.jsonl"),
+            Some((20_377, 12))
+        );
         for bad in [
             "ats-2025-10-16.0.jsonl",
             "ats-2025-10-16.01.jsonl",

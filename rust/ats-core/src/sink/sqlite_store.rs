@@ -226,7 +226,9 @@ impl SqliteStore {
             let mut rewards = None;
             for rec in batch {
                 match rec {
-                    Record::Span(r) => insert_span(stmt(&mut spans, &tx, INSERT_SPAN)?, r, scratch)?,
+                    Record::Span(r) => {
+                        insert_span(stmt(&mut spans, &tx, INSERT_SPAN)?, r, scratch)?
+                    }
                     Record::Log(r) => insert_log(stmt(&mut logs, &tx, INSERT_LOG)?, r, scratch)?,
                     Record::Metric(r) => {
                         insert_metric(stmt(&mut metrics, &tx, INSERT_METRIC)?, r, scratch)?
@@ -301,7 +303,8 @@ impl SqliteStore {
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         let conn = self.connection()?;
         let count = |table: &str| -> Result<u64, StoreError> {
-            let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+            let n: i64 =
+                conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
             Ok(n.max(0) as u64)
         };
         let page_count: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
@@ -311,7 +314,12 @@ impl SqliteStore {
         let wal_bytes = match std::fs::metadata(&wal) {
             Ok(m) => m.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(source) => return Err(StoreError::Stat { path: wal.into(), source }),
+            Err(source) => {
+                return Err(StoreError::Stat {
+                    path: wal.into(),
+                    source,
+                })
+            }
         };
         Ok(StoreStats {
             spans: count("spans")?,

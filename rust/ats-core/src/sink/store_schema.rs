@@ -174,13 +174,19 @@ pub(crate) fn apply_migrations(
         return Ok(found);
     }
     if found > target {
-        return Err(StoreError::SchemaTooNew { found, supported: target });
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: target,
+        });
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Re-read under the lock: another process may have migrated meanwhile.
     let found = read_schema_version(&tx)?;
     if found > target {
-        return Err(StoreError::SchemaTooNew { found, supported: target });
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: target,
+        });
     }
     for step in migrations.iter().skip(found as usize) {
         tx.execute_batch(step)?;
@@ -246,9 +252,11 @@ mod tests {
         assert_eq!(meta(&conn, "schema_version").as_deref(), Some("1"));
         // The partial step was rolled back with the transaction.
         let cols: i64 = conn
-            .query_row("SELECT count(*) FROM pragma_table_info('spans') WHERE name = 'x'", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('spans') WHERE name = 'x'",
+                [],
+                |r| r.get(0),
+            )
             .expect("cols");
         assert_eq!(cols, 0);
     }
@@ -257,16 +265,31 @@ mod tests {
     fn newer_and_invalid_versions_are_refused() {
         let mut conn = Connection::open_in_memory().expect("open");
         ensure_schema(&mut conn).expect("create");
-        conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'", [])
-            .expect("bump");
+        conn.execute(
+            "UPDATE meta SET value = '7' WHERE key = 'schema_version'",
+            [],
+        )
+        .expect("bump");
         assert!(matches!(
             ensure_schema(&mut conn),
-            Err(StoreError::SchemaTooNew { found: 7, supported: 1 })
+            Err(StoreError::SchemaTooNew {
+                found: 7,
+                supported: 1
+            })
         ));
-        conn.execute("UPDATE meta SET value = 'x' WHERE key = 'schema_version'", [])
-            .expect("garble");
-        assert!(matches!(ensure_schema(&mut conn), Err(StoreError::InvalidMeta(_))));
+        conn.execute(
+            "UPDATE meta SET value = 'x' WHERE key = 'schema_version'",
+            [],
+        )
+        .expect("garble");
+        assert!(matches!(
+            ensure_schema(&mut conn),
+            Err(StoreError::InvalidMeta(_))
+        ));
         conn.execute("DELETE FROM meta", []).expect("delete");
-        assert!(matches!(ensure_schema(&mut conn), Err(StoreError::InvalidMeta(_))));
+        assert!(matches!(
+            ensure_schema(&mut conn),
+            Err(StoreError::InvalidMeta(_))
+        ));
     }
 }
