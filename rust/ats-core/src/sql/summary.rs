@@ -295,6 +295,8 @@ struct Frame {
     first: bool,
     /// Opened right after FROM/JOIN: a derived table or parenthesised join.
     from_subquery: bool,
+    /// Argument list of a table function in FROM (`generate_series(1, 3) g`).
+    from_function: bool,
     /// Inside `WITH` before the main statement.
     in_with: bool,
     expect_cte: bool,
@@ -343,6 +345,7 @@ pub(crate) struct SummaryBuilder {
     name: Option<Name>,
     after: After,
     pending_from_subquery: bool,
+    pending_from_function: bool,
     prev: [Option<&'static str>; 2],
 }
 
@@ -363,6 +366,7 @@ impl SummaryBuilder {
             name: None,
             after: After::None,
             pending_from_subquery: false,
+            pending_from_function: false,
             prev: [None, None],
         }
     }
@@ -494,6 +498,7 @@ impl SummaryBuilder {
             } else if matches!(kind, LParen) && name.from_like {
                 // `FROM generate_series(...)`: a function, not a table.
                 self.after = After::None;
+                self.pending_from_function = true;
             } else {
                 self.commit_name(name);
                 self.after = After::Table;
@@ -564,6 +569,7 @@ impl SummaryBuilder {
         match kind {
             LParen | LBracket => {
                 let from_sub = std::mem::take(&mut self.pending_from_subquery);
+                let from_function = std::mem::take(&mut self.pending_from_function);
                 if let Some(f) = self.frames.last_mut() {
                     f.first = false;
                 }
@@ -575,6 +581,7 @@ impl SummaryBuilder {
                     is_query: from_sub,
                     first: true,
                     from_subquery: from_sub,
+                    from_function,
                     ..Frame::default()
                 });
                 if from_sub {
@@ -588,7 +595,7 @@ impl SummaryBuilder {
                     self.overflow -= 1;
                 } else if self.frames.len() > 1 {
                     if let Some(f) = self.frames.pop() {
-                        if f.from_subquery {
+                        if f.from_subquery || f.from_function {
                             self.after = After::Table;
                             self.list = true;
                         }

@@ -1,0 +1,132 @@
+//! Sink throughput: writes small spans in batches of 4,096 to the SQLite
+//! store and to JSONL files and prints records/s (only `write_batch` /
+//! `flush` / `close` are timed, not building the records).
+//!
+//! `cargo run -p ats-core --release --example store_throughput [-- RECORDS [all|store|store-full|jsonl]]`
+//! (default 1,000,000 records, all sinks and store variants). Files go to a temporary directory.
+
+use std::time::{Duration, Instant};
+
+use ats_core::record::{AttrValue, Envelope, Record, SpanRecord, Status};
+use ats_core::sink::{JsonlConfig, JsonlSink, SqliteStore};
+
+const BATCH: usize = 4096;
+const BASE_NS: u64 = 1_760_623_265_345_000_000; // 2025-10-16T14:01:05.345Z
+
+/// A small `driver.query` span: envelope, air id and two attributes.
+fn span(i: u64) -> Record {
+    // ~8 spans per trace; trace ids are scattered like real random ids.
+    let trace = u128::from((i / 8).wrapping_mul(0x9e37_79b9_7f4a_7c15)) << 64 | u128::from(i / 8);
+    Record::Span(SpanRecord {
+        envelope: Envelope {
+            ts_ns: BASE_NS + i * 1_000,
+            tenant: "acme".into(),
+            workspace: "prod-eu".into(),
+            region: "eu-west-2".into(),
+            dialect: "sqlite".into(),
+            trace_id: trace,
+            span_id: i.wrapping_mul(0xff51_afd7_ed55_8ccd) | 1,
+            parent_span_id: if i.is_multiple_of(8) {
+                0
+            } else {
+                (i - 1).wrapping_mul(0xff51_afd7_ed55_8ccd) | 1
+            },
+            air_id: Some(0x9f3a_0000_0000_0000 | (i % 64)),
+            plan_hash: None,
+        },
+        name: "driver.query".into(),
+        component: "ats-sqlite3".into(),
+        end_ns: BASE_NS + i * 1_000 + 250_000,
+        status: Status::Ok,
+        attributes: vec![
+            ("db.operation".into(), AttrValue::Str("SELECT".into())),
+            ("db.rows".into(), AttrValue::I64((i % 100) as i64)),
+        ],
+    })
+}
+
+/// Re-id the reusable batch for records `first..first+BATCH` (not timed).
+fn fill(batch: &mut Vec<Record>, first: u64) {
+    batch.clear();
+    batch.extend((first..first + BATCH as u64).map(span));
+}
+
+fn run(total: u64, mut write: impl FnMut(&[Record]), finish: impl FnOnce()) -> Duration {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut timed = Duration::ZERO;
+    let mut written = 0;
+    while written < total {
+        fill(&mut batch, written);
+        let n = (total - written).min(BATCH as u64) as usize;
+        let t = Instant::now();
+        write(&batch[..n]);
+        timed += t.elapsed();
+        written += n as u64;
+    }
+    let t = Instant::now();
+    finish();
+    timed + t.elapsed()
+}
+
+fn report(what: &str, total: u64, d: Duration, bytes: u64) {
+    println!(
+        "{what:<28} {total} records in {:.3} s = {:>9.0} records/s  ({:.1} MiB on disk)",
+        d.as_secs_f64(),
+        total as f64 / d.as_secs_f64(),
+        bytes as f64 / (1 << 20) as f64
+    );
+}
+
+fn main() {
+    let total: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    // all | store | store-full | jsonl
+    let which = std::env::args().nth(2).unwrap_or_else(|| "all".into());
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    // Full schema first; then the same load with secondary indexes dropped,
+    // to show what bounds the store (index maintenance vs. the table itself).
+    let variants: &[(&str, &str)] = &[
+        ("sqlite store (full schema)", ""),
+        ("sqlite, no trace_id index", "DROP INDEX spans_trace_id;"),
+        (
+            "sqlite, no secondary index",
+            "DROP INDEX spans_trace_id; DROP INDEX spans_start_ns; DROP INDEX spans_name; DROP INDEX spans_air_id;",
+        ),
+    ];
+    let n_variants = match which.as_str() {
+        "all" | "store" => variants.len(),
+        "store-full" => 1,
+        _ => 0,
+    };
+    for (i, (what, ddl)) in variants.iter().enumerate().take(n_variants) {
+        let mut store =
+            SqliteStore::open(dir.path().join(format!("ats{i}.db"))).expect("open store");
+        store
+            .connection()
+            .expect("conn")
+            .execute_batch(ddl)
+            .expect("ddl");
+        let d = run(total, |b| store.write_batch(b).expect("store write"), || {});
+        let stats = store.stats().expect("stats");
+        assert_eq!(stats.spans, total);
+        report(what, total, d, stats.bytes);
+        store.close().expect("close");
+    }
+
+    if !matches!(which.as_str(), "all" | "jsonl") {
+        return;
+    }
+    let mut sink = JsonlSink::open(JsonlConfig::new(dir.path().join("jsonl"))).expect("open jsonl");
+    let sink_cell = std::cell::RefCell::new(&mut sink);
+    let d = run(
+        total,
+        |b| sink_cell.borrow_mut().write_batch(b).expect("jsonl write"),
+        || sink_cell.borrow_mut().close().expect("close"),
+    );
+    let st = sink.stats();
+    assert_eq!(st.lines_written, total);
+    report("jsonl", total, d, st.bytes_written);
+}
