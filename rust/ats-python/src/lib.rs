@@ -1,8 +1,12 @@
 //! `ats._native`: converts Python values to `ats-core` types and back, and
 //! releases the GIL around batch work. No logic lives here.
 
+mod attrs;
 mod guard;
+mod ids;
+mod pipeline;
 //mod privacy;
+mod sampling;
 mod sql;
 mod text;
 
@@ -20,5 +24,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(native_panics, m)?)?;
     sql::register(m)?;
     //privacy::register(m)?;
+    pipeline::register(m)?;
+    sampling::register(m)?;
     Ok(())
 }

@@ -15,6 +15,8 @@ use pyo3::types::PyDict;
 use crate::attrs::with_attributes;
 use crate::guard::guarded;
 use crate::ids::{parse_fingerprint, parse_trace_id};
+use crate::sampling::{parent_info, Sampling, SamplingArgs};
+use ats_core::sampling::SamplingInput;
 
 /// Resource-level envelope fields: fixed for the life of a pipeline.
 struct Resource {
@@ -27,6 +29,9 @@ struct Resource {
 pub struct PyPipeline {
     inner: Pipeline,
     resource: Resource,
+    /// Boxed: the rate limiter's cache-padded shards need more alignment than
+    /// a Python object's memory guarantees.
+    sampling: Box<Sampling>,
 }
 
 fn status_from(code: u8) -> PyResult<Status> {
@@ -49,6 +54,7 @@ impl PyPipeline {
         *, store_path=None, jsonl_dir=None, jsonl_max_file_bytes=128 << 20, jsonl_max_total_bytes=None,
         ring_bytes=16 << 20, flush_interval_ms=200, batch_max_records=4096,
         tenant=String::new(), workspace=String::new(), region=String::new(),
+        sample_ratio=1.0, sampling_rules=Vec::new(), rate_limit_per_second=None, rate_limit_burst=1000, daily_cap=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -62,7 +68,19 @@ impl PyPipeline {
         tenant: String,
         workspace: String,
         region: String,
+        sample_ratio: f64,
+        sampling_rules: Vec<(String, f64, f64)>,
+        rate_limit_per_second: Option<f64>,
+        rate_limit_burst: u32,
+        daily_cap: Option<u64>,
     ) -> PyResult<Self> {
+        let sampling = Sampling::new(SamplingArgs {
+            ratio: sample_ratio,
+            rules: sampling_rules,
+            rate_limit_per_second,
+            rate_limit_burst,
+            daily_cap,
+        })?;
         let mut specs = Vec::new();
         if let Some(path) = store_path {
             specs.push(SinkSpec::Store { path: path.into() });
@@ -93,11 +111,12 @@ impl PyPipeline {
             },
             ..PipelineConfig::default()
         };
-        Ok(Self { inner: Pipeline::new(config, factory), resource: Resource { tenant, workspace, region } })
+        Ok(Self { inner: Pipeline::new(config, factory), resource: Resource { tenant, workspace, region }, sampling: Box::new(sampling) })
     }
 
-    /// Records one finished span. Returns False when it was dropped (and counted).
-    #[pyo3(signature = (name, component, trace_id, span_id, parent_span_id, start_ns, end_ns, status, attributes=None, dialect="", air_id=None, plan_hash=None))]
+    /// Records one finished span, unless sampling drops it. Returns False when
+    /// it was sampled out or dropped (both counted in `stats()`).
+    #[pyo3(signature = (name, component, trace_id, span_id, parent_span_id, start_ns, end_ns, status, attributes=None, dialect="", air_id=None, plan_hash=None, parent_sampled=true, parent_remote=false))]
     #[allow(clippy::too_many_arguments)]
     fn record_span(
         &self,
@@ -113,15 +132,29 @@ impl PyPipeline {
         dialect: &str,
         air_id: Option<&str>,
         plan_hash: Option<&str>,
+        parent_sampled: bool,
+        parent_remote: bool,
     ) -> PyResult<bool> {
         let status = status_from(status)?;
+        let trace_id = parse_trace_id(trace_id)?;
+        let input = SamplingInput {
+            trace_id,
+            parent: parent_info(parent_span_id, parent_sampled, parent_remote),
+            event_name: name,
+            is_error: status == Status::Error,
+            tenant: &self.resource.tenant,
+            now_ns: end_ns,
+        };
+        if !self.sampling.keep(&input) {
+            return Ok(false);
+        }
         let envelope = EnvelopeRef {
             ts_ns: start_ns,
             tenant: &self.resource.tenant,
             workspace: &self.resource.workspace,
             region: &self.resource.region,
             dialect,
-            trace_id: parse_trace_id(trace_id)?,
+            trace_id,
             span_id,
             parent_span_id,
             air_id: air_id.map(|s| parse_fingerprint(s, "air:Q-")).transpose()?,
@@ -208,6 +241,9 @@ impl PyPipeline {
         dropped.set_item("sink_error", s.flusher.dropped_sink_error())?;
         dropped.set_item("decode_error", s.flusher.decode_errors)?;
         d.set_item("dropped", dropped)?;
+        let sampled_out = PyDict::new(py);
+        self.sampling.dropped_into(&sampled_out)?;
+        d.set_item("sampled_out", sampled_out)?;
         d.set_item("ring_high_water_bytes", s.ring.high_water_bytes)?;
         d.set_item("batches", s.flusher.batches)?;
         d.set_item("panics", s.flusher.panics())?;

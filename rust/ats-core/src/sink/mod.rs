@@ -20,3 +20,5 @@ pub mod store_schema;
 pub use error::{JsonlError, StoreError};
 pub use jsonl::{read_jsonl_lenient, JsonlConfig, JsonlSink, JsonlStats, LenientRead};
 pub use sqlite_store::{PruneCounts, PruneCutoffs, SqliteStore, StoreStats, DEFAULT_STORE_PATH};
+pub mod open;
+pub use open::{open_sinks, OpenError, SinkSpec};

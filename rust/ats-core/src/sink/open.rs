@@ -1,0 +1,76 @@
+//! Sinks described by configuration, opened for the flusher.
+//!
+//! This is where the concrete sinks meet the flusher's [`Sink`] trait, so the
+//! flusher knows no concrete sink and the sinks know no flusher.
+
+use std::path::PathBuf;
+
+use super::{JsonlConfig, JsonlSink, SqliteStore};
+use crate::flusher::{Sink, SinkError};
+use crate::record::Record;
+
+/// One configured sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkSpec {
+    /// The embedded SQLite store at `path` (parent directories are created).
+    Store { path: PathBuf },
+    /// JSONL files in `dir`, rotated daily and by size.
+    Jsonl { dir: PathBuf, max_file_bytes: u64, max_total_bytes: Option<u64> },
+}
+
+/// A sink could not be opened; names the sink and the path.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open {kind} sink at {path}: {message}")]
+pub struct OpenError {
+    pub kind: &'static str,
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// Opens every sink in `specs`, in order; the first failure is returned.
+pub fn open_sinks(specs: &[SinkSpec]) -> Result<Vec<Box<dyn Sink>>, OpenError> {
+    specs.iter().map(open_one).collect()
+}
+
+fn open_one(spec: &SinkSpec) -> Result<Box<dyn Sink>, OpenError> {
+    match spec {
+        SinkSpec::Store { path } => SqliteStore::open(path)
+            .map(|s| Box::new(s) as Box<dyn Sink>)
+            .map_err(|e| OpenError { kind: "store", path: path.clone(), message: e.to_string() }),
+        SinkSpec::Jsonl { dir, max_file_bytes, max_total_bytes } => {
+            let mut config = JsonlConfig::new(dir.clone());
+            config.max_file_bytes = Some(*max_file_bytes);
+            config.max_total_bytes = *max_total_bytes;
+            JsonlSink::open(config)
+                .map(|s| Box::new(s) as Box<dyn Sink>)
+                .map_err(|e| OpenError { kind: "jsonl", path: dir.clone(), message: e.to_string() })
+        }
+    }
+}
+
+fn failed(sink: &str, e: impl std::fmt::Display) -> SinkError {
+    SinkError::Failed { sink: sink.to_owned(), message: e.to_string() }
+}
+
+/// Forwards the trait to a sink's inherent methods, mapping its typed error.
+macro_rules! forward_sink {
+    ($ty:ty) => {
+        impl Sink for $ty {
+            fn name(&self) -> &str {
+                <$ty>::name(self)
+            }
+            fn write_batch(&mut self, batch: &[Record]) -> Result<(), SinkError> {
+                <$ty>::write_batch(self, batch).map_err(|e| failed(<$ty>::name(self), e))
+            }
+            fn flush(&mut self) -> Result<(), SinkError> {
+                <$ty>::flush(self).map_err(|e| failed(<$ty>::name(self), e))
+            }
+            fn close(&mut self) -> Result<(), SinkError> {
+                <$ty>::close(self).map_err(|e| failed(<$ty>::name(self), e))
+            }
+        }
+    };
+}
+
+forward_sink!(SqliteStore);
+forward_sink!(JsonlSink);
