@@ -13,3 +13,4 @@ pub mod sampling;
 pub mod scrub;
 pub mod sink;
 pub mod sql;
+pub mod stage;

@@ -4,10 +4,12 @@
 mod attrs;
 mod guard;
 mod ids;
+mod metrics;
 mod pipeline;
 //mod privacy;
 mod sampling;
 mod sql;
+mod stages;
 mod text;
 
 use pyo3::prelude::*;
@@ -26,5 +28,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     //privacy::register(m)?;
     pipeline::register(m)?;
     sampling::register(m)?;
+    metrics::register(m)?;
     Ok(())
 }

@@ -13,6 +13,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::attrs::with_attributes;
+use crate::metrics::PyMetrics;
+use crate::stages::StageArgs;
+use ats_core::record::Envelope;
 use crate::guard::guarded;
 use crate::ids::{parse_fingerprint, parse_trace_id};
 use crate::sampling::{parent_info, Sampling, SamplingArgs};
@@ -55,6 +58,8 @@ impl PyPipeline {
         ring_bytes=16 << 20, flush_interval_ms=200, batch_max_records=4096,
         tenant=String::new(), workspace=String::new(), region=String::new(),
         sample_ratio=1.0, sampling_rules=Vec::new(), rate_limit_per_second=None, rate_limit_burst=1000, daily_cap=None,
+        redact=true, scrub_patterns=Vec::new(), tail_latency_ms=None, tail_base_ratio=0.1,
+        metrics=None, metrics_interval_ms=10_000,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -73,6 +78,12 @@ impl PyPipeline {
         rate_limit_per_second: Option<f64>,
         rate_limit_burst: u32,
         daily_cap: Option<u64>,
+        redact: bool,
+        scrub_patterns: Vec<(String, String, String)>,
+        tail_latency_ms: Option<f64>,
+        tail_base_ratio: f64,
+        metrics: Option<PyRef<'_, PyMetrics>>,
+        metrics_interval_ms: u64,
     ) -> PyResult<Self> {
         let sampling = Sampling::new(SamplingArgs {
             ratio: sample_ratio,
@@ -102,6 +113,16 @@ impl PyPipeline {
                 Vec::new()
             })
         });
+        let stages = StageArgs {
+            redact,
+            scrub_patterns,
+            tail_latency_ms,
+            tail_base_ratio,
+            metrics: metrics.map(|m| m.registry.clone()),
+            metrics_interval_ms,
+            resource: Envelope { tenant: tenant.clone(), workspace: workspace.clone(), region: region.clone(), ..Envelope::default() },
+        };
+        let stages_factory = stages.factory()?;
         let config = PipelineConfig {
             ring_capacity_bytes: ring_bytes,
             flush: FlushConfig {
@@ -111,7 +132,7 @@ impl PyPipeline {
             },
             ..PipelineConfig::default()
         };
-        Ok(Self { inner: Pipeline::new(config, factory), resource: Resource { tenant, workspace, region }, sampling: Box::new(sampling) })
+        Ok(Self { inner: Pipeline::with_stages(config, factory, stages_factory), resource: Resource { tenant, workspace, region }, sampling: Box::new(sampling) })
     }
 
     /// Records one finished span, unless sampling drops it. Returns False when

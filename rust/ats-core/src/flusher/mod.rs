@@ -25,14 +25,22 @@ mod pipeline;
 mod sink_trait;
 mod worker;
 
-pub use pipeline::{CollectorFactory, Pipeline, PipelineConfig, PipelineStats, SinkFactory};
-pub use sink_trait::{Collector, Sink, SinkError};
+pub use pipeline::{CollectorFactory, Pipeline, PipelineConfig, PipelineStats, SinkFactory, StagesFactory};
+pub use sink_trait::{Collector, Processor, Sink, SinkError};
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::ring::Ring;
+
+/// The flusher-thread stages around the sinks: collectors add records each
+/// cycle, processors transform every batch before the sinks see it.
+#[derive(Default)]
+pub struct Stages {
+    pub collectors: Vec<Box<dyn Collector>>,
+    pub processors: Vec<Box<dyn Processor>>,
+}
 
 /// Flusher tuning.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -79,6 +87,8 @@ pub struct FlusherStats {
     pub decode_errors: u64,
     pub records_collected: u64,
     pub collector_panics: u64,
+    /// Records dropped because a processor panicked on their batch.
+    pub processor_dropped: u64,
     pub sinks: Vec<SinkStats>,
 }
 
@@ -147,6 +157,14 @@ impl Flusher {
         collectors: Vec<Box<dyn Collector>>,
         config: FlushConfig,
     ) -> Flusher {
+        Self::start_staged(ring, sinks, Stages { collectors, processors: Vec::new() }, config)
+    }
+
+    /// [`start`](Self::start) with processors as well as collectors.
+    ///
+    /// # Panics
+    /// If the OS cannot spawn a thread (as `std::thread::spawn` does).
+    pub fn start_staged(ring: Arc<Ring>, sinks: Vec<Box<dyn Sink>>, stages: Stages, config: FlushConfig) -> Flusher {
         let stats = FlusherStats {
             sinks: sinks
                 .iter()
@@ -168,7 +186,7 @@ impl Flusher {
         let worker_shared = shared.clone();
         let handle = std::thread::Builder::new()
             .name("ats-flusher".into())
-            .spawn(move || worker::run(worker_shared, sinks, collectors, config))
+            .spawn(move || worker::run(worker_shared, sinks, stages, config))
             .expect("spawn ats-flusher thread");
         let unpark = handle.thread().clone();
         Flusher { shared, thread: Mutex::new(Some(handle)), unpark }

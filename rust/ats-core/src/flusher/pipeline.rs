@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::fork::{fork_generation, install_fork_hook};
-use super::{Collector, FlushConfig, Flusher, FlusherStats, Sink};
+use super::{Collector, FlushConfig, Flusher, FlusherStats, Sink, Stages};
 use crate::ring::{DropReason, Ring, RingStats};
 
 /// Builds the sinks of a pipeline; called again in every forked child.
 pub type SinkFactory = Box<dyn Fn() -> Vec<Box<dyn Sink>> + Send + Sync>;
 /// Builds the collectors of a pipeline; called again in every forked child.
 pub type CollectorFactory = Box<dyn Fn() -> Vec<Box<dyn Collector>> + Send + Sync>;
+/// Builds the collectors and processors of a pipeline; called again in every forked child.
+pub type StagesFactory = Box<dyn Fn() -> Stages + Send + Sync>;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PipelineConfig {
@@ -52,7 +54,7 @@ pub struct Pipeline {
     current: AtomicPtr<Inner>,
     config: PipelineConfig,
     sinks: SinkFactory,
-    collectors: Option<CollectorFactory>,
+    stages: Option<StagesFactory>,
 }
 
 /// Counters of the current incarnation.
@@ -72,16 +74,24 @@ impl Pipeline {
         sinks: SinkFactory,
         collectors: CollectorFactory,
     ) -> Pipeline {
-        Self::build(config, sinks, Some(collectors))
+        Self::with_stages(
+            config,
+            sinks,
+            Box::new(move || Stages { collectors: collectors(), processors: Vec::new() }),
+        )
     }
 
-    fn build(config: PipelineConfig, sinks: SinkFactory, collectors: Option<CollectorFactory>) -> Pipeline {
+    pub fn with_stages(config: PipelineConfig, sinks: SinkFactory, stages: StagesFactory) -> Pipeline {
+        Self::build(config, sinks, Some(stages))
+    }
+
+    fn build(config: PipelineConfig, sinks: SinkFactory, stages: Option<StagesFactory>) -> Pipeline {
         install_fork_hook();
         let p = Pipeline {
             current: AtomicPtr::new(std::ptr::null_mut()),
             config,
             sinks,
-            collectors,
+            stages,
         };
         p.current.store(Box::into_raw(Box::new(p.incarnation())), Ordering::Release);
         p
@@ -89,8 +99,8 @@ impl Pipeline {
 
     fn incarnation(&self) -> Inner {
         let ring = Arc::new(Ring::new(self.config.ring_capacity_bytes));
-        let collectors = self.collectors.as_ref().map(|f| f()).unwrap_or_default();
-        let flusher = Flusher::start(ring.clone(), (self.sinks)(), collectors, self.config.flush);
+        let stages = self.stages.as_ref().map(|f| f()).unwrap_or_default();
+        let flusher = Flusher::start_staged(ring.clone(), (self.sinks)(), stages, self.config.flush);
         Inner {
             ring,
             flusher,

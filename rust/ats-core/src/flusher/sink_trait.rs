@@ -40,4 +40,21 @@ pub enum SinkError {
 /// batches.
 pub trait Collector: Send {
     fn collect(&mut self, now_ns: u64, out: &mut Vec<Record>);
+
+    /// Called once at shutdown, after the ring is drained: the last chance
+    /// to emit (e.g. a final metric snapshot for a short-lived process).
+    fn finish(&mut self, now_ns: u64, out: &mut Vec<Record>) {
+        self.collect(now_ns, out);
+    }
+}
+
+/// A stage between decoding and the sinks, on the flusher thread: it may
+/// rewrite records (scrubbing), drop them, or hold them back and release
+/// them in a later batch (tail sampling). Every sink sees its output.
+pub trait Processor: Send {
+    fn name(&self) -> &str;
+    fn process(&mut self, batch: &mut Vec<Record>);
+
+    /// Called once at shutdown: release anything still held.
+    fn finish(&mut self, _out: &mut Vec<Record>) {}
 }

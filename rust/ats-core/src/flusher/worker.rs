@@ -4,7 +4,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{Collector, FlushConfig, FlusherStats, Shared, Sink};
+use super::{Collector, FlushConfig, FlusherStats, Processor, Shared, Sink, Stages};
 use crate::record::{codec, Record};
 
 /// Payload bytes taken from the ring per `drain` call; bounds how long the
@@ -18,6 +18,7 @@ struct Worker {
     shared: Arc<Shared>,
     sinks: Vec<Box<dyn Sink>>,
     collectors: Vec<Box<dyn Collector>>,
+    processors: Vec<Box<dyn Processor>>,
     batch: Vec<Record>,
     collected: Vec<Record>,
     batch_max: usize,
@@ -46,7 +47,7 @@ impl Drop for ExitGuard<'_> {
 pub(crate) fn run(
     shared: Arc<Shared>,
     sinks: Vec<Box<dyn Sink>>,
-    collectors: Vec<Box<dyn Collector>>,
+    stages: Stages,
     config: FlushConfig,
 ) {
     let ring = shared.ring.clone();
@@ -64,7 +65,8 @@ pub(crate) fn run(
     let mut w = Worker {
         shared: shared.clone(),
         sinks,
-        collectors,
+        collectors: stages.collectors,
+        processors: stages.processors,
         batch: Vec::with_capacity(batch_max.min(1 << 16)),
         collected: Vec::new(),
         batch_max,
@@ -113,6 +115,7 @@ pub(crate) fn run(
         }
         std::thread::sleep(STALL_BACKOFF);
     };
+    w.finish_stages();
     w.close_sinks();
     w.publish_stats();
     guard.clean = clean;
@@ -163,6 +166,35 @@ impl Worker {
     }
 
     fn collect(&mut self) {
+        self.collect_with(|c, now_ns, out| c.collect(now_ns, out));
+    }
+
+    /// Final collection and release of held records, written before the sinks close.
+    fn finish_stages(&mut self) {
+        self.collect_with(|c, now_ns, out| c.finish(now_ns, out));
+        let mut released = Vec::new();
+        for p in &mut self.processors {
+            if catch_unwind(AssertUnwindSafe(|| p.finish(&mut released))).is_err() {
+                self.stats.collector_panics += 1;
+            }
+        }
+        for r in released {
+            self.push_to_batch(r);
+        }
+        if !self.batch.is_empty() {
+            self.write_batch();
+        }
+        self.flush_sinks();
+    }
+
+    fn push_to_batch(&mut self, r: Record) {
+        self.batch.push(r);
+        if self.batch.len() >= self.batch_max {
+            self.write_batch();
+        }
+    }
+
+    fn collect_with(&mut self, call: impl Fn(&mut Box<dyn Collector>, u64, &mut Vec<Record>)) {
         if self.collectors.is_empty() {
             return;
         }
@@ -172,22 +204,32 @@ impl Worker {
             .unwrap_or(0);
         for c in &mut self.collectors {
             let out = &mut self.collected;
-            if catch_unwind(AssertUnwindSafe(|| c.collect(now_ns, out))).is_err() {
+            if catch_unwind(AssertUnwindSafe(|| call(c, now_ns, out))).is_err() {
                 self.stats.collector_panics += 1;
             }
         }
         self.stats.records_collected += self.collected.len() as u64;
         let mut collected = std::mem::take(&mut self.collected);
         for r in collected.drain(..) {
-            self.batch.push(r);
-            if self.batch.len() >= self.batch_max {
-                self.write_batch();
-            }
+            self.push_to_batch(r);
         }
         self.collected = collected;
     }
 
     fn write_batch(&mut self) {
+        for p in &mut self.processors {
+            let batch = &mut self.batch;
+            if catch_unwind(AssertUnwindSafe(|| p.process(batch))).is_err() {
+                // A processor that panicked may have left the batch half
+                // rewritten (e.g. half scrubbed): drop it rather than risk a leak.
+                self.stats.collector_panics += 1;
+                self.stats.processor_dropped += self.batch.len() as u64;
+                self.batch.clear();
+            }
+        }
+        if self.batch.is_empty() {
+            return;
+        }
         self.stats.batches += 1;
         let n = self.batch.len() as u64;
         for (sink, st) in self.sinks.iter_mut().zip(self.stats.sinks.iter_mut()) {
