@@ -198,8 +198,14 @@ impl AtomicHistogram {
         self.buckets[self.layout.index(v)].fetch_add(1, Ordering::Relaxed);
         self.explicit[self.layout.explicit_index(v)].fetch_add(1, Ordering::Relaxed);
         let bits = v.to_bits();
-        self.min_bits.fetch_min(bits, Ordering::Relaxed);
-        self.max_bits.fetch_max(bits, Ordering::Relaxed);
+        // x86 has no atomic min/max (they are CAS loops): skip them in the
+        // common case where the extreme does not move.
+        if bits < self.min_bits.load(Ordering::Relaxed) {
+            self.min_bits.fetch_min(bits, Ordering::Relaxed);
+        }
+        if bits > self.max_bits.load(Ordering::Relaxed) {
+            self.max_bits.fetch_max(bits, Ordering::Relaxed);
+        }
         let _ = self.sum_bits.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
             Some((f64::from_bits(s) + v).to_bits())
         });
@@ -214,7 +220,41 @@ impl AtomicHistogram {
     /// Current contents, resetting to empty (delta temporality). Every
     /// recorded value lands in exactly one `take`.
     pub fn take(&self) -> HistogramSnapshot {
-        self.read(|a| a.swap(0, Ordering::Relaxed), |a, empty| a.swap(empty, Ordering::Relaxed))
+        // Loading first skips the read-modify-write on the (many) empty
+        // buckets; an increment racing with a zero load stays for next time.
+        let take = |a: &AtomicU64| match a.load(Ordering::Relaxed) {
+            0 => 0,
+            _ => a.swap(0, Ordering::Relaxed),
+        };
+        self.read(take, |a, empty| a.swap(empty, Ordering::Relaxed))
+    }
+
+    /// Explicit-bucket export of the current contents plus `base` (what
+    /// earlier [`take`](Self::take)s removed), reading only the explicit
+    /// counters: the cumulative export path, cheap for many series.
+    pub fn export_with(&self, base: Option<&HistogramSnapshot>) -> HistogramData {
+        let mut counts: Vec<u64> = self.explicit.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        let mut sum = f64::from_bits(self.sum_bits.load(Ordering::Relaxed));
+        let mut min = f64::from_bits(self.min_bits.load(Ordering::Relaxed));
+        let mut max = f64::from_bits(self.max_bits.load(Ordering::Relaxed));
+        if let Some(b) = base.filter(|b| b.layout == self.layout) {
+            for (c, t) in counts.iter_mut().zip(&b.explicit) {
+                *c += t;
+            }
+            sum += b.sum;
+            min = min.min(b.min);
+            max = max.max(b.max);
+        }
+        let count: u64 = counts.iter().sum();
+        let empty = count == 0;
+        HistogramData {
+            count,
+            sum,
+            min: if empty { 0.0 } else { min },
+            max: if empty { 0.0 } else { max },
+            bounds: self.layout.explicit_bounds.to_vec(),
+            counts,
+        }
     }
 
     fn read(&self, counts: impl Fn(&AtomicU64) -> u64, extreme: impl Fn(&AtomicU64, u64) -> u64) -> HistogramSnapshot {
