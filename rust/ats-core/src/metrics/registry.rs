@@ -19,6 +19,8 @@ use super::histogram::{AtomicHistogram, HistogramOptions, HistogramSnapshot, Lay
 use super::labels::{self, OwnedLabels, MAX_LABELS};
 use super::MetricsError;
 
+static NEXT_METRIC_ID: AtomicU64 = AtomicU64::new(1);
+
 /// Default cap on label sets per metric.
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
 /// Label of the overflow series (OpenTelemetry's convention).
@@ -507,7 +509,9 @@ impl MetricsRegistry {
             });
         }
         let m = Arc::new(Metric {
-            id: metrics.len() as u64,
+            // Process-wide unique, so a LabelSet from another registry is
+            // never mistaken for one of ours.
+            id: NEXT_METRIC_ID.fetch_add(1, Ordering::Relaxed),
             name: name.to_owned(),
             unit: unit.to_owned(),
             kind,
