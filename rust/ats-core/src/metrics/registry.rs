@@ -7,11 +7,11 @@
 //! no lock at all.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 use crate::record::model::MetricKind;
 
@@ -79,9 +79,29 @@ pub(crate) struct Series {
     pub(crate) taken: Mutex<Taken>,
 }
 
+/// The table is keyed by label-set hashes that are already well mixed;
+/// hashing them again would only cost time.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `u64` keys; fold anything else.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Table {
-    index: HashMap<u64, Vec<u32>, Xxh3DefaultBuilder>,
+    index: HashMap<u64, Vec<u32>, BuildHasherDefault<IdentityHasher>>,
     pub(crate) series: Vec<Arc<Series>>,
     pub(crate) overflow: Option<Arc<Series>>,
 }
