@@ -1,16 +1,15 @@
-//! Sink throughput: writes small spans in batches of 4,096 to the SQLite
+//! Sink throughput: writes small spans in batches (default 4,096) to the SQLite
 //! store and to JSONL files and prints records/s (only `write_batch` /
 //! `flush` / `close` are timed, not building the records).
 //!
-//! `cargo run -p ats-core --release --example store_throughput [-- RECORDS [all|store|store-full|jsonl]]`
-//! (default 1,000,000 records, all sinks and store variants). Files go to a temporary directory.
+//! `cargo run -p ats-core --release --example store_throughput [-- RECORDS [all|store|store-full|jsonl [BATCH]]]`
+//! (default 1,000,000 records, all sinks and store variants, batches of 4,096). Files go to a temporary directory.
 
 use std::time::{Duration, Instant};
 
 use ats_core::record::{AttrValue, Envelope, Record, SpanRecord, Status};
 use ats_core::sink::{JsonlConfig, JsonlSink, SqliteStore};
 
-const BATCH: usize = 4096;
 const BASE_NS: u64 = 1_760_623_265_345_000_000; // 2025-10-16T14:01:05.345Z
 
 /// A small `driver.query` span: envelope, air id and two attributes.
@@ -46,18 +45,23 @@ fn span(i: u64) -> Record {
 }
 
 /// Re-id the reusable batch for records `first..first+BATCH` (not timed).
-fn fill(batch: &mut Vec<Record>, first: u64) {
+fn fill(batch: &mut Vec<Record>, first: u64, n: u64) {
     batch.clear();
-    batch.extend((first..first + BATCH as u64).map(span));
+    batch.extend((first..first + n).map(span));
 }
 
-fn run(total: u64, mut write: impl FnMut(&[Record]), finish: impl FnOnce()) -> Duration {
-    let mut batch = Vec::with_capacity(BATCH);
+fn run(
+    total: u64,
+    batch_len: usize,
+    mut write: impl FnMut(&[Record]),
+    finish: impl FnOnce(),
+) -> Duration {
+    let mut batch = Vec::with_capacity(batch_len);
     let mut timed = Duration::ZERO;
     let mut written = 0;
     while written < total {
-        fill(&mut batch, written);
-        let n = (total - written).min(BATCH as u64) as usize;
+        let n = (total - written).min(batch_len as u64) as usize;
+        fill(&mut batch, written, n as u64);
         let t = Instant::now();
         write(&batch[..n]);
         timed += t.elapsed();
@@ -84,6 +88,11 @@ fn main() {
         .unwrap_or(1_000_000);
     // all | store | store-full | jsonl
     let which = std::env::args().nth(2).unwrap_or_else(|| "all".into());
+    let batch_len: usize = std::env::args()
+        .nth(3)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(4096)
+        .max(1);
     let dir = tempfile::tempdir().expect("temp dir");
 
     // Full schema first; then the same load with secondary indexes dropped,
@@ -109,7 +118,12 @@ fn main() {
             .expect("conn")
             .execute_batch(ddl)
             .expect("ddl");
-        let d = run(total, |b| store.write_batch(b).expect("store write"), || {});
+        let d = run(
+            total,
+            batch_len,
+            |b| store.write_batch(b).expect("store write"),
+            || {},
+        );
         let stats = store.stats().expect("stats");
         assert_eq!(stats.spans, total);
         report(what, total, d, stats.bytes);
@@ -123,6 +137,7 @@ fn main() {
     let sink_cell = std::cell::RefCell::new(&mut sink);
     let d = run(
         total,
+        batch_len,
         |b| sink_cell.borrow_mut().write_batch(b).expect("jsonl write"),
         || sink_cell.borrow_mut().close().expect("close"),
     );

@@ -81,6 +81,30 @@ proptest! {
         prop_assert_eq!(data.counts, want);
         prop_assert_eq!(data.count, values.len() as u64);
     }
+
+    #[test]
+    fn tracked_custom_bounds_are_exact(
+        raw_bounds in prop::collection::vec(-10.0f64..5e9, 0..40),
+        grid_bounds in prop::collection::vec(0u32..64, 0..5),
+        values in prop::collection::vec(prop_oneof![0.0f64..2e9, 0.0f64..1.0, Just(0.0), Just(5.0), Just(750.0)], 0..400),
+    ) {
+        // Random bounds, some exactly on bucket edges, some negative or 0.
+        let mut bounds: Vec<f64> = raw_bounds;
+        bounds.extend(grid_bounds.iter().map(|&k| 5.0 + f64::from(k) * 0.0625));
+        bounds.push(0.0);
+        bounds.sort_by(f64::total_cmp);
+        bounds.dedup();
+        let layout = Layout::new(&HistogramOptions { explicit_bounds: bounds.clone(), ..Default::default() }).unwrap();
+        let h = AtomicHistogram::new(layout);
+        for &v in &values {
+            h.record(v);
+        }
+        let mut want = vec![0u64; bounds.len() + 1];
+        for &v in &values {
+            want[bounds.iter().filter(|&&b| b < v).count()] += 1;
+        }
+        prop_assert_eq!(h.snapshot().to_explicit_buckets(&bounds).counts, want);
+    }
 }
 
 #[test]

@@ -284,6 +284,12 @@ fn label_set_used_on_another_metric_still_records_there() {
     b.add_to(&set, 4);
     assert_eq!(b.value(&[("x", "1")]), Some(4));
     assert_eq!(a.value(&[("x", "1")]), Some(0));
+    // Nor does a set from another registry write into its own registry.
+    let r2 = MetricsRegistry::new(0);
+    let a2 = r2.counter("a_total", "1").unwrap();
+    a2.add_to(&set, 2);
+    assert_eq!(a2.value(&[("x", "1")]), Some(2));
+    assert_eq!(a.value(&[("x", "1")]), Some(0));
 }
 
 #[test]

@@ -474,3 +474,21 @@ fn buffered_until_flush_and_closed_refuses_writes() {
     bad.buffer_bytes = 0;
     assert!(matches!(JsonlSink::open(bad), Err(JsonlError::Config(_))));
 }
+
+#[test]
+fn a_10_mb_value_of_control_characters_is_written_whole() {
+    let junk: String = (0..10 << 20).map(|k| char::from((k % 128) as u8)).collect();
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut sink = JsonlSink::open(cfg(dir.path())).expect("open");
+    let mut s = span(TS);
+    s.attributes = vec![("junk".into(), AttrValue::Str(junk.clone()))];
+    sink.write_batch(&[Record::Span(s), small(TS + 1)])
+        .expect("write");
+    sink.close().expect("close");
+    let read = read_jsonl_lenient(dir.path().join("ats-2025-10-16.jsonl")).expect("read");
+    assert_eq!(
+        (read.records.len(), read.partial_tail, read.invalid_lines),
+        (2, false, 0)
+    );
+    assert_eq!(read.records[0]["attributes"]["junk"], junk);
+}

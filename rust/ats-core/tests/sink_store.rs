@@ -765,3 +765,24 @@ fn check_after_crash(path: &Path, seen: u64) {
         );
     }
 }
+
+#[test]
+fn a_10_mb_value_of_control_characters_round_trips() {
+    let junk: String = (0..10 << 20).map(|k| char::from((k % 128) as u8)).collect();
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut store = SqliteStore::open(dir.path().join("ats.db")).expect("open");
+    let mut s = span(TS);
+    s.name = junk.clone();
+    s.attributes = vec![("junk".into(), AttrValue::Str(junk.clone()))];
+    store.write_batch(&[Record::Span(s)]).expect("write");
+    let (name, attrs): (String, String) = store
+        .connection()
+        .expect("conn")
+        .query_row("SELECT name, attributes FROM spans", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("row");
+    assert_eq!(name, junk);
+    let v: serde_json::Value = serde_json::from_str(&attrs).expect("attributes are JSON");
+    assert_eq!(v["junk"], junk);
+}

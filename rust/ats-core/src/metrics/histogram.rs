@@ -26,7 +26,9 @@
 //! Besides the log-linear buckets a histogram also counts into one set of
 //! explicit bounds fixed at creation (default: OTel's millisecond bounds), so
 //! the export those bounds feed is exact even where they do not lie on the
-//! grid (750, 2500, 7500 ...). That costs a binary search over ~15 bounds.
+//! grid (750, 2500, 7500 ...). The explicit bucket is looked up from the
+//! log-linear bucket through a per-layout table; only the few log-linear
+//! buckets that an explicit bound splits fall back to a binary search.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -69,7 +71,15 @@ pub struct Layout {
     /// Buckets including underflow and overflow.
     len: usize,
     explicit_bounds: Box<[f64]>,
+    /// Explicit bucket of every value in log-linear bucket `i`, or
+    /// [`STRADDLES`] when an explicit bound lies inside it. Turns the
+    /// explicit-bucket search into a table lookup for all but a handful of
+    /// buckets.
+    explicit_of: Box<[u16]>,
 }
+
+/// Marks a log-linear bucket that an explicit bound splits.
+const STRADDLES: u16 = u16::MAX;
 
 /// Largest bucket count accepted (bounds memory per series to 512 KiB).
 const MAX_BUCKETS: usize = 1 << 16;
@@ -96,14 +106,17 @@ impl Layout {
         if o.explicit_bounds.iter().any(|b| !b.is_finite()) || o.explicit_bounds.windows(2).any(|w| w[0] >= w[1]) {
             return invalid("explicit_bounds must be finite and strictly increasing".into());
         }
-        Ok(Arc::new(Self {
+        let mut layout = Self {
             lowest_exponent: o.lowest_exponent,
             highest_exponent: o.highest_exponent,
             sub_bits: o.sub_bucket_bits,
             index_offset: ((o.lowest_exponent + 1023) as u64) << o.sub_bucket_bits,
             len: regular + 2,
             explicit_bounds: o.explicit_bounds.clone().into_boxed_slice(),
-        }))
+            explicit_of: Box::new([]),
+        };
+        layout.explicit_of = layout.explicit_table();
+        Ok(Arc::new(layout))
     }
 
     /// Number of buckets, underflow and overflow included.
@@ -149,10 +162,35 @@ impl Layout {
         (pow(e) + sub * width, pow(e) + (sub + 1.0) * width)
     }
 
+    /// Explicit bucket of `v`, whose log-linear bucket is `i`. Bucket `j`
+    /// covers `(bounds[j-1], bounds[j]]`: the number of bounds below `v`.
     #[inline]
-    fn explicit_index(&self, v: f64) -> usize {
-        // Bucket j covers (bounds[j-1], bounds[j]]: count bounds below v.
-        self.explicit_bounds.partition_point(|&b| b < v)
+    fn explicit_index(&self, i: usize, v: f64) -> usize {
+        match self.explicit_of.get(i) {
+            Some(&j) if j != STRADDLES => usize::from(j),
+            _ => self.explicit_bounds.partition_point(|&b| b < v),
+        }
+    }
+
+    fn explicit_table(&self) -> Box<[u16]> {
+        // With more than u16::MAX - 1 bounds, skip the table (search always).
+        if self.explicit_bounds.len() >= usize::from(STRADDLES) {
+            return Box::new([]);
+        }
+        (0..self.len)
+            .map(|i| {
+                let (lo, hi) = self.bucket_bounds(i);
+                // Values in the bucket are > lo (>= 0 for underflow) and <= hi.
+                let first = self.explicit_bounds.partition_point(|&b| b <= lo);
+                let last = self.explicit_bounds.partition_point(|&b| b < hi);
+                let zero_edge = i == 0 && self.explicit_bounds.contains(&0.0);
+                if first == last && !zero_edge {
+                    first as u16
+                } else {
+                    STRADDLES
+                }
+            })
+            .collect()
     }
 }
 
@@ -195,11 +233,18 @@ impl AtomicHistogram {
             return false;
         }
         let v = v + 0.0; // -0.0 -> +0.0, so its bits order correctly
-        self.buckets[self.layout.index(v)].fetch_add(1, Ordering::Relaxed);
-        self.explicit[self.layout.explicit_index(v)].fetch_add(1, Ordering::Relaxed);
+        let i = self.layout.index(v);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.explicit[self.layout.explicit_index(i, v)].fetch_add(1, Ordering::Relaxed);
         let bits = v.to_bits();
-        self.min_bits.fetch_min(bits, Ordering::Relaxed);
-        self.max_bits.fetch_max(bits, Ordering::Relaxed);
+        // x86 has no atomic min/max (they are CAS loops): skip them in the
+        // common case where the extreme does not move.
+        if bits < self.min_bits.load(Ordering::Relaxed) {
+            self.min_bits.fetch_min(bits, Ordering::Relaxed);
+        }
+        if bits > self.max_bits.load(Ordering::Relaxed) {
+            self.max_bits.fetch_max(bits, Ordering::Relaxed);
+        }
         let _ = self.sum_bits.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
             Some((f64::from_bits(s) + v).to_bits())
         });
@@ -214,7 +259,41 @@ impl AtomicHistogram {
     /// Current contents, resetting to empty (delta temporality). Every
     /// recorded value lands in exactly one `take`.
     pub fn take(&self) -> HistogramSnapshot {
-        self.read(|a| a.swap(0, Ordering::Relaxed), |a, empty| a.swap(empty, Ordering::Relaxed))
+        // Loading first skips the read-modify-write on the (many) empty
+        // buckets; an increment racing with a zero load stays for next time.
+        let take = |a: &AtomicU64| match a.load(Ordering::Relaxed) {
+            0 => 0,
+            _ => a.swap(0, Ordering::Relaxed),
+        };
+        self.read(take, |a, empty| a.swap(empty, Ordering::Relaxed))
+    }
+
+    /// Explicit-bucket export of the current contents plus `base` (what
+    /// earlier [`take`](Self::take)s removed), reading only the explicit
+    /// counters: the cumulative export path, cheap for many series.
+    pub fn export_with(&self, base: Option<&HistogramSnapshot>) -> HistogramData {
+        let mut counts: Vec<u64> = self.explicit.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        let mut sum = f64::from_bits(self.sum_bits.load(Ordering::Relaxed));
+        let mut min = f64::from_bits(self.min_bits.load(Ordering::Relaxed));
+        let mut max = f64::from_bits(self.max_bits.load(Ordering::Relaxed));
+        if let Some(b) = base.filter(|b| b.layout == self.layout) {
+            for (c, t) in counts.iter_mut().zip(&b.explicit) {
+                *c += t;
+            }
+            sum += b.sum;
+            min = min.min(b.min);
+            max = max.max(b.max);
+        }
+        let count: u64 = counts.iter().sum();
+        let empty = count == 0;
+        HistogramData {
+            count,
+            sum,
+            min: if empty { 0.0 } else { min },
+            max: if empty { 0.0 } else { max },
+            bounds: self.layout.explicit_bounds.to_vec(),
+            counts,
+        }
     }
 
     fn read(&self, counts: impl Fn(&AtomicU64) -> u64, extreme: impl Fn(&AtomicU64, u64) -> u64) -> HistogramSnapshot {

@@ -7,17 +7,19 @@
 //! no lock at all.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 use crate::record::model::MetricKind;
 
 use super::histogram::{AtomicHistogram, HistogramOptions, HistogramSnapshot, Layout};
 use super::labels::{self, OwnedLabels, MAX_LABELS};
 use super::MetricsError;
+
+static NEXT_METRIC_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Default cap on label sets per metric.
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
@@ -77,9 +79,29 @@ pub(crate) struct Series {
     pub(crate) taken: Mutex<Taken>,
 }
 
+/// The table is keyed by label-set hashes that are already well mixed;
+/// hashing them again would only cost time.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `u64` keys; fold anything else.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Table {
-    index: HashMap<u64, Vec<u32>, Xxh3DefaultBuilder>,
+    index: HashMap<u64, Vec<u32>, BuildHasherDefault<IdentityHasher>>,
     pub(crate) series: Vec<Arc<Series>>,
     pub(crate) overflow: Option<Arc<Series>>,
 }
@@ -507,7 +529,9 @@ impl MetricsRegistry {
             });
         }
         let m = Arc::new(Metric {
-            id: metrics.len() as u64,
+            // Process-wide unique, so a LabelSet from another registry is
+            // never mistaken for one of ours.
+            id: NEXT_METRIC_ID.fetch_add(1, Ordering::Relaxed),
             name: name.to_owned(),
             unit: unit.to_owned(),
             kind,

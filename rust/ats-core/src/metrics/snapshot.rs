@@ -99,14 +99,8 @@ fn point(m: &Metric, s: &Series, mode: Mode, now_ns: u64, start_ns: u64) -> Opti
             (f64::from_bits(bits.load(Ordering::Relaxed)), None)
         }
         Cell::Histogram(h) => {
-            let snap = match mode {
-                Mode::Cumulative => {
-                    let mut snap = h.snapshot();
-                    if let Some(base) = &taken.histogram {
-                        snap.merge(base);
-                    }
-                    snap
-                }
+            let data = match mode {
+                Mode::Cumulative => h.export_with(taken.histogram.as_ref()),
                 Mode::Delta => {
                     let delta = h.take();
                     match &mut taken.histogram {
@@ -118,10 +112,9 @@ fn point(m: &Metric, s: &Series, mode: Mode, now_ns: u64, start_ns: u64) -> Opti
                     if delta.is_empty() {
                         return None;
                     }
-                    delta
+                    delta.to_explicit_buckets(delta.layout().explicit_bounds())
                 }
             };
-            let data = snap.to_explicit_buckets(snap.layout().explicit_bounds());
             (data.sum, Some(data))
         }
     };

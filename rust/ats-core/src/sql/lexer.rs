@@ -48,12 +48,33 @@ pub struct Token {
     pub space_before: bool,
 }
 
-/// Operators longer than one byte, longest first within each length class.
-const OPS3: &[&[u8; 3]] = &[b"->>", b"#>>", b"<=>", b"!~*", b"-|-"];
-const OPS2: &[&[u8; 2]] = &[
-    b"<=", b">=", b"<>", b"!=", b"==", b"||", b"&&", b"::", b":=", b"=>", b"->", b"#>", b"@>",
-    b"<@", b"<<", b">>", b"~*", b"!~", b"#-", b"&<", b"&>", b"?|", b"?&", b"~~", b"!!",
-];
+/// Length of the operator starting at `b[0]` (1, 2 or 3 bytes).
+#[inline]
+fn op_len(b: &[u8]) -> usize {
+    let c0 = b[0];
+    let c1 = b.get(1).copied().unwrap_or(0);
+    let c2 = b.get(2).copied().unwrap_or(0);
+    match (c0, c1, c2) {
+        (b'-', b'>', b'>')
+        | (b'#', b'>', b'>')
+        | (b'<', b'=', b'>')
+        | (b'!', b'~', b'*')
+        | (b'-', b'|', b'-') => 3,
+        (b'<', b'=' | b'>' | b'@' | b'<', _)
+        | (b'>', b'=' | b'>', _)
+        | (b'!', b'=' | b'~' | b'!', _)
+        | (b'=', b'=' | b'>', _)
+        | (b'|', b'|', _)
+        | (b'&', b'&' | b'<' | b'>', _)
+        | (b':', b':' | b'=', _)
+        | (b'-', b'>', _)
+        | (b'#', b'>' | b'-', _)
+        | (b'@', b'>', _)
+        | (b'~', b'*' | b'~', _)
+        | (b'?', b'|' | b'&', _) => 2,
+        _ => 1,
+    }
+}
 
 /// Streaming lexer over one statement text.
 #[derive(Clone)]
@@ -365,15 +386,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn scan_op(&mut self) -> TokenKind {
-        let s = self.pos;
-        let rest = &self.b[s..];
-        if rest.len() >= 3 && OPS3.iter().any(|o| &rest[..3] == o.as_slice()) {
-            self.pos += 3;
-        } else if rest.len() >= 2 && OPS2.iter().any(|o| &rest[..2] == o.as_slice()) {
-            self.pos += 2;
-        } else {
-            self.pos += 1;
-        }
+        self.pos += op_len(&self.b[self.pos..]);
         TokenKind::Op
     }
 

@@ -24,7 +24,7 @@
 
 use super::dialect::Dialect;
 use super::fingerprint::{self, ROLL_MOD};
-use super::keywords::{is_operand_keyword, keyword};
+use super::keywords::{self, w, Word, OPERAND};
 use super::lexer::{Lexer, Token, TokenKind};
 use super::summary::SummaryBuilder;
 
@@ -187,7 +187,8 @@ impl Emitter {
 #[derive(Clone, Copy)]
 struct Tok {
     t: Token,
-    kw: Option<&'static str>,
+    /// Table word (keyword or summary word), if any.
+    word: Option<Word>,
 }
 
 /// Pulls tokens from the lexer with one token of lookahead and feeds every
@@ -202,13 +203,13 @@ impl<'a> Source<'a> {
     fn pull(&mut self) -> Option<Tok> {
         let t = self.lx.next()?;
         let text = self.lx.text(&t);
-        let kw = if t.kind == TokenKind::Word {
-            keyword(text)
+        let word = if t.kind == TokenKind::Word {
+            keywords::lookup(text)
         } else {
             None
         };
-        self.summary.feed(t.kind, text, kw);
-        Some(Tok { t, kw })
+        self.summary.feed(t.kind, text, word);
+        Some(Tok { t, word })
     }
 
     fn next(&mut self) -> Option<Tok> {
@@ -266,9 +267,11 @@ pub fn normalize(sql: &str, dialect: Dialect) -> Normalized {
         peeked: None,
         summary: SummaryBuilder::new(),
     };
+    // Rendered text is never longer than the input (each token renders to at
+    // most its own length, one space per skipped run), so this never regrows.
     let mut em = Emitter {
-        text: String::with_capacity(sql.len().min(1 << 16)),
-        out: Vec::new(),
+        text: String::with_capacity(sql.len()),
+        out: Vec::with_capacity((sql.len() / 4).clamp(16, 1 << 16)),
         pows: Vec::new(),
     };
     let mut frames: Vec<Frame> = vec![Frame {
@@ -282,7 +285,8 @@ pub fn normalize(sql: &str, dialect: Dialect) -> Normalized {
     let mut scratch = Vec::new();
     let param = fingerprint::param_key();
 
-    while let Some(Tok { t, kw }) = src.next() {
+    while let Some(Tok { t, word }) = src.next() {
+        let kw = word.filter(|w| w.is_kw());
         let text = src.text(&t);
         let sp = t.space_before;
 
@@ -310,18 +314,18 @@ pub fn normalize(sql: &str, dialect: Dialect) -> Normalized {
                     // DATE '2024-01-01', INTERVAL '1 day', _utf8mb4'x': one literal.
                     src.next();
                     em.push(Render::Question, sp, param, F_OPERAND);
-                } else if matches!(kw, Some("TRUE" | "FALSE")) {
+                } else if matches!(kw, Some(w::TRUE | w::FALSE)) {
                     em.push(Render::Question, sp, param, F_OPERAND);
                 } else {
                     let key = fingerprint::word_key(text, &mut scratch);
                     let mut flags = match kw {
-                        Some(k) if !is_operand_keyword(k) => 0,
+                        Some(k) if !k.has(OPERAND) => 0,
                         _ => F_OPERAND,
                     };
                     match kw {
-                        Some("IN") => flags |= F_IN,
-                        Some("ARRAY") => flags |= F_ARRAY,
-                        Some("VALUES") => flags |= F_VALUES,
+                        Some(w::IN) => flags |= F_IN,
+                        Some(w::ARRAY) => flags |= F_ARRAY,
+                        Some(w::VALUES) => flags |= F_VALUES,
                         _ => {}
                     }
                     let r = if kw.is_some() {
@@ -463,7 +467,9 @@ pub fn normalize(sql: &str, dialect: Dialect) -> Normalized {
     let air_id = fingerprint::air_id(em.out.iter().map(|o| o.key));
     let (operation, tables, summary) = src.summary.finish();
     let mut text = em.text;
-    text.shrink_to_fit();
+    if text.capacity() > 2 * text.len() + 64 {
+        text.shrink_to_fit();
+    }
     Normalized {
         text,
         air_id,

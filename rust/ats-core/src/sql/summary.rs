@@ -21,233 +21,13 @@
 //! mistaken for a FROM clause. Memory is bounded: nesting beyond
 //! [`MAX_DEPTH`] is only counted.
 
+use super::keywords::{w, Word, QUERY, SKIP, STMT};
 use super::lexer::TokenKind;
 
 pub const MAX_TABLES: usize = 64;
 pub const MAX_SUMMARY: usize = 255;
 const MAX_DEPTH: usize = 256;
 const MAX_CTES: usize = 64;
-
-/// Words the extractor reacts to (sorted, upper case).
-static SWORDS: &[&str] = &[
-    "ABORT",
-    "ALTER",
-    "ANALYZE",
-    "AS",
-    "ATTACH",
-    "BEGIN",
-    "CALL",
-    "CHECKPOINT",
-    "CLOSE",
-    "CLUSTER",
-    "COMMENT",
-    "COMMIT",
-    "COPY",
-    "CREATE",
-    "DEALLOCATE",
-    "DECLARE",
-    "DELAYED",
-    "DELETE",
-    "DESCRIBE",
-    "DETACH",
-    "DISCARD",
-    "DISTINCT",
-    "DO",
-    "DROP",
-    "END",
-    "EXEC",
-    "EXECUTE",
-    "EXISTS",
-    "EXPLAIN",
-    "EXTERNAL",
-    "FAIL",
-    "FETCH",
-    "FOREIGN",
-    "FROM",
-    "GLOBAL",
-    "GRANT",
-    "HIGH_PRIORITY",
-    "IF",
-    "IGNORE",
-    "INDEX",
-    "INSERT",
-    "INTO",
-    "IS",
-    "JOIN",
-    "LATERAL",
-    "LISTEN",
-    "LOAD",
-    "LOCAL",
-    "LOCK",
-    "LOW_PRIORITY",
-    "MERGE",
-    "NOT",
-    "NOTIFY",
-    "ON",
-    "ONLY",
-    "OPTIMIZE",
-    "OR",
-    "PRAGMA",
-    "PREPARE",
-    "QUICK",
-    "RECURSIVE",
-    "REFRESH",
-    "REINDEX",
-    "RELEASE",
-    "RENAME",
-    "REPLACE",
-    "RESET",
-    "REVOKE",
-    "ROLLBACK",
-    "SAVEPOINT",
-    "SELECT",
-    "SET",
-    "SHOW",
-    "START",
-    "STRAIGHT_JOIN",
-    "TABLE",
-    "TABLES",
-    "TEMP",
-    "TEMPORARY",
-    "TRUNCATE",
-    "UNLISTEN",
-    "UNLOCK",
-    "UNLOGGED",
-    "UPDATE",
-    "UPSERT",
-    "USE",
-    "USING",
-    "VACUUM",
-    "VALUES",
-    "VERBOSE",
-    "VIRTUAL",
-    "WITH",
-];
-
-/// Leading keywords that name a statement's operation.
-fn is_statement_op(w: &str) -> bool {
-    matches!(
-        w,
-        "ALTER"
-            | "ANALYZE"
-            | "ATTACH"
-            | "BEGIN"
-            | "CALL"
-            | "CHECKPOINT"
-            | "CLOSE"
-            | "CLUSTER"
-            | "COMMENT"
-            | "COMMIT"
-            | "COPY"
-            | "CREATE"
-            | "DEALLOCATE"
-            | "DECLARE"
-            | "DELETE"
-            | "DESCRIBE"
-            | "DETACH"
-            | "DISCARD"
-            | "DO"
-            | "DROP"
-            | "END"
-            | "EXEC"
-            | "EXECUTE"
-            | "EXPLAIN"
-            | "FETCH"
-            | "GRANT"
-            | "INSERT"
-            | "LISTEN"
-            | "LOAD"
-            | "LOCK"
-            | "MERGE"
-            | "NOTIFY"
-            | "OPTIMIZE"
-            | "PRAGMA"
-            | "PREPARE"
-            | "REFRESH"
-            | "REINDEX"
-            | "RELEASE"
-            | "RENAME"
-            | "REPLACE"
-            | "RESET"
-            | "REVOKE"
-            | "ROLLBACK"
-            | "SAVEPOINT"
-            | "SELECT"
-            | "SET"
-            | "SHOW"
-            | "START"
-            | "TABLE"
-            | "TRUNCATE"
-            | "UNLISTEN"
-            | "UNLOCK"
-            | "UPDATE"
-            | "UPSERT"
-            | "USE"
-            | "VACUUM"
-            | "VALUES"
-            | "WITH"
-    )
-}
-
-/// Operations that can follow `WITH ...` or `EXPLAIN ...` as the real statement.
-fn is_query_op(w: &str) -> bool {
-    matches!(
-        w,
-        "SELECT"
-            | "INSERT"
-            | "UPDATE"
-            | "DELETE"
-            | "MERGE"
-            | "VALUES"
-            | "TABLE"
-            | "REPLACE"
-            | "UPSERT"
-    )
-}
-
-/// Words skipped between a table-introducing keyword and the name.
-fn is_skip_word(w: &str) -> bool {
-    matches!(
-        w,
-        "ONLY"
-            | "LATERAL"
-            | "IF"
-            | "NOT"
-            | "EXISTS"
-            | "INTO"
-            | "IGNORE"
-            | "LOW_PRIORITY"
-            | "DELAYED"
-            | "HIGH_PRIORITY"
-            | "QUICK"
-            | "OR"
-            | "REPLACE"
-            | "ABORT"
-            | "FAIL"
-            | "ROLLBACK"
-            | "TABLE"
-            | "TABLES"
-            | "TEMP"
-            | "TEMPORARY"
-            | "UNLOGGED"
-    )
-}
-
-fn sword(text: &str) -> Option<&'static str> {
-    let w = text.as_bytes();
-    if w.len() < 2 || w.len() > 16 {
-        return None;
-    }
-    let mut buf = [0u8; 16];
-    for (d, s) in buf.iter_mut().zip(w) {
-        if *s >= 0x80 {
-            return None;
-        }
-        *d = s.to_ascii_uppercase();
-    }
-    let up = std::str::from_utf8(&buf[..w.len()]).ok()?;
-    SWORDS.binary_search(&up).ok().map(|i| SWORDS[i])
-}
 
 /// Strip identifier quotes and undo doubled quote characters.
 pub(crate) fn unquote(q: &str) -> String {
@@ -281,14 +61,14 @@ pub(crate) fn unquote(q: &str) -> String {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Part {
-    Op(&'static str),
+    Op(Word),
     Table(usize),
 }
 
 #[derive(Clone, Copy, Default)]
 struct Frame {
     /// Operation of the statement this frame holds (None: not yet / not a query).
-    op: Option<&'static str>,
+    op: Option<Word>,
     /// FROM/JOIN/INTO here introduce tables (false inside function arguments).
     is_query: bool,
     /// No token seen yet in this frame.
@@ -338,15 +118,15 @@ pub(crate) struct SummaryBuilder {
     last_op_part: usize,
     tables: Vec<String>,
     ctes: Vec<String>,
-    first_top_op: Option<&'static str>,
-    first_any_op: Option<&'static str>,
+    first_top_op: Option<Word>,
+    first_any_op: Option<Word>,
     expect: Option<bool>, // Some(from_like)
     list: bool,
     name: Option<Name>,
     after: After,
     pending_from_subquery: bool,
     pending_from_function: bool,
-    prev: [Option<&'static str>; 2],
+    prev: [Option<Word>; 2],
 }
 
 impl SummaryBuilder {
@@ -380,17 +160,19 @@ impl SummaryBuilder {
         self.parts.push(p);
     }
 
-    fn push_op(&mut self, op: &'static str) {
+    fn push_op(&mut self, op: Word) {
         self.last_op_part = self.parts.len();
-        self.push_part(Part::Op(op), op.len());
+        self.push_part(Part::Op(op), op.name().len());
     }
 
     fn commit_name(&mut self, name: Name) {
         if name.text.is_empty() {
             return;
         }
-        let lower = name.text.to_lowercase();
-        if !name.text.contains('.') && self.ctes.contains(&lower) {
+        if !self.ctes.is_empty()
+            && !name.text.contains('.')
+            && self.ctes.contains(&name.text.to_lowercase())
+        {
             return;
         }
         let idx = match self.tables.iter().position(|t| *t == name.text) {
@@ -416,15 +198,15 @@ impl SummaryBuilder {
         self.after = After::None;
     }
 
-    fn start_op(&mut self, op: &'static str) {
+    fn start_op(&mut self, op: Word) {
         let depth = self.frames.len() - 1 + self.overflow;
-        if self.first_any_op.is_none() && op != "WITH" {
+        if self.first_any_op.is_none() && op != w::WITH {
             self.first_any_op = Some(op);
         }
         let Some(f) = self.frames.last_mut() else {
             return;
         };
-        if op == "WITH" {
+        if op == w::WITH {
             f.in_with = true;
             f.expect_cte = true;
             f.is_query = true;
@@ -432,8 +214,8 @@ impl SummaryBuilder {
         }
         let nested_main = f.in_with || f.in_explain;
         f.in_with = false;
-        f.in_explain = op == "EXPLAIN";
-        if op == "EXPLAIN" {
+        f.in_explain = op == w::EXPLAIN;
+        if op == w::EXPLAIN {
             // Let the explained statement be recognised as a leading keyword.
             f.first = true;
         }
@@ -443,38 +225,35 @@ impl SummaryBuilder {
                 self.first_top_op = Some(op);
             }
         }
-        if depth > 0 && is_query_op(op) {
+        if depth > 0 && op.has(QUERY) {
             f.is_query = true;
         }
         // A nested VALUES list is data, not an operation worth summarising.
-        if !(depth > 0 && op == "VALUES") {
+        if !(depth > 0 && op == w::VALUES) {
             self.push_op(op);
         }
         match op {
-            "UPDATE" | "INSERT" | "REPLACE" | "UPSERT" | "TRUNCATE" | "COPY" | "MERGE"
-            | "TABLE" | "LOCK" => self.expect_table(false),
+            w::UPDATE
+            | w::INSERT
+            | w::REPLACE
+            | w::UPSERT
+            | w::TRUNCATE
+            | w::COPY
+            | w::MERGE
+            | w::TABLE
+            | w::LOCK => self.expect_table(false),
             _ => {}
         }
     }
 
-    /// Feed one token. `kw` is the canonical keyword if the token is one.
-    pub(crate) fn feed(&mut self, kind: TokenKind, text: &str, kw: Option<&'static str>) {
-        let sw = if kind == TokenKind::Word {
-            sword(text)
-        } else {
-            None
-        };
+    /// Feed one token. `sw` is its entry in the word table, if any.
+    pub(crate) fn feed(&mut self, kind: TokenKind, text: &str, sw: Option<Word>) {
+        let kw = sw.filter(|w| w.is_kw());
         self.step(kind, text, kw, sw);
         self.prev = [sw, self.prev[0]];
     }
 
-    fn step(
-        &mut self,
-        kind: TokenKind,
-        text: &str,
-        kw: Option<&'static str>,
-        sw: Option<&'static str>,
-    ) {
+    fn step(&mut self, kind: TokenKind, text: &str, kw: Option<Word>, sw: Option<Word>) {
         use TokenKind::*;
         // 1. A (possibly qualified) table name under construction.
         if let Some(mut name) = self.name.take() {
@@ -519,7 +298,7 @@ impl SummaryBuilder {
                     self.after = After::Alias;
                     return;
                 }
-                if was == After::Table && kind == Word && kw == Some("AS") {
+                if was == After::Table && kind == Word && kw == Some(w::AS) {
                     self.after = After::ExpectAlias;
                     return;
                 }
@@ -536,11 +315,11 @@ impl SummaryBuilder {
         if let Some(from_like) = self.expect {
             match kind {
                 Word => {
-                    if sw.is_some_and(is_skip_word) {
+                    if sw.is_some_and(|w| w.has(SKIP)) {
                         return;
                     }
                     self.expect = None;
-                    if kw.is_none() && sw != Some("STRAIGHT_JOIN") {
+                    if kw.is_none() && sw != Some(w::STRAIGHT_JOIN) {
                         self.name = Some(Name {
                             text: text.to_string(),
                             from_like,
@@ -609,7 +388,7 @@ impl SummaryBuilder {
                     self.after = After::None;
                 }
             }
-            Word => self.word(text, kw, sw),
+            Word => self.word(text, sw),
             _ => {
                 if let Some(f) = self.frames.last_mut() {
                     f.first = false;
@@ -621,7 +400,7 @@ impl SummaryBuilder {
         }
     }
 
-    fn word(&mut self, text: &str, _kw: Option<&'static str>, sw: Option<&'static str>) {
+    fn word(&mut self, text: &str, sw: Option<Word>) {
         if self.overflow > 0 {
             return;
         }
@@ -636,13 +415,13 @@ impl SummaryBuilder {
             // `(SET ..` or `(END` are never operations there.
             if let Some(op) = sw.filter(|w| {
                 if nested {
-                    is_query_op(w) || *w == "WITH"
+                    w.has(QUERY) || *w == w::WITH
                 } else {
-                    is_statement_op(w)
+                    w.has(STMT)
                 }
             }) {
                 let f_in_explain = f.in_explain;
-                if f_in_explain && matches!(op, "ANALYZE" | "VERBOSE") {
+                if f_in_explain && matches!(op, w::ANALYZE | w::VERBOSE) {
                     f.first = true;
                     return;
                 }
@@ -651,7 +430,7 @@ impl SummaryBuilder {
             }
         }
         if f.in_with {
-            if sw == Some("RECURSIVE") {
+            if sw == Some(w::RECURSIVE) {
                 return;
             }
             if f.expect_cte {
@@ -661,7 +440,7 @@ impl SummaryBuilder {
                 }
                 return;
             }
-            if let Some(op) = sw.filter(|w| is_query_op(w)) {
+            if let Some(op) = sw.filter(|w| w.has(QUERY)) {
                 self.start_op(op);
             }
             return;
@@ -672,44 +451,44 @@ impl SummaryBuilder {
         let Some(w) = sw else { return };
         let op = f.op;
         match w {
-            "SELECT" => self.start_op_nested("SELECT"),
-            "FROM" => {
-                let distinct_from =
-                    self.prev[0] == Some("DISTINCT") && matches!(self.prev[1], Some("IS" | "NOT"));
-                if !distinct_from && op != Some("COPY") {
+            w::SELECT => self.start_op_nested(w::SELECT),
+            w::FROM => {
+                let distinct_from = self.prev[0] == Some(w::DISTINCT)
+                    && matches!(self.prev[1], Some(w::IS | w::NOT));
+                if !distinct_from && op != Some(w::COPY) {
                     self.expect_table(true);
                 }
             }
-            "JOIN" | "STRAIGHT_JOIN" => self.expect_table(true),
-            "USING" if matches!(op, Some("DELETE" | "MERGE")) => self.expect_table(true),
-            "INTO" if matches!(op, Some("INSERT" | "REPLACE" | "MERGE" | "UPSERT")) => {
+            w::JOIN | w::STRAIGHT_JOIN => self.expect_table(true),
+            w::USING if matches!(op, Some(w::DELETE | w::MERGE)) => self.expect_table(true),
+            w::INTO if matches!(op, Some(w::INSERT | w::REPLACE | w::MERGE | w::UPSERT)) => {
                 self.expect_table(false)
             }
-            "TABLE" | "TABLES"
+            w::TABLE | w::TABLES
                 if matches!(
                     self.prev[0],
                     Some(
-                        "CREATE"
-                            | "DROP"
-                            | "ALTER"
-                            | "TRUNCATE"
-                            | "LOCK"
-                            | "TEMP"
-                            | "TEMPORARY"
-                            | "UNLOGGED"
-                            | "GLOBAL"
-                            | "LOCAL"
-                            | "EXTERNAL"
-                            | "VIRTUAL"
-                            | "FOREIGN"
-                            | "RENAME"
+                        w::CREATE
+                            | w::DROP
+                            | w::ALTER
+                            | w::TRUNCATE
+                            | w::LOCK
+                            | w::TEMP
+                            | w::TEMPORARY
+                            | w::UNLOGGED
+                            | w::GLOBAL
+                            | w::LOCAL
+                            | w::EXTERNAL
+                            | w::VIRTUAL
+                            | w::FOREIGN
+                            | w::RENAME
                     )
                 ) =>
             {
                 self.expect_table(false)
             }
-            "INDEX" if op == Some("CREATE") => f.saw_index = true,
-            "ON" if op == Some("CREATE") && f.saw_index => {
+            w::INDEX if op == Some(w::CREATE) => f.saw_index = true,
+            w::ON if op == Some(w::CREATE) && f.saw_index => {
                 f.saw_index = false;
                 self.expect_table(false);
             }
@@ -718,7 +497,7 @@ impl SummaryBuilder {
     }
 
     /// A SELECT inside a statement (`INSERT .. SELECT`, `UNION SELECT`, `AS SELECT`).
-    fn start_op_nested(&mut self, op: &'static str) {
+    fn start_op_nested(&mut self, op: Word) {
         if self.first_any_op.is_none() {
             self.first_any_op = Some(op);
         }
@@ -735,12 +514,12 @@ impl SummaryBuilder {
         let operation = self
             .first_top_op
             .or(self.first_any_op)
-            .unwrap_or("")
+            .map_or("", Word::name)
             .to_string();
         let mut summary = String::new();
         for p in &self.parts {
             let s: &str = match *p {
-                Part::Op(o) => o,
+                Part::Op(o) => o.name(),
                 Part::Table(i) => self.tables.get(i).map(String::as_str).unwrap_or(""),
             };
             let need = if summary.is_empty() {
@@ -771,11 +550,6 @@ impl SummaryBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn swords_sorted() {
-        assert!(SWORDS.windows(2).all(|w| w[0] < w[1]));
-    }
 
     #[test]
     fn unquote_forms() {
