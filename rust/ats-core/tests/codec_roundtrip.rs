@@ -347,3 +347,20 @@ fn nan_payloads_survive() {
     assert_eq!(d.latency_ms.to_bits(), 0x7ff8_0000_dead_beef);
     assert_eq!(d.cpu_ms.to_bits(), (-0.0f64).to_bits());
 }
+
+/// Seeds the `record_decode` fuzz corpus with valid encodings of every kind:
+/// `ATS_FUZZ_CORPUS=fuzz/corpus/record_decode cargo test --test codec_roundtrip -- --ignored`.
+#[test]
+#[ignore]
+fn write_fuzz_corpus() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let Ok(dir) = std::env::var("ATS_FUZZ_CORPUS") else { return };
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut runner = TestRunner::deterministic();
+    for i in 0..64 {
+        let r = record().new_tree(&mut runner).unwrap().current();
+        std::fs::write(format!("{dir}/seed-{i:02}"), enc(&r)).unwrap();
+    }
+    std::fs::write(format!("{dir}/reward"), enc(&Record::Reward(reward()))).unwrap();
+}

@@ -47,6 +47,13 @@ impl<'a> Reader<'a> {
     }
     /// LEB128; more than 64 bits of payload is `LengthOverflow`.
     fn varint(&mut self) -> Result<u64, DecodeError> {
+        // Fast path: a single-byte varint.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
         let mut v: u64 = 0;
         for i in 0..10 {
             let b = self.u8()?;
