@@ -52,6 +52,10 @@ fn bench(c: &mut Criterion) {
     });
     codec::encode_span(&s, &mut buf).unwrap();
     g.bench_function("decode_span(6 attrs)", |b| b.iter(|| codec::decode(black_box(&buf)).unwrap()));
+    let mut slot = codec::decode(&buf).unwrap();
+    g.bench_function("decode_into reused record (6 attrs)", |b| {
+        b.iter(|| codec::decode_into(black_box(&buf), &mut slot).unwrap())
+    });
     g.finish();
     eprintln!("encoded span size: {len} bytes");
 }

@@ -18,7 +18,10 @@ struct Worker {
     shared: Arc<Shared>,
     sinks: Vec<Box<dyn Sink>>,
     collectors: Vec<Box<dyn Collector>>,
+    /// Record pool: `batch[..batch_len]` is the current batch; the rest are
+    /// decoded-into again so steady-state decoding reuses their allocations.
     batch: Vec<Record>,
+    batch_len: usize,
     collected: Vec<Record>,
     batch_max: usize,
     stats: FlusherStats,
@@ -66,6 +69,7 @@ pub(crate) fn run(
         sinks,
         collectors,
         batch: Vec::with_capacity(batch_max.min(1 << 16)),
+        batch_len: 0,
         collected: Vec::new(),
         batch_max,
         stats: shared.stats.lock().unwrap_or_else(|e| e.into_inner()).clone(),
@@ -127,17 +131,23 @@ impl Worker {
         // cannot keep us from publishing progress or seeing a shutdown.
         let stop_at = ring.write_position();
         while ring.read_position() < stop_at {
-            let room = self.batch_max - self.batch.len();
+            let room = self.batch_max - self.batch_len;
             let before = ring.read_position();
-            let (batch, stats) = (&mut self.batch, &mut self.stats);
-            let n = ring.drain_bounded(DRAIN_CHUNK, room, |bytes| match codec::decode(bytes) {
-                Ok(r) => {
-                    stats.records_decoded += 1;
-                    batch.push(r);
+            let (batch, len, stats) = (&mut self.batch, &mut self.batch_len, &mut self.stats);
+            let n = ring.drain_bounded(DRAIN_CHUNK, room, |bytes| {
+                let res = match batch.get_mut(*len) {
+                    Some(slot) => codec::decode_into(bytes, slot),
+                    None => codec::decode(bytes).map(|r| batch.push(r)),
+                };
+                match res {
+                    Ok(()) => {
+                        *len += 1;
+                        stats.records_decoded += 1;
+                    }
+                    Err(_) => stats.decode_errors += 1,
                 }
-                Err(_) => stats.decode_errors += 1,
             });
-            if self.batch.len() >= self.batch_max {
+            if self.batch_len >= self.batch_max {
                 self.write_batch();
             }
             // No record and no padding consumed: the next slot is reserved
@@ -146,7 +156,7 @@ impl Worker {
                 break;
             }
         }
-        if !self.batch.is_empty() {
+        if self.batch_len > 0 {
             self.write_batch();
         }
         let pos = ring.read_position();
@@ -179,8 +189,12 @@ impl Worker {
         self.stats.records_collected += self.collected.len() as u64;
         let mut collected = std::mem::take(&mut self.collected);
         for r in collected.drain(..) {
-            self.batch.push(r);
-            if self.batch.len() >= self.batch_max {
+            match self.batch.get_mut(self.batch_len) {
+                Some(slot) => *slot = r,
+                None => self.batch.push(r),
+            }
+            self.batch_len += 1;
+            if self.batch_len >= self.batch_max {
                 self.write_batch();
             }
         }
@@ -189,9 +203,9 @@ impl Worker {
 
     fn write_batch(&mut self) {
         self.stats.batches += 1;
-        let n = self.batch.len() as u64;
+        let n = self.batch_len as u64;
         for (sink, st) in self.sinks.iter_mut().zip(self.stats.sinks.iter_mut()) {
-            let batch = &self.batch;
+            let batch = &self.batch[..self.batch_len];
             match catch_unwind(AssertUnwindSafe(|| sink.write_batch(batch))) {
                 Ok(Ok(())) => {
                     st.batches += 1;
@@ -209,7 +223,7 @@ impl Worker {
                 }
             }
         }
-        self.batch.clear();
+        self.batch_len = 0;
         self.dirty = true;
     }
 
