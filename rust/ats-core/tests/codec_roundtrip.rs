@@ -210,7 +210,7 @@ fn f() -> impl Strategy<Value = f64> {
     prop_oneof![any::<f64>().prop_filter("not nan", |x| !x.is_nan()), Just(0.0), Just(-0.0)]
 }
 
-fn envelope() -> impl Strategy<Value = Envelope> {
+fn envelope() -> BoxedStrategy<Envelope> {
     (
         any::<u64>(),
         (s(), s(), s(), s()),
@@ -232,6 +232,7 @@ fn envelope() -> impl Strategy<Value = Envelope> {
             air_id,
             plan_hash,
         })
+        .boxed()
 }
 
 fn attrs() -> impl Strategy<Value = Attributes> {
@@ -249,7 +250,7 @@ fn attrs() -> impl Strategy<Value = Attributes> {
     )
 }
 
-fn record() -> impl Strategy<Value = Record> {
+fn record() -> BoxedStrategy<Record> {
     let status = prop_oneof![Just(Status::Unset), Just(Status::Ok), Just(Status::Error)];
     let span = (envelope(), s(), s(), any::<u64>(), status, attrs()).prop_map(
         |(envelope, name, component, end_ns, status, attributes)| {
@@ -284,7 +285,9 @@ fn record() -> impl Strategy<Value = Record> {
             Record::Reward(RewardRecord { envelope, class, latency_ms, cpu_ms, io_bytes, rows, success, reward, engine })
         },
     );
-    prop_oneof![span, log, metric, reward]
+    // Boxed: the nested tuple strategies are large enough to overflow a
+    // debug-build test thread's stack when two are generated at once.
+    prop_oneof![span.boxed(), log.boxed(), metric.boxed(), reward.boxed()].boxed()
 }
 
 proptest! {
@@ -297,6 +300,13 @@ proptest! {
         let (r2, n) = codec::decode_prefix(&b).unwrap();
         prop_assert_eq!(r2, r);
         prop_assert_eq!(n, b.len());
+    }
+
+    #[test]
+    fn decode_into_reuses_any_previous_record(a in record(), b in record()) {
+        let mut slot = a;
+        codec::decode_into(&enc(&b), &mut slot).unwrap();
+        prop_assert_eq!(slot, b);
     }
 
     #[test]
@@ -346,4 +356,21 @@ fn nan_payloads_survive() {
     let Record::Reward(d) = codec::decode(&b).unwrap() else { panic!("kind") };
     assert_eq!(d.latency_ms.to_bits(), 0x7ff8_0000_dead_beef);
     assert_eq!(d.cpu_ms.to_bits(), (-0.0f64).to_bits());
+}
+
+/// Seeds the `record_decode` fuzz corpus with valid encodings of every kind:
+/// `ATS_FUZZ_CORPUS=fuzz/corpus/record_decode cargo test --test codec_roundtrip -- --ignored`.
+#[test]
+#[ignore]
+fn write_fuzz_corpus() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let Ok(dir) = std::env::var("ATS_FUZZ_CORPUS") else { return };
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut runner = TestRunner::deterministic();
+    for i in 0..64 {
+        let r = record().new_tree(&mut runner).unwrap().current();
+        std::fs::write(format!("{dir}/seed-{i:02}"), enc(&r)).unwrap();
+    }
+    std::fs::write(format!("{dir}/reward"), enc(&Record::Reward(reward()))).unwrap();
 }

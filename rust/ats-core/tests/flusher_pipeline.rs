@@ -178,12 +178,12 @@ fn deadlines_are_respected_with_a_stuck_sink() {
     let t = Instant::now();
     assert!(!f.flush(Duration::from_millis(100)));
     let e = t.elapsed();
-    assert!(e >= Duration::from_millis(100) && e < Duration::from_millis(300), "flush took {e:?}");
+    assert!(e >= Duration::from_millis(100) && e < Duration::from_millis(400), "flush took {e:?}");
     push_span(&ring, 2);
     let t = Instant::now();
     assert!(!f.shutdown(Duration::from_millis(100)));
     let e = t.elapsed();
-    assert!(e >= Duration::from_millis(100) && e < Duration::from_millis(300), "shutdown took {e:?}");
+    assert!(e >= Duration::from_millis(100) && e < Duration::from_millis(400), "shutdown took {e:?}");
     assert!(!f.is_finished()); // detached, still inside the sink
     drop(f); // must not block either
 }
@@ -285,12 +285,19 @@ fn collectors_are_polled_each_cycle_and_panics_counted() {
         vec![Box::new(Tick(0)), Box::new(PanicCollector)],
         cfg(10),
     );
-    std::thread::sleep(Duration::from_millis(200));
+    // Poll rather than sleep a fixed time: each caught panic runs the panic
+    // hook (a backtrace with RUST_BACKTRACE set), which is slow under load.
+    let t = Instant::now();
+    while f.stats().cycles < 5 {
+        assert!(t.elapsed() < Duration::from_secs(30), "flusher not cycling");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     assert!(f.shutdown(Duration::from_secs(5)));
     let st = f.stats();
     let metrics = seen.lock().unwrap().records.iter().filter(|r| matches!(r, Record::Metric(_))).count() as u64;
     assert!(st.cycles >= 5, "cycles {}", st.cycles);
-    assert_eq!(metrics, st.cycles);
-    assert_eq!(st.records_collected, st.cycles);
-    assert_eq!(st.collector_panics, st.cycles);
+    // One poll per cycle plus the final `finish` poll at shutdown.
+    assert_eq!(metrics, st.cycles + 1);
+    assert_eq!(st.records_collected, st.cycles + 1);
+    assert_eq!(st.collector_panics, st.cycles + 1);
 }

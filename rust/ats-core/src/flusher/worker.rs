@@ -19,7 +19,10 @@ struct Worker {
     sinks: Vec<Box<dyn Sink>>,
     collectors: Vec<Box<dyn Collector>>,
     processors: Vec<Box<dyn Processor>>,
+    /// Record pool: `batch[..batch_len]` is the current batch; the rest are
+    /// decoded-into again so steady-state decoding reuses their allocations.
     batch: Vec<Record>,
+    batch_len: usize,
     collected: Vec<Record>,
     batch_max: usize,
     stats: FlusherStats,
@@ -68,6 +71,7 @@ pub(crate) fn run(
         collectors: stages.collectors,
         processors: stages.processors,
         batch: Vec::with_capacity(batch_max.min(1 << 16)),
+        batch_len: 0,
         collected: Vec::new(),
         batch_max,
         stats: shared.stats.lock().unwrap_or_else(|e| e.into_inner()).clone(),
@@ -130,17 +134,23 @@ impl Worker {
         // cannot keep us from publishing progress or seeing a shutdown.
         let stop_at = ring.write_position();
         while ring.read_position() < stop_at {
-            let room = self.batch_max - self.batch.len();
+            let room = self.batch_max - self.batch_len;
             let before = ring.read_position();
-            let (batch, stats) = (&mut self.batch, &mut self.stats);
-            let n = ring.drain_bounded(DRAIN_CHUNK, room, |bytes| match codec::decode(bytes) {
-                Ok(r) => {
-                    stats.records_decoded += 1;
-                    batch.push(r);
+            let (batch, len, stats) = (&mut self.batch, &mut self.batch_len, &mut self.stats);
+            let n = ring.drain_bounded(DRAIN_CHUNK, room, |bytes| {
+                let res = match batch.get_mut(*len) {
+                    Some(slot) => codec::decode_into(bytes, slot),
+                    None => codec::decode(bytes).map(|r| batch.push(r)),
+                };
+                match res {
+                    Ok(()) => {
+                        *len += 1;
+                        stats.records_decoded += 1;
+                    }
+                    Err(_) => stats.decode_errors += 1,
                 }
-                Err(_) => stats.decode_errors += 1,
             });
-            if self.batch.len() >= self.batch_max {
+            if self.batch_len >= self.batch_max {
                 self.write_batch();
             }
             // No record and no padding consumed: the next slot is reserved
@@ -149,7 +159,7 @@ impl Worker {
                 break;
             }
         }
-        if !self.batch.is_empty() {
+        if self.batch_len > 0 {
             self.write_batch();
         }
         let pos = ring.read_position();
@@ -181,15 +191,19 @@ impl Worker {
         for r in released {
             self.push_to_batch(r);
         }
-        if !self.batch.is_empty() {
+        if self.batch_len > 0 {
             self.write_batch();
         }
         self.flush_sinks();
     }
 
     fn push_to_batch(&mut self, r: Record) {
-        self.batch.push(r);
-        if self.batch.len() >= self.batch_max {
+        match self.batch.get_mut(self.batch_len) {
+            Some(slot) => *slot = r,
+            None => self.batch.push(r),
+        }
+        self.batch_len += 1;
+        if self.batch_len >= self.batch_max {
             self.write_batch();
         }
     }
@@ -217,23 +231,16 @@ impl Worker {
     }
 
     fn write_batch(&mut self) {
-        for p in &mut self.processors {
-            let batch = &mut self.batch;
-            if catch_unwind(AssertUnwindSafe(|| p.process(batch))).is_err() {
-                // A processor that panicked may have left the batch half
-                // rewritten (e.g. half scrubbed): drop it rather than risk a leak.
-                self.stats.collector_panics += 1;
-                self.stats.processor_dropped += self.batch.len() as u64;
-                self.batch.clear();
-            }
+        if !self.processors.is_empty() {
+            self.run_processors();
         }
-        if self.batch.is_empty() {
+        if self.batch_len == 0 {
             return;
         }
         self.stats.batches += 1;
-        let n = self.batch.len() as u64;
+        let n = self.batch_len as u64;
         for (sink, st) in self.sinks.iter_mut().zip(self.stats.sinks.iter_mut()) {
-            let batch = &self.batch;
+            let batch = &self.batch[..self.batch_len];
             match catch_unwind(AssertUnwindSafe(|| sink.write_batch(batch))) {
                 Ok(Ok(())) => {
                     st.batches += 1;
@@ -251,8 +258,25 @@ impl Worker {
                 }
             }
         }
-        self.batch.clear();
+        self.batch_len = 0;
         self.dirty = true;
+    }
+
+    /// Processors may add, remove or hold records, so they see exactly the
+    /// current batch (the pool's spare records are given up).
+    fn run_processors(&mut self) {
+        self.batch.truncate(self.batch_len);
+        for p in &mut self.processors {
+            let batch = &mut self.batch;
+            if catch_unwind(AssertUnwindSafe(|| p.process(batch))).is_err() {
+                // A processor that panicked may have left the batch half
+                // rewritten (e.g. half scrubbed): drop it rather than risk a leak.
+                self.stats.collector_panics += 1;
+                self.stats.processor_dropped += self.batch.len() as u64;
+                self.batch.clear();
+            }
+        }
+        self.batch_len = self.batch.len();
     }
 
     fn flush_sinks(&mut self) {

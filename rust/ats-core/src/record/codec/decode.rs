@@ -47,6 +47,13 @@ impl<'a> Reader<'a> {
     }
     /// LEB128; more than 64 bits of payload is `LengthOverflow`.
     fn varint(&mut self) -> Result<u64, DecodeError> {
+        // Fast path: a single-byte varint.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
         let mut v: u64 = 0;
         for i in 0..10 {
             let b = self.u8()?;
@@ -91,8 +98,12 @@ impl<'a> Reader<'a> {
         let b = self.take(n)?;
         std::str::from_utf8(b).map_err(|_| DecodeError::InvalidUtf8)
     }
-    fn string(&mut self) -> Result<String, DecodeError> {
-        self.str().map(str::to_owned)
+    /// Reads a string into `dst`, reusing its allocation.
+    fn string_into(&mut self, dst: &mut String) -> Result<(), DecodeError> {
+        let s = self.str()?;
+        dst.clear();
+        dst.push_str(s);
+        Ok(())
     }
 }
 
@@ -142,18 +153,22 @@ pub fn decode_header(bytes: &[u8]) -> Result<Header, DecodeError> {
 
 /// Decodes exactly one record occupying all of `bytes`.
 pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
-    let h = decode_header(bytes)?;
-    if h.total_len as usize != bytes.len() {
-        return Err(if (h.total_len as usize) > bytes.len() {
-            DecodeError::Truncated
-        } else {
-            DecodeError::LengthMismatch {
-                header: h.total_len,
-                actual: bytes.len(),
-            }
-        });
+    let h = check_exact(bytes)?;
+    let mut out = empty_record(h.kind);
+    decode_body_into(h, bytes, &mut out)?;
+    Ok(out)
+}
+
+/// Like [`decode`], but reuses the string and vector allocations of `out`
+/// when it already holds a record of the same kind (the flusher keeps a pool
+/// of records, so steady-state decoding allocates nothing). On error `out`
+/// holds an unspecified but valid record.
+pub fn decode_into(bytes: &[u8], out: &mut Record) -> Result<(), DecodeError> {
+    let h = check_exact(bytes)?;
+    if kind_of(out) != h.kind {
+        *out = empty_record(h.kind);
     }
-    decode_body(h, bytes)
+    decode_body_into(h, bytes, out)
 }
 
 /// Decodes the first record of a stream of concatenated records; returns it
@@ -162,137 +177,184 @@ pub fn decode_prefix(bytes: &[u8]) -> Result<(Record, usize), DecodeError> {
     let h = decode_header(bytes)?;
     let n = h.total_len as usize;
     let rec = bytes.get(..n).ok_or(DecodeError::Truncated)?;
-    Ok((decode_body(h, rec)?, n))
+    let mut out = empty_record(h.kind);
+    decode_body_into(h, rec, &mut out)?;
+    Ok((out, n))
 }
 
-fn decode_body(h: Header, rec: &[u8]) -> Result<Record, DecodeError> {
-    let mut r = Reader {
-        buf: rec,
-        pos: HEADER_LEN,
-    };
-    let mut env = read_envelope_fixed(&mut r, h.flags)?;
-    let out = match h.kind {
-        KIND_SPAN => {
-            let end_ns = r.u64()?;
-            let status = match r.u8()? {
+fn check_exact(bytes: &[u8]) -> Result<Header, DecodeError> {
+    let h = decode_header(bytes)?;
+    let n = h.total_len as usize;
+    if n > bytes.len() {
+        return Err(DecodeError::Truncated);
+    }
+    if n < bytes.len() {
+        return Err(DecodeError::LengthMismatch { header: h.total_len, actual: bytes.len() });
+    }
+    Ok(h)
+}
+
+fn kind_of(r: &Record) -> u8 {
+    match r {
+        Record::Span(_) => KIND_SPAN,
+        Record::Log(_) => KIND_LOG,
+        Record::Metric(_) => KIND_METRIC,
+        Record::Reward(_) => KIND_REWARD,
+    }
+}
+
+/// An allocation-free placeholder of the given (validated) kind.
+fn empty_record(kind: u8) -> Record {
+    match kind {
+        KIND_SPAN => Record::Span(SpanRecord {
+            envelope: Envelope::default(),
+            name: String::new(),
+            component: String::new(),
+            end_ns: 0,
+            status: Status::Unset,
+            attributes: Vec::new(),
+        }),
+        KIND_LOG => Record::Log(LogRecord {
+            envelope: Envelope::default(),
+            event: String::new(),
+            component: String::new(),
+            severity: Severity::default(),
+            body: String::new(),
+            attributes: Vec::new(),
+        }),
+        KIND_METRIC => Record::Metric(MetricPoint {
+            envelope: Envelope::default(),
+            name: String::new(),
+            unit: String::new(),
+            kind: MetricKind::Counter,
+            start_ns: 0,
+            labels: Vec::new(),
+            value: 0.0,
+            histogram: None,
+        }),
+        _ => Record::Reward(RewardRecord {
+            envelope: Envelope::default(),
+            class: SloClass::L,
+            latency_ms: 0.0,
+            cpu_ms: 0.0,
+            io_bytes: 0,
+            rows: 0,
+            success: false,
+            reward: 0.0,
+            engine: String::new(),
+        }),
+    }
+}
+
+fn decode_body_into(h: Header, rec: &[u8], out: &mut Record) -> Result<(), DecodeError> {
+    let mut r = Reader { buf: rec, pos: HEADER_LEN };
+    match out {
+        Record::Span(s) => {
+            read_envelope_fixed(&mut r, h.flags, &mut s.envelope)?;
+            s.end_ns = r.u64()?;
+            s.status = match r.u8()? {
                 0 => Status::Unset,
                 1 => Status::Ok,
                 2 => Status::Error,
                 v => return Err(DecodeError::InvalidEnum { field: "status", value: v }),
             };
-            read_envelope_strings(&mut r, &mut env)?;
-            Record::Span(SpanRecord {
-                envelope: env,
-                name: r.string()?,
-                component: r.string()?,
-                end_ns,
-                status,
-                attributes: read_attrs(&mut r)?,
-            })
+            read_envelope_strings(&mut r, &mut s.envelope)?;
+            r.string_into(&mut s.name)?;
+            r.string_into(&mut s.component)?;
+            read_attrs(&mut r, &mut s.attributes)?;
         }
-        KIND_LOG => {
-            let severity = Severity(r.u8()?);
-            read_envelope_strings(&mut r, &mut env)?;
-            Record::Log(LogRecord {
-                envelope: env,
-                event: r.string()?,
-                component: r.string()?,
-                severity,
-                body: r.string()?,
-                attributes: read_attrs(&mut r)?,
-            })
+        Record::Log(l) => {
+            read_envelope_fixed(&mut r, h.flags, &mut l.envelope)?;
+            l.severity = Severity(r.u8()?);
+            read_envelope_strings(&mut r, &mut l.envelope)?;
+            r.string_into(&mut l.event)?;
+            r.string_into(&mut l.component)?;
+            r.string_into(&mut l.body)?;
+            read_attrs(&mut r, &mut l.attributes)?;
         }
-        KIND_METRIC => Record::Metric(read_metric(&mut r, h.flags, env)?),
-        KIND_REWARD => {
-            let latency_ms = r.f64()?;
-            let cpu_ms = r.f64()?;
-            let reward = r.f64()?;
-            let class = match r.u8()? {
+        Record::Metric(m) => read_metric(&mut r, h.flags, m)?,
+        Record::Reward(x) => {
+            read_envelope_fixed(&mut r, h.flags, &mut x.envelope)?;
+            x.latency_ms = r.f64()?;
+            x.cpu_ms = r.f64()?;
+            x.reward = r.f64()?;
+            x.class = match r.u8()? {
                 0 => SloClass::L,
                 1 => SloClass::B,
                 2 => SloClass::A,
                 3 => SloClass::S,
                 v => return Err(DecodeError::InvalidEnum { field: "class", value: v }),
             };
-            read_envelope_strings(&mut r, &mut env)?;
-            Record::Reward(RewardRecord {
-                envelope: env,
-                class,
-                latency_ms,
-                cpu_ms,
-                io_bytes: r.varint()?,
-                rows: r.varint()?,
-                success: h.flags & F_KIND_BIT != 0,
-                reward,
-                engine: r.string()?,
-            })
+            read_envelope_strings(&mut r, &mut x.envelope)?;
+            x.io_bytes = r.varint()?;
+            x.rows = r.varint()?;
+            x.success = h.flags & F_KIND_BIT != 0;
+            r.string_into(&mut x.engine)?;
         }
-        k => return Err(DecodeError::UnknownKind { found: k }),
-    };
+    }
     if r.remaining() != 0 {
         return Err(DecodeError::TrailingBytes { extra: r.remaining() });
     }
-    Ok(out)
-}
-
-fn read_envelope_fixed(r: &mut Reader<'_>, flags: u8) -> Result<Envelope, DecodeError> {
-    let mut e = Envelope {
-        ts_ns: r.u64()?,
-        ..Envelope::default()
-    };
-    if flags & F_TRACE_ID != 0 {
-        e.trace_id = u128::from_le_bytes(r.array()?);
-    }
-    if flags & F_SPAN_ID != 0 {
-        e.span_id = r.u64()?;
-    }
-    if flags & F_PARENT_SPAN_ID != 0 {
-        e.parent_span_id = r.u64()?;
-    }
-    if flags & F_AIR_ID != 0 {
-        e.air_id = Some(r.u64()?);
-    }
-    if flags & F_PLAN_HASH != 0 {
-        e.plan_hash = Some(r.u64()?);
-    }
-    Ok(e)
-}
-
-fn read_envelope_strings(r: &mut Reader<'_>, e: &mut Envelope) -> Result<(), DecodeError> {
-    e.tenant = r.string()?;
-    e.workspace = r.string()?;
-    e.region = r.string()?;
-    e.dialect = r.string()?;
     Ok(())
 }
 
-fn read_attrs(r: &mut Reader<'_>) -> Result<Attributes, DecodeError> {
-    // Smallest attribute: empty key (1) + tag (1) + bool (1).
-    let n = r.count(3)?;
-    let mut attrs = Vec::with_capacity(n);
-    for _ in 0..n {
-        let key = r.string()?;
-        let value = match r.u8()? {
-            TAG_STR => AttrValue::Str(r.string()?),
-            TAG_I64 => AttrValue::I64(i64::from_le_bytes(r.array()?)),
-            TAG_F64 => AttrValue::F64(r.f64()?),
-            TAG_BOOL => match r.u8()? {
-                0 => AttrValue::Bool(false),
-                1 => AttrValue::Bool(true),
-                v => return Err(DecodeError::InvalidEnum { field: "bool", value: v }),
-            },
-            t => return Err(DecodeError::InvalidEnum { field: "attribute tag", value: t }),
-        };
-        attrs.push((key, value));
-    }
-    Ok(attrs)
+fn read_envelope_fixed(r: &mut Reader<'_>, flags: u8, e: &mut Envelope) -> Result<(), DecodeError> {
+    e.ts_ns = r.u64()?;
+    e.trace_id = if flags & F_TRACE_ID != 0 { u128::from_le_bytes(r.array()?) } else { 0 };
+    e.span_id = if flags & F_SPAN_ID != 0 { r.u64()? } else { 0 };
+    e.parent_span_id = if flags & F_PARENT_SPAN_ID != 0 { r.u64()? } else { 0 };
+    e.air_id = if flags & F_AIR_ID != 0 { Some(r.u64()?) } else { None };
+    e.plan_hash = if flags & F_PLAN_HASH != 0 { Some(r.u64()?) } else { None };
+    Ok(())
 }
 
-fn read_metric(r: &mut Reader<'_>, flags: u8, env: Envelope) -> Result<MetricPoint, DecodeError> {
-    let mut env = env;
-    let start_ns = r.u64()?;
-    let value = r.f64()?;
-    let kind = match r.u8()? {
+fn read_envelope_strings(r: &mut Reader<'_>, e: &mut Envelope) -> Result<(), DecodeError> {
+    r.string_into(&mut e.tenant)?;
+    r.string_into(&mut e.workspace)?;
+    r.string_into(&mut e.region)?;
+    r.string_into(&mut e.dialect)?;
+    Ok(())
+}
+
+fn read_attrs(r: &mut Reader<'_>, attrs: &mut Attributes) -> Result<(), DecodeError> {
+    // Smallest attribute: empty key (1) + tag (1) + bool (1).
+    let n = r.count(3)?;
+    attrs.truncate(n);
+    attrs.reserve(n - attrs.len());
+    for i in 0..n {
+        if i == attrs.len() {
+            attrs.push((String::new(), AttrValue::Bool(false)));
+        }
+        let (key, value) = &mut attrs[i];
+        r.string_into(key)?;
+        match r.u8()? {
+            TAG_STR => {
+                if let AttrValue::Str(s) = value {
+                    r.string_into(s)?;
+                } else {
+                    *value = AttrValue::Str(r.str()?.to_owned());
+                }
+            }
+            TAG_I64 => *value = AttrValue::I64(i64::from_le_bytes(r.array()?)),
+            TAG_F64 => *value = AttrValue::F64(r.f64()?),
+            TAG_BOOL => {
+                *value = match r.u8()? {
+                    0 => AttrValue::Bool(false),
+                    1 => AttrValue::Bool(true),
+                    v => return Err(DecodeError::InvalidEnum { field: "bool", value: v }),
+                }
+            }
+            t => return Err(DecodeError::InvalidEnum { field: "attribute tag", value: t }),
+        }
+    }
+    Ok(())
+}
+
+fn read_metric(r: &mut Reader<'_>, flags: u8, m: &mut MetricPoint) -> Result<(), DecodeError> {
+    read_envelope_fixed(r, flags, &mut m.envelope)?;
+    m.start_ns = r.u64()?;
+    m.value = r.f64()?;
+    m.kind = match r.u8()? {
         0 => MetricKind::Counter,
         1 => MetricKind::Gauge,
         2 => MetricKind::Histogram,
@@ -303,38 +365,41 @@ fn read_metric(r: &mut Reader<'_>, flags: u8, env: Envelope) -> Result<MetricPoi
     } else {
         None
     };
-    read_envelope_strings(r, &mut env)?;
-    let name = r.string()?;
-    let unit = r.string()?;
+    read_envelope_strings(r, &mut m.envelope)?;
+    r.string_into(&mut m.name)?;
+    r.string_into(&mut m.unit)?;
     let n = r.count(2)?;
-    let mut labels = Vec::with_capacity(n);
-    for _ in 0..n {
-        labels.push((r.string()?, r.string()?));
+    m.labels.truncate(n);
+    for i in 0..n {
+        if i == m.labels.len() {
+            m.labels.push((String::new(), String::new()));
+        }
+        let (k, v) = &mut m.labels[i];
+        r.string_into(k)?;
+        r.string_into(v)?;
     }
-    let histogram = match hist_fixed {
+    m.histogram = match hist_fixed {
         None => None,
         Some((count, sum, min, max)) => {
+            let mut h = m.histogram.take().unwrap_or_default();
+            h.count = count;
+            h.sum = sum;
+            h.min = min;
+            h.max = max;
             let nb = r.count(8)?;
-            let mut bounds = Vec::with_capacity(nb);
+            h.bounds.clear();
+            h.bounds.reserve(nb);
             for _ in 0..nb {
-                bounds.push(r.f64()?);
+                h.bounds.push(r.f64()?);
             }
             let nc = r.count(8)?;
-            let mut counts = Vec::with_capacity(nc);
+            h.counts.clear();
+            h.counts.reserve(nc);
             for _ in 0..nc {
-                counts.push(r.u64()?);
+                h.counts.push(r.u64()?);
             }
-            Some(HistogramData { count, sum, min, max, bounds, counts })
+            Some(h)
         }
     };
-    Ok(MetricPoint {
-        envelope: env,
-        name,
-        unit,
-        kind,
-        start_ns,
-        labels,
-        value,
-        histogram,
-    })
+    Ok(())
 }

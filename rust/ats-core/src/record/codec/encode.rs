@@ -27,7 +27,10 @@ impl Writer<'_> {
     }
     #[inline]
     fn u8(&mut self, v: u8) {
-        self.bytes(&[v]);
+        if let Some(b) = self.buf.get_mut(self.pos) {
+            *b = v;
+        }
+        self.pos += 1;
     }
     #[inline]
     fn u64(&mut self, v: u64) {
@@ -39,6 +42,11 @@ impl Writer<'_> {
     }
     #[inline]
     fn varint(&mut self, mut v: u64) {
+        // Nearly every length is below 128: one byte, no loop.
+        if v < 0x80 {
+            self.u8(v as u8);
+            return;
+        }
         let mut tmp = [0u8; 10];
         let mut n = 0;
         loop {

@@ -50,7 +50,7 @@ mod decode;
 mod encode;
 pub mod layout;
 
-pub use decode::{decode, decode_header, decode_prefix, Header};
+pub use decode::{decode, decode_header, decode_into, decode_prefix, Header};
 pub use encode::{
     encode_log, encode_log_to_vec, encode_metric, encode_metric_to_vec, encode_record,
     encode_ref, encode_reward, encode_reward_to_vec, encode_span, encode_span_to_vec, encoded_len,
