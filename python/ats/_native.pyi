@@ -1,5 +1,5 @@
 # Hand-written stub for the compiled module; checked by `python -m mypy.stubtest ats._native`.
-from typing import final
+from typing import Any, final
 
 __version__: str
 FINGERPRINT_VERSION: int
@@ -33,3 +33,95 @@ class Scrubber:
     def scrub(self, text: str) -> str: ...
 
 def scrub(text: str) -> str: ...
+
+# --- sampling --------------------------------------------------------------
+@final
+class TraceIdRatio:
+    def __new__(cls, ratio: float) -> TraceIdRatio: ...
+    def should_sample(self, trace_id: str) -> bool: ...
+
+# --- metrics ---------------------------------------------------------------
+@final
+class Counter:
+    def add(self, value: int = 1, labels: dict[str, Any] | None = None) -> None: ...
+
+@final
+class Gauge:
+    def set(self, value: float, labels: dict[str, Any] | None = None) -> None: ...
+
+@final
+class Histogram:
+    def record(self, value: float, labels: dict[str, Any] | None = None) -> None: ...
+    def quantile(self, q: float, labels: dict[str, Any] | None = None) -> float | None: ...
+
+@final
+class Metrics:
+    def __new__(cls) -> Metrics: ...
+    def counter(self, name: str, unit: str) -> Counter: ...
+    def gauge(self, name: str, unit: str) -> Gauge: ...
+    def histogram(self, name: str, unit: str) -> Histogram: ...
+    def snapshot(self) -> list[dict[str, Any]]: ...
+
+# --- record path -----------------------------------------------------------
+# Attribute values: str, int, float or bool; anything else is recorded as str(value).
+
+@final
+class Pipeline:
+    def __new__(
+        cls,
+        *,
+        store_path: str | None = None,
+        jsonl_dir: str | None = None,
+        jsonl_max_file_bytes: int = ...,
+        jsonl_max_total_bytes: int | None = None,
+        ring_bytes: int = ...,
+        flush_interval_ms: int = 200,
+        batch_max_records: int = 4096,
+        tenant: str = "",
+        workspace: str = "",
+        region: str = "",
+        sample_ratio: float = 1.0,
+        sampling_rules: list[tuple[str, float, float]] = ...,
+        rate_limit_per_second: float | None = None,
+        rate_limit_burst: int = 1000,
+        daily_cap: int | None = None,
+        redact: bool = True,
+        scrub_patterns: list[tuple[str, str, str]] = ...,
+        tail_latency_ms: float | None = None,
+        tail_base_ratio: float = 0.1,
+        metrics: Metrics | None = None,
+        metrics_interval_ms: int = 10000,
+    ) -> Pipeline: ...
+    def record_span(
+        self,
+        name: str,
+        component: str,
+        trace_id: str,
+        span_id: int,
+        parent_span_id: int,
+        start_ns: int,
+        end_ns: int,
+        status: int,
+        attributes: dict[str, Any] | None = None,
+        dialect: str = "",
+        air_id: str | None = None,
+        plan_hash: str | None = None,
+        parent_sampled: bool = True,
+        parent_remote: bool = False,
+    ) -> bool: ...
+    def emit_log(
+        self,
+        event: str,
+        component: str,
+        severity: int,
+        body: str,
+        ts_ns: int,
+        trace_id: str | None = None,
+        span_id: int = 0,
+        attributes: dict[str, Any] | None = None,
+        dialect: str = "",
+        air_id: str | None = None,
+    ) -> bool: ...
+    def flush(self, timeout: float) -> bool: ...
+    def shutdown(self, timeout: float) -> bool: ...
+    def stats(self) -> dict[str, Any]: ...
