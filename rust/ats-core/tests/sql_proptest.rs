@@ -103,10 +103,7 @@ fn fill(t: &str, d: Dialect, vals: &[Val], list_len: usize) -> String {
             i += 1;
         } else {
             let items: Vec<String> = (0..list_len.max(1))
-                .map(|k| {
-                    let s = render(&vals[(i + k) % vals.len()], d);
-                    s
-                })
+                .map(|k| render(&vals[(i + k) % vals.len()], d))
                 .collect();
             i += 1;
             out.push_str(&items.join(", "));
