@@ -31,7 +31,8 @@ mod tail;
 pub use parent::ParentBased;
 pub use policy::{PolicyConfig, PolicyOutcome, SamplingPolicy};
 pub use rate_limit::{
-    RateDecision, RateLimitConfig, RateLimiterStats, TenantRateLimiter, MAX_TENANT_LEN, OTHER_TENANT,
+    RateDecision, RateLimitConfig, RateLimiterStats, TenantRateLimiter, MAX_TENANT_LEN,
+    OTHER_TENANT,
 };
 pub use ratio::TraceIdRatio;
 pub use rules::{FamilyRule, FamilyRules};
