@@ -6,17 +6,26 @@ use std::hint::black_box;
 
 use ats_core::metrics::MetricsRegistry;
 use ats_core::sampling::{
-    FamilyRule, FamilyRules, PolicyConfig, RateLimitConfig, Sampler, SamplingInput, SamplingPolicy, TailConfig,
-    TailSampler, TailSpan, TenantRateLimiter, TraceIdRatio,
+    FamilyRule, FamilyRules, PolicyConfig, RateLimitConfig, Sampler, SamplingInput, SamplingPolicy,
+    TailConfig, TailSampler, TailSpan, TenantRateLimiter, TraceIdRatio,
 };
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
 fn ids() -> Vec<u128> {
-    (0..1024u64).map(|i| u128::from(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)) << 1 | 1).collect()
+    (0..1024u64)
+        .map(|i| u128::from(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)) << 1 | 1)
+        .collect()
 }
 
 fn input(trace_id: u128, event_name: &str, is_error: bool) -> SamplingInput<'_> {
-    SamplingInput { trace_id, parent: None, event_name, is_error, tenant: "acme", now_ns: 0 }
+    SamplingInput {
+        trace_id,
+        parent: None,
+        event_name,
+        is_error,
+        tenant: "acme",
+        now_ns: 0,
+    }
 }
 
 fn samplers(c: &mut Criterion) {
@@ -44,7 +53,13 @@ fn samplers(c: &mut Criterion) {
         1.0,
     )
     .unwrap();
-    let names = ["driver.query", "driver.handshake", "mcp.tool.call", "agent.run", "unmatched.event"];
+    let names = [
+        "driver.query",
+        "driver.handshake",
+        "mcp.tool.call",
+        "agent.run",
+        "unmatched.event",
+    ];
     c.bench_function("family_rules_decision", |b| {
         b.iter(|| {
             i = (i + 1) & 1023;
@@ -56,7 +71,12 @@ fn samplers(c: &mut Criterion) {
     let policy = SamplingPolicy::new(PolicyConfig {
         base_ratio: 0.5,
         rules: vec![FamilyRule::new("driver.", 0.1, 1.0)],
-        rate_limit: Some(RateLimitConfig { per_second: Some(1e9), burst: 1_000_000, daily_cap: None, max_tenants: 64 }),
+        rate_limit: Some(RateLimitConfig {
+            per_second: Some(1e9),
+            burst: 1_000_000,
+            daily_cap: None,
+            max_tenants: 64,
+        }),
         errors_override_parent: true,
     })
     .unwrap();
@@ -65,7 +85,10 @@ fn samplers(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) & 1023;
             now += 1_000;
-            let ctx = SamplingInput { now_ns: now, ..input(ids[i], "driver.query", i & 3 == 0) };
+            let ctx = SamplingInput {
+                now_ns: now,
+                ..input(ids[i], "driver.query", i & 3 == 0)
+            };
             black_box(policy.decide(black_box(&ctx)))
         })
     });
@@ -87,7 +110,10 @@ fn samplers(c: &mut Criterion) {
     });
 
     c.bench_function("tail_offer_10_span_trace", |b| {
-        let cfg = TailConfig { base_ratio: 0.1, ..TailConfig::default() };
+        let cfg = TailConfig {
+            base_ratio: 0.1,
+            ..TailConfig::default()
+        };
         let mut tail = TailSampler::new(cfg).unwrap();
         let mut trace = 1u128;
         b.iter(|| {
@@ -116,9 +142,13 @@ fn metrics(c: &mut Criterion) {
     let counter = r.counter("sqlx_driver_errors_total", "1").unwrap();
     let labels = [("dialect", "sqlite"), ("class", "io")];
     counter.add(&labels, 1);
-    c.bench_function("counter_add_labels", |b| b.iter(|| counter.add(black_box(&labels), 1)));
+    c.bench_function("counter_add_labels", |b| {
+        b.iter(|| counter.add(black_box(&labels), 1))
+    });
     let bound = counter.bind(&labels);
-    c.bench_function("counter_add_bound", |b| b.iter(|| counter.add_to(black_box(&bound), 1)));
+    c.bench_function("counter_add_bound", |b| {
+        b.iter(|| counter.add_to(black_box(&bound), 1))
+    });
 
     let hist = r.histogram("sqlx_driver_latency_ms", "ms").unwrap();
     let hl = [("dialect", "sqlite"), ("op", "query")];
@@ -144,7 +174,9 @@ fn metrics(c: &mut Criterion) {
     for k in &keys {
         many.add(&[("k", k), ("tenant", "acme")], 3);
     }
-    c.bench_function("snapshot_1000_counter_series", |b| b.iter(|| black_box(r1.snapshot(1).len())));
+    c.bench_function("snapshot_1000_counter_series", |b| {
+        b.iter(|| black_box(r1.snapshot(1).len()))
+    });
     c.bench_function("snapshot_delta_1000_counter_series", |b| {
         b.iter_batched(
             || {
@@ -161,7 +193,9 @@ fn metrics(c: &mut Criterion) {
     for (n, k) in keys.iter().enumerate() {
         hs.record(&[("k", k)], n as f64);
     }
-    c.bench_function("snapshot_1000_histogram_series", |b| b.iter(|| black_box(r2.snapshot(1).len())));
+    c.bench_function("snapshot_1000_histogram_series", |b| {
+        b.iter(|| black_box(r2.snapshot(1).len()))
+    });
 }
 
 criterion_group!(benches, samplers, metrics);

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use ats_core::metrics::{AtomicHistogram, HistogramOptions, HistogramSnapshot, Layout, DEFAULT_BOUNDS_MS};
+use ats_core::metrics::{
+    AtomicHistogram, HistogramOptions, HistogramSnapshot, Layout, DEFAULT_BOUNDS_MS,
+};
 use ats_core::record::model::HistogramData;
 use proptest::prelude::*;
 
@@ -111,7 +113,10 @@ proptest! {
 fn explicit_buckets_exact_on_known_inputs() {
     let h = hist();
     // Boundaries are upper-inclusive: 5 goes to (0, 5], 5.0001 to (5, 10].
-    for v in [0.0, 0.0, 1.0, 5.0, 5.0001, 10.0, 749.9, 750.0, 750.5, 2500.0, 9999.0, 10000.0, 10000.5, 1e7] {
+    for v in [
+        0.0, 0.0, 1.0, 5.0, 5.0001, 10.0, 749.9, 750.0, 750.5, 2500.0, 9999.0, 10000.0, 10000.5,
+        1e7,
+    ] {
         assert!(h.record(v));
     }
     let snap = h.snapshot();
@@ -120,7 +125,19 @@ fn explicit_buckets_exact_on_known_inputs() {
         data,
         HistogramData {
             count: 14,
-            sum: 0.0 + 1.0 + 5.0 + 5.0001 + 10.0 + 749.9 + 750.0 + 750.5 + 2500.0 + 9999.0 + 10000.0 + 10000.5 + 1e7,
+            sum: 0.0
+                + 1.0
+                + 5.0
+                + 5.0001
+                + 10.0
+                + 749.9
+                + 750.0
+                + 750.5
+                + 2500.0
+                + 9999.0
+                + 10000.0
+                + 10000.5
+                + 1e7,
             min: 0.0,
             max: 1e7,
             bounds: DEFAULT_BOUNDS_MS.to_vec(),
@@ -146,7 +163,10 @@ fn count_sum_min_max_and_edge_quantiles() {
     let h = hist();
     assert_eq!(h.snapshot().quantile(0.5), None);
     let empty = h.snapshot().to_explicit_buckets(&DEFAULT_BOUNDS_MS);
-    assert_eq!((empty.count, empty.sum, empty.min, empty.max), (0, 0.0, 0.0, 0.0));
+    assert_eq!(
+        (empty.count, empty.sum, empty.min, empty.max),
+        (0, 0.0, 0.0, 0.0)
+    );
     for v in [3.0, 1.0, 2.0] {
         h.record(v);
     }
@@ -185,8 +205,17 @@ fn take_resets_and_merge_adds() {
     h.record(7.0);
     let mut total = first.clone();
     assert!(total.merge(&h.snapshot()));
-    assert_eq!((total.count, total.sum, total.min, total.max), (3, 108.0, 1.0, 100.0));
-    let other = HistogramSnapshot::empty(Layout::new(&HistogramOptions { sub_bucket_bits: 4, ..Default::default() }).unwrap());
+    assert_eq!(
+        (total.count, total.sum, total.min, total.max),
+        (3, 108.0, 1.0, 100.0)
+    );
+    let other = HistogramSnapshot::empty(
+        Layout::new(&HistogramOptions {
+            sub_bucket_bits: 4,
+            ..Default::default()
+        })
+        .unwrap(),
+    );
     assert!(!total.merge(&other));
 }
 
@@ -209,8 +238,16 @@ fn concurrent_records_are_exact() {
     let s = h.snapshot();
     assert_eq!(s.count, 400_000);
     // Integers below 2^53 sum exactly in f64.
-    let want: u64 = (0..8u64).map(|t| (0..50_000u64).map(|i| (i % 1000) + t).sum::<u64>()).sum();
+    let want: u64 = (0..8u64)
+        .map(|t| (0..50_000u64).map(|i| (i % 1000) + t).sum::<u64>())
+        .sum();
     assert_eq!(s.sum, want as f64);
     assert_eq!((s.min, s.max), (0.0, 1006.0));
-    assert_eq!(s.to_explicit_buckets(&DEFAULT_BOUNDS_MS).counts.iter().sum::<u64>(), 400_000);
+    assert_eq!(
+        s.to_explicit_buckets(&DEFAULT_BOUNDS_MS)
+            .counts
+            .iter()
+            .sum::<u64>(),
+        400_000
+    );
 }

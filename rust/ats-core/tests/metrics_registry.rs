@@ -4,12 +4,16 @@
 use std::sync::Arc;
 
 use ats_core::metrics::{
-    HistogramOptions, MetricOptions, MetricStats, MetricsError, MetricsRegistry, RegistryConfig, DEFAULT_BOUNDS_MS,
+    HistogramOptions, MetricOptions, MetricStats, MetricsError, MetricsRegistry, RegistryConfig,
+    DEFAULT_BOUNDS_MS,
 };
 use ats_core::record::model::{Envelope, HistogramData, MetricKind, MetricPoint};
 
 fn labels(p: &MetricPoint) -> Vec<(&str, &str)> {
-    p.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    p.labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 #[test]
@@ -35,12 +39,18 @@ fn concurrent_adds_sum_exactly() {
     for t in threads {
         t.join().unwrap();
     }
-    assert_eq!(c.value(&[("dialect", "sqlite"), ("class", "io")]), Some(800_000));
+    assert_eq!(
+        c.value(&[("dialect", "sqlite"), ("class", "io")]),
+        Some(800_000)
+    );
     assert_eq!(c.value(&[("dialect", "pg")]), Some(1_600_000));
     let points = r.snapshot(10);
     assert_eq!(points.len(), 2);
     assert_eq!(points[0].value, 800_000.0);
-    assert_eq!(labels(&points[0]), vec![("class", "io"), ("dialect", "sqlite")]);
+    assert_eq!(
+        labels(&points[0]),
+        vec![("class", "io"), ("dialect", "sqlite")]
+    );
     assert_eq!(points[1].value, 1_600_000.0);
 }
 
@@ -81,12 +91,19 @@ fn concurrent_histogram_records_and_deltas_lose_nothing() {
     assert_eq!(delta_count, 200_000);
     assert_eq!(delta_sum, 4.0 * 50_000.0 * 49.5);
     let cum = r.snapshot(t + 1).pop().unwrap().histogram.unwrap();
-    assert_eq!((cum.count, cum.sum, cum.min, cum.max), (200_000, delta_sum, 0.0, 99.0));
+    assert_eq!(
+        (cum.count, cum.sum, cum.min, cum.max),
+        (200_000, delta_sum, 0.0, 99.0)
+    );
 }
 
 #[test]
 fn cardinality_overflow_is_exact() {
-    let r = MetricsRegistry::with_config(RegistryConfig { start_ns: 0, cardinality_limit: 3 }).unwrap();
+    let r = MetricsRegistry::with_config(RegistryConfig {
+        start_ns: 0,
+        cardinality_limit: 3,
+    })
+    .unwrap();
     let c = r.counter("ats_events_total", "1").unwrap();
     for i in 0..10u64 {
         let v = i.to_string();
@@ -126,14 +143,22 @@ fn cardinality_overflow_is_exact() {
 #[test]
 fn per_metric_limit_and_oversized_label_sets() {
     let r = MetricsRegistry::new(0);
-    let o = MetricOptions { cardinality_limit: Some(1), ..Default::default() };
-    let g = r.gauge_with("sqlx_pool_active", "{connection}", &o).unwrap();
+    let o = MetricOptions {
+        cardinality_limit: Some(1),
+        ..Default::default()
+    };
+    let g = r
+        .gauge_with("sqlx_pool_active", "{connection}", &o)
+        .unwrap();
     g.set(&[("dialect", "pg")], 3.0);
     g.set(&[("dialect", "mysql")], 4.0);
     g.set(&[("dialect", "sqlite")], 5.0);
     let points = r.snapshot(1);
     assert_eq!(points.len(), 2);
-    assert_eq!((labels(&points[1]), points[1].value), (vec![("otel.metric.overflow", "true")], 5.0));
+    assert_eq!(
+        (labels(&points[1]), points[1].value),
+        (vec![("otel.metric.overflow", "true")], 5.0)
+    );
 
     let c = r.counter("wide_total", "1").unwrap();
     let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
@@ -156,7 +181,10 @@ fn label_order_duplicates_and_clipping() {
     c.add(&[("a", &long[..300])], 1); // same after clipping to 256 bytes
     let points = r.snapshot(1);
     assert_eq!(points.len(), 3);
-    assert_eq!((labels(&points[0]), points[0].value), (vec![("a", "1"), ("b", "2")], 3.0));
+    assert_eq!(
+        (labels(&points[0]), points[0].value),
+        (vec![("a", "1"), ("b", "2")], 3.0)
+    );
     assert_eq!((points[1].labels.len(), points[1].value), (0, 7.0));
     assert_eq!(points[2].labels[0].1.len(), 256);
     assert_eq!(points[2].value, 2.0);
@@ -178,19 +206,35 @@ fn cumulative_and_delta_snapshots_are_exact() {
     let d1 = r.snapshot_delta(2_000);
     type Row = (String, Vec<(String, String)>, f64, u64);
     let summary = |ps: &[MetricPoint]| -> Vec<Row> {
-        ps.iter().map(|p| (p.name.clone(), p.labels.clone(), p.value, p.start_ns)).collect()
+        ps.iter()
+            .map(|p| (p.name.clone(), p.labels.clone(), p.value, p.start_ns))
+            .collect()
     };
     let l = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
     assert_eq!(
         summary(&d1),
         vec![
-            ("sqlx_cache_events_total".into(), l("type", "hit"), 3.0, 1_000),
-            ("sqlx_cache_events_total".into(), l("type", "miss"), 1.0, 1_000),
+            (
+                "sqlx_cache_events_total".into(),
+                l("type", "hit"),
+                3.0,
+                1_000
+            ),
+            (
+                "sqlx_cache_events_total".into(),
+                l("type", "miss"),
+                1.0,
+                1_000
+            ),
             ("sqlx_cache_size".into(), l("kind", "stmt"), 10.0, 1_000),
             ("sqlx_policy_eval_ms".into(), vec![], 10.0, 1_000),
         ]
     );
-    assert!(d1.iter().all(|p| p.envelope == Envelope { ts_ns: 2_000, ..Envelope::default() }));
+    assert!(d1.iter().all(|p| p.envelope
+        == Envelope {
+            ts_ns: 2_000,
+            ..Envelope::default()
+        }));
 
     // Second interval: only what changed.
     c.add(&[("type", "hit")], 2);
@@ -199,7 +243,12 @@ fn cumulative_and_delta_snapshots_are_exact() {
     assert_eq!(
         summary(&d2),
         vec![
-            ("sqlx_cache_events_total".into(), l("type", "hit"), 2.0, 2_000),
+            (
+                "sqlx_cache_events_total".into(),
+                l("type", "hit"),
+                2.0,
+                2_000
+            ),
             ("sqlx_policy_eval_ms".into(), vec![], 100.0, 2_000),
         ]
     );
@@ -213,14 +262,32 @@ fn cumulative_and_delta_snapshots_are_exact() {
     assert_eq!(
         summary(&cum),
         vec![
-            ("sqlx_cache_events_total".into(), l("type", "hit"), 5.0, 1_000),
-            ("sqlx_cache_events_total".into(), l("type", "miss"), 1.0, 1_000),
+            (
+                "sqlx_cache_events_total".into(),
+                l("type", "hit"),
+                5.0,
+                1_000
+            ),
+            (
+                "sqlx_cache_events_total".into(),
+                l("type", "miss"),
+                1.0,
+                1_000
+            ),
             ("sqlx_cache_size".into(), l("kind", "stmt"), 10.0, 1_000),
             ("sqlx_policy_eval_ms".into(), vec![], 110.0, 1_000),
         ]
     );
     let kinds: Vec<MetricKind> = cum.iter().map(|p| p.kind).collect();
-    assert_eq!(kinds, vec![MetricKind::Counter, MetricKind::Counter, MetricKind::Gauge, MetricKind::Histogram]);
+    assert_eq!(
+        kinds,
+        vec![
+            MetricKind::Counter,
+            MetricKind::Counter,
+            MetricKind::Gauge,
+            MetricKind::Histogram
+        ]
+    );
     assert_eq!(cum[0].unit, "1");
     assert_eq!(cum[3].unit, "ms");
     // 4 in (0, 5], 6 in (5, 10], 100 in (75, 100].
@@ -246,7 +313,10 @@ fn gauges_report_last_value_and_reject_non_finite() {
     let r = MetricsRegistry::new(0);
     let g = r.gauge("sqlx_model_version", "1").unwrap();
     let bound = g.bind(&[("agent", "a")]);
-    assert!(r.snapshot(1).is_empty(), "a bound but never set gauge is not reported");
+    assert!(
+        r.snapshot(1).is_empty(),
+        "a bound but never set gauge is not reported"
+    );
     g.set_to(&bound, 1.0);
     g.set_to(&bound, -2.5);
     g.set(&[("agent", "a")], f64::NAN);
@@ -257,7 +327,10 @@ fn gauges_report_last_value_and_reject_non_finite() {
     h.record(&[], -1.0);
     h.record(&[], f64::NAN);
     assert_eq!(r.stats()[1].rejected, 2);
-    assert!(h.snapshot(&[]).is_none(), "rejected values create no series");
+    assert!(
+        h.snapshot(&[]).is_none(),
+        "rejected values create no series"
+    );
 }
 
 #[test]
@@ -268,7 +341,9 @@ fn histogram_quantiles_via_handle() {
     for i in 1..=1000 {
         h.record_to(&set, f64::from(i));
     }
-    let s = h.snapshot(&[("op", "query"), ("dialect", "sqlite")]).unwrap();
+    let s = h
+        .snapshot(&[("op", "query"), ("dialect", "sqlite")])
+        .unwrap();
     for (q, exact) in [(0.5, 500.0), (0.95, 950.0), (0.99, 990.0)] {
         let got = s.quantile(q).unwrap();
         assert!((got - exact).abs() / exact < 0.01, "p{q}: {got}");
@@ -299,7 +374,11 @@ fn registration_rules() {
     let c2 = r.counter("sqlx_driver_errors_total", "1").unwrap();
     c1.add(&[], 1);
     c2.add(&[], 1);
-    assert_eq!(c1.value(&[]), Some(2), "same name, kind and unit: same metric");
+    assert_eq!(
+        c1.value(&[]),
+        Some(2),
+        "same name, kind and unit: same metric"
+    );
     assert_eq!(
         r.gauge("sqlx_driver_errors_total", "1").err(),
         Some(MetricsError::Conflict {
@@ -308,18 +387,49 @@ fn registration_rules() {
             requested: "Gauge [1]".into(),
         })
     );
-    assert!(matches!(r.counter("sqlx_driver_errors_total", "ms"), Err(MetricsError::Conflict { .. })));
+    assert!(matches!(
+        r.counter("sqlx_driver_errors_total", "ms"),
+        Err(MetricsError::Conflict { .. })
+    ));
     for bad in ["", "1abc", "a b", "é", &"a".repeat(256)] {
-        assert!(matches!(r.counter(bad, "1"), Err(MetricsError::InvalidName { .. })), "{bad:?}");
+        assert!(
+            matches!(r.counter(bad, "1"), Err(MetricsError::InvalidName { .. })),
+            "{bad:?}"
+        );
     }
     assert!(r.counter("http.server/duration-x_1", "").is_ok());
-    assert!(matches!(r.counter("u", "µs"), Err(MetricsError::InvalidUnit { .. })));
-    assert!(matches!(r.counter("u", &"s".repeat(64)), Err(MetricsError::InvalidUnit { .. })));
-    let o = MetricOptions { cardinality_limit: Some(0), ..Default::default() };
-    assert_eq!(r.counter_with("z", "1", &o).err(), Some(MetricsError::InvalidCardinalityLimit));
-    let o = MetricOptions { histogram: HistogramOptions { sub_bucket_bits: 0, ..Default::default() }, ..Default::default() };
-    assert!(matches!(r.histogram_with("hh", "ms", &o), Err(MetricsError::InvalidHistogram { .. })));
-    assert!(MetricsRegistry::with_config(RegistryConfig { start_ns: 0, cardinality_limit: 0 }).is_err());
+    assert!(matches!(
+        r.counter("u", "µs"),
+        Err(MetricsError::InvalidUnit { .. })
+    ));
+    assert!(matches!(
+        r.counter("u", &"s".repeat(64)),
+        Err(MetricsError::InvalidUnit { .. })
+    ));
+    let o = MetricOptions {
+        cardinality_limit: Some(0),
+        ..Default::default()
+    };
+    assert_eq!(
+        r.counter_with("z", "1", &o).err(),
+        Some(MetricsError::InvalidCardinalityLimit)
+    );
+    let o = MetricOptions {
+        histogram: HistogramOptions {
+            sub_bucket_bits: 0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    assert!(matches!(
+        r.histogram_with("hh", "ms", &o),
+        Err(MetricsError::InvalidHistogram { .. })
+    ));
+    assert!(MetricsRegistry::with_config(RegistryConfig {
+        start_ns: 0,
+        cardinality_limit: 0
+    })
+    .is_err());
 }
 
 #[test]

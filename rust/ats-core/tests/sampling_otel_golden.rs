@@ -26,14 +26,21 @@ fn every_otel_golden_vector_matches() {
     let text = include_str!("golden/otel_ratio_vectors.json");
     let golden: Golden = serde_json::from_str(text).expect("golden file parses");
     assert_eq!(golden.vectors.len(), golden.count);
-    assert!(golden.count >= 2000, "expected ~2000 vectors, got {}", golden.count);
+    assert!(
+        golden.count >= 2000,
+        "expected ~2000 vectors, got {}",
+        golden.count
+    );
     assert!(!golden.opentelemetry_sdk_version.is_empty());
 
     let (mut sampled, mut dropped) = (0, 0);
     for (i, v) in golden.vectors.iter().enumerate() {
         let rate = f64::from_bits(u64::from_str_radix(&v.rate_bits, 16).expect("rate_bits hex"));
         // The readable float must be the same number (guards the generator).
-        assert!(rate == v.rate || (rate - v.rate).abs() <= f64::EPSILON * rate, "vector {i}: rate");
+        assert!(
+            rate == v.rate || (rate - v.rate).abs() <= f64::EPSILON * rate,
+            "vector {i}: rate"
+        );
         let trace_id = u128::from_str_radix(&v.trace_id, 16).expect("trace_id hex");
         let bound: u128 = v.bound.parse().expect("bound decimal");
 
@@ -47,8 +54,17 @@ fn every_otel_golden_vector_matches() {
             tenant: "t",
             now_ns: 0,
         };
-        let want = if v.sampled { Decision::RecordAndSample } else { Decision::Drop };
-        assert_eq!(s.should_sample(&ctx), want, "vector {i}: trace {} rate {rate:e}", v.trace_id);
+        let want = if v.sampled {
+            Decision::RecordAndSample
+        } else {
+            Decision::Drop
+        };
+        assert_eq!(
+            s.should_sample(&ctx),
+            want,
+            "vector {i}: trace {} rate {rate:e}",
+            v.trace_id
+        );
         if v.sampled {
             sampled += 1;
         } else {
@@ -56,10 +72,16 @@ fn every_otel_golden_vector_matches() {
         }
     }
     // Both outcomes are well represented.
-    assert!(sampled > 500 && dropped > 500, "sampled {sampled}, dropped {dropped}");
+    assert!(
+        sampled > 500 && dropped > 500,
+        "sampled {sampled}, dropped {dropped}"
+    );
 }
 
 #[test]
 fn description_matches_otel() {
-    assert_eq!(TraceIdRatio::new(0.25).unwrap().description(), "TraceIdRatioBased{0.25}");
+    assert_eq!(
+        TraceIdRatio::new(0.25).unwrap().description(),
+        "TraceIdRatioBased{0.25}"
+    );
 }

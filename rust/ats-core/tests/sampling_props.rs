@@ -1,8 +1,8 @@
 //! Property tests: no panics on arbitrary input, exact accounting.
 
 use ats_core::sampling::{
-    FamilyRule, ParentInfo, PolicyConfig, RateLimitConfig, SamplingInput, SamplingPolicy, TailConfig, TailSampler,
-    TailSpan, TraceIdRatio,
+    FamilyRule, ParentInfo, PolicyConfig, RateLimitConfig, SamplingInput, SamplingPolicy,
+    TailConfig, TailSampler, TailSpan, TraceIdRatio,
 };
 use proptest::prelude::*;
 

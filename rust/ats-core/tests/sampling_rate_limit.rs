@@ -7,8 +7,19 @@ use ats_core::sampling::{RateDecision, RateLimitConfig, TenantRateLimiter};
 const SEC: u64 = 1_000_000_000;
 const DAY: u64 = 86_400 * SEC;
 
-fn limiter(per_second: Option<f64>, burst: u32, daily_cap: Option<u64>, max_tenants: usize) -> TenantRateLimiter {
-    TenantRateLimiter::new(RateLimitConfig { per_second, burst, daily_cap, max_tenants }).unwrap()
+fn limiter(
+    per_second: Option<f64>,
+    burst: u32,
+    daily_cap: Option<u64>,
+    max_tenants: usize,
+) -> TenantRateLimiter {
+    TenantRateLimiter::new(RateLimitConfig {
+        per_second,
+        burst,
+        daily_cap,
+        max_tenants,
+    })
+    .unwrap()
 }
 
 #[test]
@@ -20,9 +31,15 @@ fn burst_then_steady_rate() {
     }
     assert_eq!(l.try_acquire("a", t0), RateDecision::RateLimited);
     // One token every 100 ms.
-    assert_eq!(l.try_acquire("a", t0 + 99_999_999), RateDecision::RateLimited);
+    assert_eq!(
+        l.try_acquire("a", t0 + 99_999_999),
+        RateDecision::RateLimited
+    );
     assert_eq!(l.try_acquire("a", t0 + 100_000_000), RateDecision::Allowed);
-    assert_eq!(l.try_acquire("a", t0 + 100_000_000), RateDecision::RateLimited);
+    assert_eq!(
+        l.try_acquire("a", t0 + 100_000_000),
+        RateDecision::RateLimited
+    );
     // After a long idle the bucket is full again, but not fuller.
     let t1 = t0 + 60 * SEC;
     for _ in 0..5 {
@@ -32,14 +49,19 @@ fn burst_then_steady_rate() {
     // Tenants are independent.
     assert_eq!(l.try_acquire("b", t0), RateDecision::Allowed);
     let s = l.stats();
-    assert_eq!((s.allowed, s.rate_limited, s.daily_capped, s.tracked_tenants), (12, 4, 0, 2));
+    assert_eq!(
+        (s.allowed, s.rate_limited, s.daily_capped, s.tracked_tenants),
+        (12, 4, 0, 2)
+    );
 }
 
 #[test]
 fn sustained_rate_is_exact_over_a_second() {
     let l = limiter(Some(1000.0), 1, None, 4);
     // Offer every 0.1 ms for 1 s: exactly one per ms is allowed.
-    let allowed = (0..10_000u64).filter(|i| l.try_acquire("t", 5 * SEC + i * 100_000).is_allowed()).count();
+    let allowed = (0..10_000u64)
+        .filter(|i| l.try_acquire("t", 5 * SEC + i * 100_000).is_allowed())
+        .count();
     assert_eq!(allowed, 1000);
 }
 
@@ -50,7 +72,10 @@ fn daily_cap_resets_at_utc_midnight_and_ignores_clock_regressions() {
     for _ in 0..3 {
         assert_eq!(l.try_acquire("t", day5 + 10), RateDecision::Allowed);
     }
-    assert_eq!(l.try_acquire("t", day5 + DAY - 1), RateDecision::DailyCapReached);
+    assert_eq!(
+        l.try_acquire("t", day5 + DAY - 1),
+        RateDecision::DailyCapReached
+    );
     // A clock stepping back into day 4 does not grant new budget.
     assert_eq!(l.try_acquire("t", day5 - 1), RateDecision::DailyCapReached);
     assert_eq!(l.try_acquire("t", day5 + DAY), RateDecision::Allowed);
@@ -77,11 +102,22 @@ fn tenants_beyond_the_cap_share_the_other_bucket() {
     // c, d and an over-long name share one bucket of burst 2.
     assert!(l.try_acquire("c", SEC).is_allowed());
     assert!(l.try_acquire("d", SEC).is_allowed());
-    assert_eq!(l.try_acquire(&"x".repeat(10 << 20), SEC), RateDecision::RateLimited);
+    assert_eq!(
+        l.try_acquire(&"x".repeat(10 << 20), SEC),
+        RateDecision::RateLimited
+    );
     // Tracked tenants keep their own budget.
     assert!(l.try_acquire("a", SEC).is_allowed());
     let s = l.stats();
-    assert_eq!((s.tracked_tenants, s.other_acquires, s.allowed, s.rate_limited), (2, 3, 5, 1));
+    assert_eq!(
+        (
+            s.tracked_tenants,
+            s.other_acquires,
+            s.allowed,
+            s.rate_limited
+        ),
+        (2, 3, 5, 1)
+    );
 }
 
 #[test]
@@ -100,10 +136,20 @@ fn prune_forgets_only_fresh_equivalent_buckets() {
 
 #[test]
 fn invalid_configs_are_rejected() {
-    for (per_second, burst, max_tenants) in
-        [(Some(0.0), 1, 1), (Some(-1.0), 1, 1), (Some(f64::NAN), 1, 1), (Some(f64::INFINITY), 1, 1), (None, 0, 1), (None, 1, 0)]
-    {
-        let c = RateLimitConfig { per_second, burst, daily_cap: None, max_tenants };
+    for (per_second, burst, max_tenants) in [
+        (Some(0.0), 1, 1),
+        (Some(-1.0), 1, 1),
+        (Some(f64::NAN), 1, 1),
+        (Some(f64::INFINITY), 1, 1),
+        (None, 0, 1),
+        (None, 1, 0),
+    ] {
+        let c = RateLimitConfig {
+            per_second,
+            burst,
+            daily_cap: None,
+            max_tenants,
+        };
         assert!(TenantRateLimiter::new(c).is_err());
     }
 }

@@ -16,7 +16,13 @@ fn config() -> TailConfig {
     }
 }
 
-fn span(trace_id: u128, span_id: u64, parent: u64, is_error: bool, duration_ms: u64) -> TailSpan<String> {
+fn span(
+    trace_id: u128,
+    span_id: u64,
+    parent: u64,
+    is_error: bool,
+    duration_ms: u64,
+) -> TailSpan<String> {
     TailSpan {
         trace_id,
         span_id,
@@ -36,17 +42,34 @@ fn holds_until_root_then_keeps_failed_and_slow_traces() {
     assert!(t.offer(span(1, 12, 10, false, 1), 0).is_empty());
     let d = t.offer(span(1, 10, 0, false, 5), 1);
     assert_eq!(d.keep, vec!["1/11", "1/12", "1/10"]);
-    assert_eq!((d.kept_traces, d.dropped_traces, d.dropped_spans), (1, 0, 0));
+    assert_eq!(
+        (d.kept_traces, d.dropped_traces, d.dropped_spans),
+        (1, 0, 0)
+    );
     // Trace 2: a slow child (strictly above the threshold).
     t.offer(span(2, 21, 20, false, 101), 2);
-    assert_eq!(t.offer(span(2, 20, 0, false, 1), 3).keep, vec!["2/21", "2/20"]);
+    assert_eq!(
+        t.offer(span(2, 20, 0, false, 1), 3).keep,
+        vec!["2/21", "2/20"]
+    );
     // Trace 3: at the threshold, no error: dropped (base ratio 0).
     t.offer(span(3, 31, 30, false, 100), 4);
     let d = t.offer(span(3, 30, 0, false, 1), 5);
     assert!(d.keep.is_empty());
-    assert_eq!((d.kept_traces, d.dropped_traces, d.dropped_spans), (0, 1, 2));
+    assert_eq!(
+        (d.kept_traces, d.dropped_traces, d.dropped_spans),
+        (0, 1, 2)
+    );
     let s = t.stats();
-    assert_eq!((s.kept_traces, s.dropped_traces, s.kept_spans, s.dropped_spans), (2, 1, 5, 2));
+    assert_eq!(
+        (
+            s.kept_traces,
+            s.dropped_traces,
+            s.kept_spans,
+            s.dropped_spans
+        ),
+        (2, 1, 5, 2)
+    );
     assert_eq!((s.held_traces, s.held_spans, s.held_bytes), (0, 0, 0));
 }
 
@@ -92,7 +115,10 @@ fn trace_cap_decides_the_oldest_early() {
     assert_eq!(d.keep, vec!["1/11"]);
     // A fifth: trace 2 (oldest now), no evidence, dropped.
     let d = t.offer(span(5, 51, 50, false, 1), 4);
-    assert_eq!((d.kept_traces, d.dropped_traces, d.dropped_spans), (0, 1, 1));
+    assert_eq!(
+        (d.kept_traces, d.dropped_traces, d.dropped_spans),
+        (0, 1, 1)
+    );
     // The early-kept trace's root still arrives and is kept (late).
     assert_eq!(t.offer(span(1, 10, 0, false, 1), 5).keep, vec!["1/10"]);
     let s = t.stats();
@@ -110,7 +136,10 @@ fn byte_and_span_caps_bound_memory() {
     assert_eq!(t.stats().held_bytes, 300);
     t.offer(span(8, 80, 1, false, 1), 0);
     let s = t.stats();
-    assert_eq!((s.held_bytes, s.held_spans, s.held_traces, s.early_decisions), (100, 1, 1, 1));
+    assert_eq!(
+        (s.held_bytes, s.held_spans, s.held_traces, s.early_decisions),
+        (100, 1, 1, 1)
+    );
     assert_eq!(s.dropped_spans, 3);
 
     let mut c = config();
@@ -142,7 +171,10 @@ fn timeouts_decide_traces_whose_root_never_ends() {
     assert_eq!(t.stats().held_traces, 1);
     // Offers also expire: trace 2 times out when a span arrives at 15 s.
     let d = t.offer(span(3, 30, 0, false, 1), 15_000 * MS);
-    assert_eq!((d.kept_traces, d.dropped_traces, d.dropped_spans), (0, 2, 2));
+    assert_eq!(
+        (d.kept_traces, d.dropped_traces, d.dropped_spans),
+        (0, 2, 2)
+    );
     assert_eq!(t.stats().timed_out, 2);
     // A clock going backwards does not panic and decides nothing.
     t.offer(span(4, 41, 40, false, 1), 20_000 * MS);
@@ -190,11 +222,26 @@ fn invalid_configs_are_rejected() {
         f(&mut c);
         TailSampler::<()>::new(c).unwrap_err()
     };
-    assert!(matches!(bad(|c| c.max_traces = 0), SamplingError::InvalidTailConfig { .. }));
-    assert!(matches!(bad(|c| c.max_spans = 0), SamplingError::InvalidTailConfig { .. }));
-    assert!(matches!(bad(|c| c.max_bytes = 0), SamplingError::InvalidTailConfig { .. }));
-    assert!(matches!(bad(|c| c.trace_timeout_ns = 0), SamplingError::InvalidTailConfig { .. }));
-    assert!(matches!(bad(|c| c.base_ratio = -1.0), SamplingError::InvalidRatio { .. }));
+    assert!(matches!(
+        bad(|c| c.max_traces = 0),
+        SamplingError::InvalidTailConfig { .. }
+    ));
+    assert!(matches!(
+        bad(|c| c.max_spans = 0),
+        SamplingError::InvalidTailConfig { .. }
+    ));
+    assert!(matches!(
+        bad(|c| c.max_bytes = 0),
+        SamplingError::InvalidTailConfig { .. }
+    ));
+    assert!(matches!(
+        bad(|c| c.trace_timeout_ns = 0),
+        SamplingError::InvalidTailConfig { .. }
+    ));
+    assert!(matches!(
+        bad(|c| c.base_ratio = -1.0),
+        SamplingError::InvalidRatio { .. }
+    ));
 }
 
 #[test]

@@ -38,8 +38,10 @@ use crate::record::model::HistogramData;
 use super::MetricsError;
 
 /// OpenTelemetry's default explicit bucket boundaries (milliseconds).
-pub const DEFAULT_BOUNDS_MS: [f64; 15] =
-    [0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 7500.0, 10000.0];
+pub const DEFAULT_BOUNDS_MS: [f64; 15] = [
+    0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 7500.0,
+    10000.0,
+];
 
 /// Shape of a histogram. The defaults cover `2^-10 ≈ 0.001` to `2^30 ≈ 1.07e9`
 /// (in ms: 1 µs to 12 days) with 64 sub-buckets per power of two: 2,562
@@ -56,7 +58,12 @@ pub struct HistogramOptions {
 
 impl Default for HistogramOptions {
     fn default() -> Self {
-        Self { lowest_exponent: -10, highest_exponent: 30, sub_bucket_bits: 6, explicit_bounds: DEFAULT_BOUNDS_MS.to_vec() }
+        Self {
+            lowest_exponent: -10,
+            highest_exponent: 30,
+            sub_bucket_bits: 6,
+            explicit_bounds: DEFAULT_BOUNDS_MS.to_vec(),
+        }
     }
 }
 
@@ -88,7 +95,10 @@ impl Layout {
     pub fn new(o: &HistogramOptions) -> Result<Arc<Self>, MetricsError> {
         let invalid = |reason: String| Err(MetricsError::InvalidHistogram { reason });
         if !(1..=10).contains(&o.sub_bucket_bits) {
-            return invalid(format!("sub_bucket_bits must be within 1..=10, got {}", o.sub_bucket_bits));
+            return invalid(format!(
+                "sub_bucket_bits must be within 1..=10, got {}",
+                o.sub_bucket_bits
+            ));
         }
         if !(-1022..=1023).contains(&o.lowest_exponent)
             || !(-1022..=1023).contains(&o.highest_exponent)
@@ -101,9 +111,14 @@ impl Layout {
         }
         let regular = ((o.highest_exponent - o.lowest_exponent) as usize) << o.sub_bucket_bits;
         if regular + 2 > MAX_BUCKETS {
-            return invalid(format!("{} buckets exceed the limit of {MAX_BUCKETS}", regular + 2));
+            return invalid(format!(
+                "{} buckets exceed the limit of {MAX_BUCKETS}",
+                regular + 2
+            ));
         }
-        if o.explicit_bounds.iter().any(|b| !b.is_finite()) || o.explicit_bounds.windows(2).any(|w| w[0] >= w[1]) {
+        if o.explicit_bounds.iter().any(|b| !b.is_finite())
+            || o.explicit_bounds.windows(2).any(|w| w[0] >= w[1])
+        {
             return invalid("explicit_bounds must be finite and strictly increasing".into());
         }
         let mut layout = Self {
@@ -245,15 +260,20 @@ impl AtomicHistogram {
         if bits > self.max_bits.load(Ordering::Relaxed) {
             self.max_bits.fetch_max(bits, Ordering::Relaxed);
         }
-        let _ = self.sum_bits.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
-            Some((f64::from_bits(s) + v).to_bits())
-        });
+        let _ = self
+            .sum_bits
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                Some((f64::from_bits(s) + v).to_bits())
+            });
         true
     }
 
     /// Current contents (not reset).
     pub fn snapshot(&self) -> HistogramSnapshot {
-        self.read(|a| a.load(Ordering::Relaxed), |a, _| a.load(Ordering::Relaxed))
+        self.read(
+            |a| a.load(Ordering::Relaxed),
+            |a, _| a.load(Ordering::Relaxed),
+        )
     }
 
     /// Current contents, resetting to empty (delta temporality). Every
@@ -272,7 +292,11 @@ impl AtomicHistogram {
     /// earlier [`take`](Self::take)s removed), reading only the explicit
     /// counters: the cumulative export path, cheap for many series.
     pub fn export_with(&self, base: Option<&HistogramSnapshot>) -> HistogramData {
-        let mut counts: Vec<u64> = self.explicit.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        let mut counts: Vec<u64> = self
+            .explicit
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .collect();
         let mut sum = f64::from_bits(self.sum_bits.load(Ordering::Relaxed));
         let mut min = f64::from_bits(self.min_bits.load(Ordering::Relaxed));
         let mut max = f64::from_bits(self.max_bits.load(Ordering::Relaxed));
@@ -296,14 +320,26 @@ impl AtomicHistogram {
         }
     }
 
-    fn read(&self, counts: impl Fn(&AtomicU64) -> u64, extreme: impl Fn(&AtomicU64, u64) -> u64) -> HistogramSnapshot {
+    fn read(
+        &self,
+        counts: impl Fn(&AtomicU64) -> u64,
+        extreme: impl Fn(&AtomicU64, u64) -> u64,
+    ) -> HistogramSnapshot {
         let buckets: Vec<u64> = self.buckets.iter().map(&counts).collect();
         let explicit: Vec<u64> = self.explicit.iter().map(&counts).collect();
         let sum = f64::from_bits(extreme(&self.sum_bits, 0));
         let min = f64::from_bits(extreme(&self.min_bits, EMPTY_MIN));
         let max = f64::from_bits(extreme(&self.max_bits, EMPTY_MAX));
         let count = buckets.iter().sum();
-        HistogramSnapshot { layout: Arc::clone(&self.layout), buckets, explicit, count, sum, min, max }
+        HistogramSnapshot {
+            layout: Arc::clone(&self.layout),
+            buckets,
+            explicit,
+            count,
+            sum,
+            min,
+            max,
+        }
     }
 }
 
@@ -393,7 +429,11 @@ impl HistogramSnapshot {
             seen += c;
             if seen >= rank {
                 let (lo, hi) = self.layout.bucket_bounds(i);
-                let mid = if hi.is_finite() { lo + (hi - lo) / 2.0 } else { self.max };
+                let mid = if hi.is_finite() {
+                    lo + (hi - lo) / 2.0
+                } else {
+                    self.max
+                };
                 return Some(mid.clamp(self.min, self.max));
             }
         }
@@ -451,7 +491,21 @@ mod tests {
     fn index_is_upper_inclusive_and_matches_bounds() {
         let l = layout();
         assert_eq!(l.len(), 2562);
-        for v in [0.0, 1e-9, 0.0009765625, 0.001, 1.0, 1.5, 5.0, 5.0000001, 750.0, 1e8, 1073741824.0, 2e9, 1e300] {
+        for v in [
+            0.0,
+            1e-9,
+            0.0009765625,
+            0.001,
+            1.0,
+            1.5,
+            5.0,
+            5.0000001,
+            750.0,
+            1e8,
+            1073741824.0,
+            2e9,
+            1e300,
+        ] {
             let i = l.index(v);
             let (lo, hi) = l.bucket_bounds(i);
             assert!(v <= hi && (v > lo || i == 0), "v={v} i={i} ({lo}, {hi}]");
@@ -473,12 +527,35 @@ mod tests {
         assert!(h.record(-0.0));
         assert_eq!(h.snapshot().min.to_bits(), 0);
         let bad = |o: HistogramOptions| Layout::new(&o).is_err();
-        assert!(bad(HistogramOptions { sub_bucket_bits: 0, ..Default::default() }));
-        assert!(bad(HistogramOptions { sub_bucket_bits: 11, ..Default::default() }));
-        assert!(bad(HistogramOptions { lowest_exponent: 5, highest_exponent: 5, ..Default::default() }));
-        assert!(bad(HistogramOptions { lowest_exponent: -1023, ..Default::default() }));
-        assert!(bad(HistogramOptions { lowest_exponent: -1000, highest_exponent: 1000, ..Default::default() }));
-        assert!(bad(HistogramOptions { explicit_bounds: vec![1.0, 1.0], ..Default::default() }));
-        assert!(bad(HistogramOptions { explicit_bounds: vec![f64::NAN], ..Default::default() }));
+        assert!(bad(HistogramOptions {
+            sub_bucket_bits: 0,
+            ..Default::default()
+        }));
+        assert!(bad(HistogramOptions {
+            sub_bucket_bits: 11,
+            ..Default::default()
+        }));
+        assert!(bad(HistogramOptions {
+            lowest_exponent: 5,
+            highest_exponent: 5,
+            ..Default::default()
+        }));
+        assert!(bad(HistogramOptions {
+            lowest_exponent: -1023,
+            ..Default::default()
+        }));
+        assert!(bad(HistogramOptions {
+            lowest_exponent: -1000,
+            highest_exponent: 1000,
+            ..Default::default()
+        }));
+        assert!(bad(HistogramOptions {
+            explicit_bounds: vec![1.0, 1.0],
+            ..Default::default()
+        }));
+        assert!(bad(HistogramOptions {
+            explicit_bounds: vec![f64::NAN],
+            ..Default::default()
+        }));
     }
 }

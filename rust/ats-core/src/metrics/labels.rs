@@ -45,14 +45,19 @@ fn pair_hash(k: &str, v: &str) -> u64 {
 /// Order-independent hash of a label set with unique keys.
 #[inline]
 pub fn hash_labels(labels: &[(&str, &str)]) -> u64 {
-    labels.iter().fold(labels.len() as u64, |acc, (k, v)| acc.wrapping_add(pair_hash(k, v)))
+    labels.iter().fold(labels.len() as u64, |acc, (k, v)| {
+        acc.wrapping_add(pair_hash(k, v))
+    })
 }
 
 /// Whether some key occurs twice (after clipping). Quadratic, for the short
 /// slices labels are; callers bound the length by [`MAX_LABELS`].
 #[inline]
 pub fn has_duplicate_keys(labels: &[(&str, &str)]) -> bool {
-    labels.iter().enumerate().any(|(i, (k, _))| labels[i + 1..].iter().any(|(k2, _)| clip(k) == clip(k2)))
+    labels
+        .iter()
+        .enumerate()
+        .any(|(i, (k, _))| labels[i + 1..].iter().any(|(k2, _)| clip(k) == clip(k2)))
 }
 
 /// Canonical borrowed form: clipped, sorted by key, last value per key.
@@ -69,7 +74,10 @@ pub fn canonical<'a>(labels: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
 
 /// Owned canonical copy of a slice whose keys are unique.
 pub fn to_owned_canonical(labels: &[(&str, &str)]) -> OwnedLabels {
-    let mut v: Vec<(Box<str>, Box<str>)> = labels.iter().map(|(k, v)| (clip(k).into(), clip(v).into())).collect();
+    let mut v: Vec<(Box<str>, Box<str>)> = labels
+        .iter()
+        .map(|(k, v)| (clip(k).into(), clip(v).into()))
+        .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v.into_boxed_slice()
 }
@@ -80,7 +88,9 @@ pub fn equals(stored: &[(Box<str>, Box<str>)], labels: &[(&str, &str)]) -> bool 
     stored.len() == labels.len()
         && labels.iter().all(|(k, v)| {
             let (k, v) = (clip(k), clip(v));
-            stored.binary_search_by(|(sk, _)| (**sk).cmp(k)).is_ok_and(|i| &*stored[i].1 == v)
+            stored
+                .binary_search_by(|(sk, _)| (**sk).cmp(k))
+                .is_ok_and(|i| &*stored[i].1 == v)
         })
 }
 
@@ -101,7 +111,10 @@ mod tests {
         assert_ne!(hash_labels(&a), hash_labels(&[("a", "2"), ("b", "1")]));
         assert!(has_duplicate_keys(&[("a", "1"), ("a", "2")]));
         assert!(!has_duplicate_keys(&a));
-        assert_eq!(canonical(&[("b", "x"), ("a", "1"), ("b", "y")]), vec![("a", "1"), ("b", "y")]);
+        assert_eq!(
+            canonical(&[("b", "x"), ("a", "1"), ("b", "y")]),
+            vec![("a", "1"), ("b", "y")]
+        );
         let stored = to_owned_canonical(&b);
         assert!(equals(&stored, &a));
         assert!(!equals(&stored, &[("a", "1")]));

@@ -28,11 +28,13 @@ mod labels;
 mod registry;
 mod snapshot;
 
-pub use histogram::{AtomicHistogram, HistogramOptions, HistogramSnapshot, Layout, DEFAULT_BOUNDS_MS};
+pub use histogram::{
+    AtomicHistogram, HistogramOptions, HistogramSnapshot, Layout, DEFAULT_BOUNDS_MS,
+};
 pub use labels::{MAX_LABELS, MAX_LABEL_LEN};
 pub use registry::{
-    CounterHandle, GaugeHandle, HistogramHandle, LabelSet, MetricOptions, MetricStats, MetricsRegistry,
-    RegistryConfig, DEFAULT_CARDINALITY_LIMIT, OVERFLOW_LABEL,
+    CounterHandle, GaugeHandle, HistogramHandle, LabelSet, MetricOptions, MetricStats,
+    MetricsRegistry, RegistryConfig, DEFAULT_CARDINALITY_LIMIT, OVERFLOW_LABEL,
 };
 
 use thiserror::Error;
@@ -44,9 +46,17 @@ pub enum MetricsError {
     #[error("invalid metric name {name:?}: {reason}")]
     InvalidName { name: String, reason: &'static str },
     #[error("invalid unit {unit:?} for metric {name:?}: {reason}")]
-    InvalidUnit { name: String, unit: String, reason: &'static str },
+    InvalidUnit {
+        name: String,
+        unit: String,
+        reason: &'static str,
+    },
     #[error("metric {name:?} already registered as {existing}, requested {requested}")]
-    Conflict { name: String, existing: String, requested: String },
+    Conflict {
+        name: String,
+        existing: String,
+        requested: String,
+    },
     #[error("invalid histogram options: {reason}")]
     InvalidHistogram { reason: String },
     #[error("cardinality limit must be at least 1")]

@@ -60,7 +60,11 @@ pub struct MetricStats {
 
 pub(crate) enum Cell {
     Counter(AtomicU64),
-    Gauge { bits: AtomicU64, ever_set: AtomicBool, updated: AtomicBool },
+    Gauge {
+        bits: AtomicU64,
+        ever_set: AtomicBool,
+        updated: AtomicBool,
+    },
     Histogram(AtomicHistogram),
 }
 
@@ -109,7 +113,11 @@ pub(crate) struct Table {
 impl Table {
     #[inline]
     fn find(&self, hash: u64, l: &[(&str, &str)]) -> Option<&Arc<Series>> {
-        self.index.get(&hash)?.iter().map(|&i| &self.series[i as usize]).find(|s| labels::equals(&s.labels, l))
+        self.index
+            .get(&hash)?
+            .iter()
+            .map(|&i| &self.series[i as usize])
+            .find(|s| labels::equals(&s.labels, l))
     }
 }
 
@@ -134,14 +142,21 @@ impl Metric {
                 ever_set: AtomicBool::new(false),
                 updated: AtomicBool::new(false),
             },
-            (MetricKind::Histogram, Some(layout)) => Cell::Histogram(AtomicHistogram::new(Arc::clone(layout))),
+            (MetricKind::Histogram, Some(layout)) => {
+                Cell::Histogram(AtomicHistogram::new(Arc::clone(layout)))
+            }
             // Histogram metrics always get a layout at registration.
             (MetricKind::Histogram, None) => Cell::Counter(AtomicU64::new(0)),
         }
     }
 
     fn new_series(&self, labels: OwnedLabels, is_overflow: bool) -> Arc<Series> {
-        Arc::new(Series { labels, is_overflow, cell: self.new_cell(), taken: Mutex::new(Taken::default()) })
+        Arc::new(Series {
+            labels,
+            is_overflow,
+            cell: self.new_cell(),
+            taken: Mutex::new(Taken::default()),
+        })
     }
 
     /// Runs `f` on the series for `l`, creating it (or using the overflow
@@ -197,7 +212,8 @@ impl Metric {
 
     fn overflow_series(&self, t: &mut Table) -> Arc<Series> {
         let s = t.overflow.get_or_insert_with(|| {
-            let labels = vec![(OVERFLOW_LABEL.0.into(), OVERFLOW_LABEL.1.into())].into_boxed_slice();
+            let labels =
+                vec![(OVERFLOW_LABEL.0.into(), OVERFLOW_LABEL.1.into())].into_boxed_slice();
             self.new_series(labels, true)
         });
         Arc::clone(s)
@@ -235,7 +251,10 @@ impl Metric {
         } else {
             self.resolve_slow(labels::hash_labels(l), l)
         };
-        LabelSet { metric_id: self.id, series }
+        LabelSet {
+            metric_id: self.id,
+            series,
+        }
     }
 
     /// Existing series for `l`, without creating one.
@@ -287,7 +306,9 @@ impl LabelSet {
 
 impl std::fmt::Debug for LabelSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LabelSet").field("labels", &self.labels()).finish()
+        f.debug_struct("LabelSet")
+            .field("labels", &self.labels())
+            .finish()
     }
 }
 
@@ -371,7 +392,12 @@ impl GaugeHandle {
 
 #[inline]
 fn gauge_set(s: &Series, v: f64) {
-    if let Cell::Gauge { bits, ever_set, updated } = &s.cell {
+    if let Cell::Gauge {
+        bits,
+        ever_set,
+        updated,
+    } = &s.cell
+    {
         bits.store(v.to_bits(), Ordering::Relaxed);
         // Release after the value: a reader that sees the flag sees a value.
         updated.store(true, Ordering::Release);
@@ -485,28 +511,60 @@ impl MetricsRegistry {
     pub fn counter(&self, name: &str, unit: &str) -> Result<CounterHandle, MetricsError> {
         self.counter_with(name, unit, &MetricOptions::default())
     }
-    pub fn counter_with(&self, name: &str, unit: &str, o: &MetricOptions) -> Result<CounterHandle, MetricsError> {
-        Ok(CounterHandle { m: self.register(name, unit, MetricKind::Counter, o)? })
+    pub fn counter_with(
+        &self,
+        name: &str,
+        unit: &str,
+        o: &MetricOptions,
+    ) -> Result<CounterHandle, MetricsError> {
+        Ok(CounterHandle {
+            m: self.register(name, unit, MetricKind::Counter, o)?,
+        })
     }
     pub fn gauge(&self, name: &str, unit: &str) -> Result<GaugeHandle, MetricsError> {
         self.gauge_with(name, unit, &MetricOptions::default())
     }
-    pub fn gauge_with(&self, name: &str, unit: &str, o: &MetricOptions) -> Result<GaugeHandle, MetricsError> {
-        Ok(GaugeHandle { m: self.register(name, unit, MetricKind::Gauge, o)? })
+    pub fn gauge_with(
+        &self,
+        name: &str,
+        unit: &str,
+        o: &MetricOptions,
+    ) -> Result<GaugeHandle, MetricsError> {
+        Ok(GaugeHandle {
+            m: self.register(name, unit, MetricKind::Gauge, o)?,
+        })
     }
     pub fn histogram(&self, name: &str, unit: &str) -> Result<HistogramHandle, MetricsError> {
         self.histogram_with(name, unit, &MetricOptions::default())
     }
-    pub fn histogram_with(&self, name: &str, unit: &str, o: &MetricOptions) -> Result<HistogramHandle, MetricsError> {
-        Ok(HistogramHandle { m: self.register(name, unit, MetricKind::Histogram, o)? })
+    pub fn histogram_with(
+        &self,
+        name: &str,
+        unit: &str,
+        o: &MetricOptions,
+    ) -> Result<HistogramHandle, MetricsError> {
+        Ok(HistogramHandle {
+            m: self.register(name, unit, MetricKind::Histogram, o)?,
+        })
     }
 
     /// Health counters for every metric, in registration order.
     pub fn stats(&self) -> Vec<MetricStats> {
-        self.inner.metrics.read().iter().map(|m| m.stats()).collect()
+        self.inner
+            .metrics
+            .read()
+            .iter()
+            .map(|m| m.stats())
+            .collect()
     }
 
-    fn register(&self, name: &str, unit: &str, kind: MetricKind, o: &MetricOptions) -> Result<Arc<Metric>, MetricsError> {
+    fn register(
+        &self,
+        name: &str,
+        unit: &str,
+        kind: MetricKind,
+        o: &MetricOptions,
+    ) -> Result<Arc<Metric>, MetricsError> {
         validate_name(name)?;
         validate_unit(name, unit)?;
         let limit = o.cardinality_limit.unwrap_or(self.inner.default_limit);
@@ -549,14 +607,22 @@ impl MetricsRegistry {
 /// OpenTelemetry instrument-name syntax: an ASCII letter, then letters,
 /// digits, `_ . - /`; at most 255 characters.
 fn validate_name(name: &str) -> Result<(), MetricsError> {
-    let err = |reason| Err(MetricsError::InvalidName { name: name.chars().take(64).collect(), reason });
+    let err = |reason| {
+        Err(MetricsError::InvalidName {
+            name: name.chars().take(64).collect(),
+            reason,
+        })
+    };
     if name.is_empty() || name.len() > 255 {
         return err("length must be 1..=255");
     }
     if !name.as_bytes()[0].is_ascii_alphabetic() {
         return err("must start with an ASCII letter");
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'/')) {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'/'))
+    {
         return err("allowed characters are ASCII letters, digits, _ . - /");
     }
     Ok(())

@@ -88,7 +88,11 @@ fn point(m: &Metric, s: &Series, mode: Mode, now_ns: u64, start_ns: u64) -> Opti
             };
             (v as f64, None)
         }
-        Cell::Gauge { bits, ever_set, updated } => {
+        Cell::Gauge {
+            bits,
+            ever_set,
+            updated,
+        } => {
             let include = match mode {
                 Mode::Cumulative => ever_set.load(Ordering::Acquire),
                 Mode::Delta => updated.swap(false, Ordering::Acquire),
@@ -119,7 +123,10 @@ fn point(m: &Metric, s: &Series, mode: Mode, now_ns: u64, start_ns: u64) -> Opti
         }
     };
     Some(MetricPoint {
-        envelope: Envelope { ts_ns: now_ns, ..Envelope::default() },
+        envelope: Envelope {
+            ts_ns: now_ns,
+            ..Envelope::default()
+        },
         name: m.name.clone(),
         unit: m.unit.clone(),
         kind: match &s.cell {
@@ -128,7 +135,11 @@ fn point(m: &Metric, s: &Series, mode: Mode, now_ns: u64, start_ns: u64) -> Opti
             Cell::Histogram(_) => MetricKind::Histogram,
         },
         start_ns,
-        labels: s.labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        labels: s
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         value,
         histogram,
     })

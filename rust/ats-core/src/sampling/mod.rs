@@ -30,7 +30,10 @@ mod tail;
 
 pub use parent::ParentBased;
 pub use policy::{PolicyConfig, PolicyOutcome, SamplingPolicy};
-pub use rate_limit::{RateDecision, RateLimitConfig, RateLimiterStats, TenantRateLimiter, OTHER_TENANT};
+pub use rate_limit::{
+    RateDecision, RateLimitConfig, RateLimiterStats, TenantRateLimiter, MAX_TENANT_LEN,
+    OTHER_TENANT,
+};
 pub use ratio::TraceIdRatio;
 pub use rules::{FamilyRule, FamilyRules};
 pub use tail::{TailConfig, TailDecisions, TailSampler, TailSpan, TailStats};

@@ -44,7 +44,12 @@ pub struct PolicyConfig {
 
 impl Default for PolicyConfig {
     fn default() -> Self {
-        Self { base_ratio: 1.0, rules: Vec::new(), rate_limit: None, errors_override_parent: true }
+        Self {
+            base_ratio: 1.0,
+            rules: Vec::new(),
+            rate_limit: None,
+            errors_override_parent: true,
+        }
     }
 }
 
@@ -120,7 +125,10 @@ impl SamplingPolicy {
                     PolicyOutcome::DroppedByParent
                 }
             }
-            None => match self.rules.decide(ctx.trace_id, ctx.event_name, ctx.is_error) {
+            None => match self
+                .rules
+                .decide(ctx.trace_id, ctx.event_name, ctx.is_error)
+            {
                 Some(true) => PolicyOutcome::Sampled,
                 Some(false) => PolicyOutcome::DroppedByRule,
                 None if self.rules.should_sample(ctx).is_sampled() => PolicyOutcome::Sampled,
@@ -130,7 +138,11 @@ impl SamplingPolicy {
         if !head.is_sampled() {
             return head;
         }
-        match self.limiter.as_ref().map(|l| l.try_acquire(ctx.tenant, ctx.now_ns)) {
+        match self
+            .limiter
+            .as_ref()
+            .map(|l| l.try_acquire(ctx.tenant, ctx.now_ns))
+        {
             None | Some(RateDecision::Allowed) => PolicyOutcome::Sampled,
             Some(RateDecision::RateLimited) => PolicyOutcome::RateLimited,
             Some(RateDecision::DailyCapReached) => PolicyOutcome::DailyCapReached,
@@ -163,7 +175,9 @@ impl Sampler for SamplingPolicy {
             "SamplingPolicy{{parent:{},errorsOverrideParent:{},limit:{}}}",
             self.parent.description(),
             self.errors_override_parent,
-            self.limiter.as_ref().map_or_else(|| "none".to_owned(), |l| l.description())
+            self.limiter
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), |l| l.description())
         )
     }
 }

@@ -59,7 +59,12 @@ pub struct RateLimitConfig {
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
-        Self { per_second: Some(1000.0), burst: 2000, daily_cap: None, max_tenants: 1024 }
+        Self {
+            per_second: Some(1000.0),
+            burst: 2000,
+            daily_cap: None,
+            max_tenants: 1024,
+        }
     }
 }
 
@@ -102,7 +107,11 @@ struct Bucket {
 }
 
 impl Bucket {
-    const FRESH: Bucket = Bucket { tat_ns: 0, day: 0, day_count: 0 };
+    const FRESH: Bucket = Bucket {
+        tat_ns: 0,
+        day: 0,
+        day_count: 0,
+    };
 }
 
 #[derive(Default)]
@@ -141,7 +150,9 @@ pub struct TenantRateLimiter {
 
 impl std::fmt::Debug for TenantRateLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TenantRateLimiter").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("TenantRateLimiter")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -163,7 +174,9 @@ impl TenantRateLimiter {
             Some(rate) => return invalid(format!("per_second must be finite and > 0, got {rate}")),
         };
         let tolerance_ns = interval_ns.saturating_mul(u64::from(config.burst) - 1);
-        let shards = (0..SHARDS).map(|_| CachePadded::new(Mutex::new(Shard::default()))).collect();
+        let shards = (0..SHARDS)
+            .map(|_| CachePadded::new(Mutex::new(Shard::default())))
+            .collect();
         Ok(Self {
             interval_ns,
             tolerance_ns,
@@ -235,7 +248,9 @@ impl TenantRateLimiter {
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
             let before = shard.buckets.len();
-            shard.buckets.retain(|_, b| !(b.tat_ns <= now_ns && (b.day < today || b.day_count == 0)));
+            shard
+                .buckets
+                .retain(|_, b| !(b.tat_ns <= now_ns && (b.day < today || b.day_count == 0)));
             removed += before - shard.buckets.len();
         }
         self.tracked.fetch_sub(removed, Ordering::Relaxed);
@@ -278,7 +293,10 @@ impl Sampler for TenantRateLimiter {
     fn description(&self) -> String {
         format!(
             "TenantRateLimiter{{per_second:{:?},burst:{},daily_cap:{:?},max_tenants:{}}}",
-            self.config.per_second, self.config.burst, self.config.daily_cap, self.config.max_tenants
+            self.config.per_second,
+            self.config.burst,
+            self.config.daily_cap,
+            self.config.max_tenants
         )
     }
 }

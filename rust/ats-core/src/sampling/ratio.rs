@@ -39,7 +39,10 @@ impl TraceIdRatio {
         if !(0.0..=1.0).contains(&ratio) {
             return Err(SamplingError::InvalidRatio { ratio });
         }
-        Ok(Self { ratio, bound: bound_for_ratio(ratio) })
+        Ok(Self {
+            ratio,
+            bound: bound_for_ratio(ratio),
+        })
     }
 
     /// The configured ratio.
@@ -84,7 +87,13 @@ mod tests {
 
     #[test]
     fn rejects_out_of_range_and_nan() {
-        for bad in [-0.1, 1.000_000_1, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        for bad in [
+            -0.1,
+            1.000_000_1,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
             assert!(TraceIdRatio::new(bad).is_err(), "{bad}");
         }
         assert!(TraceIdRatio::new(-0.0).is_ok());

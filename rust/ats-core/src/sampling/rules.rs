@@ -32,7 +32,11 @@ pub struct FamilyRule {
 
 impl FamilyRule {
     pub fn new(prefix: impl Into<String>, ok_rate: f64, error_rate: f64) -> Self {
-        Self { prefix: prefix.into(), ok_rate, error_rate }
+        Self {
+            prefix: prefix.into(),
+            ok_rate,
+            error_rate,
+        }
     }
 }
 
@@ -66,14 +70,28 @@ impl FamilyRules {
             };
             let ok = rate(rule.ok_rate, "ok")?;
             let error = rate(rule.error_rate, "error")?;
-            compiled.push(CompiledRule { prefix: rule.prefix.into_boxed_str(), ok, error });
+            compiled.push(CompiledRule {
+                prefix: rule.prefix.into_boxed_str(),
+                ok,
+                error,
+            });
         }
         // Stable sort, then duplicates are adjacent.
-        compiled.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()).then_with(|| a.prefix.cmp(&b.prefix)));
+        compiled.sort_by(|a, b| {
+            b.prefix
+                .len()
+                .cmp(&a.prefix.len())
+                .then_with(|| a.prefix.cmp(&b.prefix))
+        });
         if let Some(w) = compiled.windows(2).find(|w| w[0].prefix == w[1].prefix) {
-            return Err(SamplingError::DuplicateRulePrefix { prefix: w[0].prefix.to_string() });
+            return Err(SamplingError::DuplicateRulePrefix {
+                prefix: w[0].prefix.to_string(),
+            });
         }
-        Ok(Self { rules: compiled, default })
+        Ok(Self {
+            rules: compiled,
+            default,
+        })
     }
 
     /// The prefix of the rule that applies to `event_name`, if any.
@@ -84,21 +102,34 @@ impl FamilyRules {
     /// The rate a rule assigns to `event_name` with this outcome, or `None`
     /// when no rule matches.
     pub fn rule_rate(&self, event_name: &str, is_error: bool) -> Option<f64> {
-        self.find(event_name).map(|r| if is_error { r.error.ratio() } else { r.ok.ratio() })
+        self.find(event_name).map(|r| {
+            if is_error {
+                r.error.ratio()
+            } else {
+                r.ok.ratio()
+            }
+        })
     }
 
     /// The rule decision, or `None` when no rule matches (the default ratio
     /// is not applied here; [`Sampler::should_sample`] does that).
     #[inline]
     pub fn decide(&self, trace_id: u128, event_name: &str, is_error: bool) -> Option<bool> {
-        self.find(event_name)
-            .map(|r| if is_error { r.error.keeps(trace_id) } else { r.ok.keeps(trace_id) })
+        self.find(event_name).map(|r| {
+            if is_error {
+                r.error.keeps(trace_id)
+            } else {
+                r.ok.keeps(trace_id)
+            }
+        })
     }
 
     #[inline]
     fn find(&self, event_name: &str) -> Option<&CompiledRule> {
         let name = event_name.as_bytes();
-        self.rules.iter().find(|r| name.starts_with(r.prefix.as_bytes()))
+        self.rules
+            .iter()
+            .find(|r| name.starts_with(r.prefix.as_bytes()))
     }
 
     pub fn len(&self) -> usize {
@@ -123,9 +154,20 @@ impl Sampler for FamilyRules {
         let rules: Vec<String> = self
             .rules
             .iter()
-            .map(|r| format!("{:?}:ok={},error={}", r.prefix, r.ok.ratio(), r.error.ratio()))
+            .map(|r| {
+                format!(
+                    "{:?}:ok={},error={}",
+                    r.prefix,
+                    r.ok.ratio(),
+                    r.error.ratio()
+                )
+            })
             .collect();
-        format!("FamilyRules{{[{}],default:{}}}", rules.join(";"), self.default.ratio())
+        format!(
+            "FamilyRules{{[{}],default:{}}}",
+            rules.join(";"),
+            self.default.ratio()
+        )
     }
 }
 
@@ -149,7 +191,10 @@ mod tests {
     fn longest_prefix_wins() {
         let r = rules();
         assert_eq!(r.matching_prefix("driver.query"), Some("driver.query"));
-        assert_eq!(r.matching_prefix("driver.query_batch"), Some("driver.query"));
+        assert_eq!(
+            r.matching_prefix("driver.query_batch"),
+            Some("driver.query")
+        );
         assert_eq!(r.matching_prefix("driver.handshake"), Some("driver."));
         assert_eq!(r.matching_prefix("driver"), None);
         assert_eq!(r.matching_prefix("agent.run"), None);
@@ -160,8 +205,19 @@ mod tests {
 
     #[test]
     fn duplicate_and_invalid_rules_are_errors() {
-        let dup = FamilyRules::new(vec![FamilyRule::new("a.", 1.0, 1.0), FamilyRule::new("a.", 0.5, 1.0)], 1.0);
-        assert_eq!(dup.unwrap_err(), SamplingError::DuplicateRulePrefix { prefix: "a.".into() });
+        let dup = FamilyRules::new(
+            vec![
+                FamilyRule::new("a.", 1.0, 1.0),
+                FamilyRule::new("a.", 0.5, 1.0),
+            ],
+            1.0,
+        );
+        assert_eq!(
+            dup.unwrap_err(),
+            SamplingError::DuplicateRulePrefix {
+                prefix: "a.".into()
+            }
+        );
         let bad = FamilyRules::new(vec![FamilyRule::new("a.", f64::NAN, 1.0)], 1.0);
         assert!(matches!(bad, Err(SamplingError::InvalidRule { .. })));
         assert!(FamilyRules::new(vec![], 1.5).is_err());

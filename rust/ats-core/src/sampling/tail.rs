@@ -99,13 +99,21 @@ pub struct TailDecisions<T> {
 
 impl<T> Default for TailDecisions<T> {
     fn default() -> Self {
-        Self { keep: Vec::new(), kept_traces: 0, dropped_traces: 0, dropped_spans: 0 }
+        Self {
+            keep: Vec::new(),
+            kept_traces: 0,
+            dropped_traces: 0,
+            dropped_spans: 0,
+        }
     }
 }
 
 impl<T> TailDecisions<T> {
     pub fn is_empty(&self) -> bool {
-        self.keep.is_empty() && self.kept_traces == 0 && self.dropped_traces == 0 && self.dropped_spans == 0
+        self.keep.is_empty()
+            && self.kept_traces == 0
+            && self.dropped_traces == 0
+            && self.dropped_spans == 0
     }
 }
 
@@ -161,13 +169,20 @@ pub struct TailSampler<T> {
 
 impl<T> std::fmt::Debug for TailSampler<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TailSampler").field("config", &self.config).field("stats", &self.stats()).finish()
+        f.debug_struct("TailSampler")
+            .field("config", &self.config)
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
 impl<T> TailSampler<T> {
     pub fn new(config: TailConfig) -> Result<Self, SamplingError> {
-        let invalid = |reason: &str| Err(SamplingError::InvalidTailConfig { reason: reason.to_owned() });
+        let invalid = |reason: &str| {
+            Err(SamplingError::InvalidTailConfig {
+                reason: reason.to_owned(),
+            })
+        };
         if config.max_traces == 0 {
             return invalid("max_traces must be at least 1");
         }
@@ -214,7 +229,13 @@ impl<T> TailSampler<T> {
 
         if span.trace_id == 0 {
             let keep = interesting || self.ratio.keeps(0);
-            let mut held = Held { seq: 0, first_seen_ns: now_ns, bytes: 0, interesting, items: vec![span.item] };
+            let mut held = Held {
+                seq: 0,
+                first_seen_ns: now_ns,
+                bytes: 0,
+                interesting,
+                items: vec![span.item],
+            };
             self.emit(&mut held, keep, out);
             return;
         }
@@ -236,7 +257,13 @@ impl<T> TailSampler<T> {
             let seq = self.next_seq;
             self.next_seq += 1;
             self.order.insert(seq, span.trace_id);
-            Held { seq, first_seen_ns: now_ns, bytes: 0, interesting: false, items: Vec::new() }
+            Held {
+                seq,
+                first_seen_ns: now_ns,
+                bytes: 0,
+                interesting: false,
+                items: Vec::new(),
+            }
         });
         held.items.push(span.item);
         held.bytes = held.bytes.saturating_add(span.size_bytes);
@@ -251,7 +278,9 @@ impl<T> TailSampler<T> {
             || self.held_spans > self.config.max_spans
             || self.held_bytes > self.config.max_bytes
         {
-            let Some((_, &oldest)) = self.order.iter().next() else { break };
+            let Some((_, &oldest)) = self.order.iter().next() else {
+                break;
+            };
             self.decide(oldest, Why::Cap, out);
         }
     }
