@@ -75,7 +75,11 @@ impl Pipeline {
         Self::build(config, sinks, Some(collectors))
     }
 
-    fn build(config: PipelineConfig, sinks: SinkFactory, collectors: Option<CollectorFactory>) -> Pipeline {
+    fn build(
+        config: PipelineConfig,
+        sinks: SinkFactory,
+        collectors: Option<CollectorFactory>,
+    ) -> Pipeline {
         install_fork_hook();
         let p = Pipeline {
             current: AtomicPtr::new(std::ptr::null_mut()),
@@ -83,7 +87,8 @@ impl Pipeline {
             sinks,
             collectors,
         };
-        p.current.store(Box::into_raw(Box::new(p.incarnation())), Ordering::Release);
+        p.current
+            .store(Box::into_raw(Box::new(p.incarnation())), Ordering::Release);
         p
     }
 
