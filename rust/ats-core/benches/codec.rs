@@ -7,7 +7,10 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 
 const ATTRS: [(&str, AttrRef<'static>); 6] = [
     ("db.system", AttrRef::Str("sqlite")),
-    ("db.statement", AttrRef::Str("SELECT name FROM users WHERE age > ?")),
+    (
+        "db.statement",
+        AttrRef::Str("SELECT name FROM users WHERE age > ?"),
+    ),
     ("db.operation", AttrRef::Str("SELECT")),
     ("net.peer.port", AttrRef::I64(5432)),
     ("db.rows", AttrRef::I64(42)),
@@ -42,7 +45,9 @@ fn bench(c: &mut Criterion) {
     let mut buf = vec![0u8; len];
     let mut g = c.benchmark_group("codec");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("encoded_len_span", |b| b.iter(|| codec::encoded_len_span(black_box(&s))));
+    g.bench_function("encoded_len_span", |b| {
+        b.iter(|| codec::encoded_len_span(black_box(&s)))
+    });
     g.bench_function("encode_span(len+encode, 6 attrs)", |b| {
         b.iter(|| {
             let s = black_box(&s);
@@ -51,7 +56,9 @@ fn bench(c: &mut Criterion) {
         })
     });
     codec::encode_span(&s, &mut buf).unwrap();
-    g.bench_function("decode_span(6 attrs)", |b| b.iter(|| codec::decode(black_box(&buf)).unwrap()));
+    g.bench_function("decode_span(6 attrs)", |b| {
+        b.iter(|| codec::decode(black_box(&buf)).unwrap())
+    });
     let mut slot = codec::decode(&buf).unwrap();
     g.bench_function("decode_into reused record (6 attrs)", |b| {
         b.iter(|| codec::decode_into(black_box(&buf), &mut slot).unwrap())

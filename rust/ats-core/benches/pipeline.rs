@@ -56,7 +56,9 @@ fn ring_push(c: &mut Criterion) {
     let mut g = c.benchmark_group("ring");
     g.throughput(Throughput::Elements(1));
     let ring = Arc::new(Ring::new(64 << 20));
-    g.bench_function("push 200B, 1 producer", |b| b.iter_custom(|iters| timed_pushes(&ring, iters, 1)));
+    g.bench_function("push 200B, 1 producer", |b| {
+        b.iter_custom(|iters| timed_pushes(&ring, iters, 1))
+    });
     g.bench_function("push 200B, 2 producers (wall time per push)", |b| {
         b.iter_custom(|iters| timed_pushes(&ring, iters, 2))
     });
@@ -83,7 +85,10 @@ impl Sink for NoopSink {
 
 const ATTRS: [(&str, AttrRef<'static>); 6] = [
     ("db.system", AttrRef::Str("sqlite")),
-    ("db.statement", AttrRef::Str("SELECT name FROM users WHERE age > ?")),
+    (
+        "db.statement",
+        AttrRef::Str("SELECT name FROM users WHERE age > ?"),
+    ),
     ("db.operation", AttrRef::Str("SELECT")),
     ("net.peer.port", AttrRef::I64(5432)),
     ("db.rows", AttrRef::I64(42)),
@@ -99,7 +104,11 @@ fn end_to_end(c: &mut Criterion) {
         ring.clone(),
         vec![Box::new(NoopSink(0))],
         vec![],
-        FlushConfig { interval: Duration::from_millis(20), batch_max_records: 8192, wake_fill_ratio: 0.25 },
+        FlushConfig {
+            interval: Duration::from_millis(20),
+            batch_max_records: 8192,
+            wake_fill_ratio: 0.25,
+        },
     );
     g.bench_function("encode span in place + push + flush to no-op sink", |b| {
         b.iter_custom(|iters| {

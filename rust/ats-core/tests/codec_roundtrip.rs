@@ -48,7 +48,10 @@ fn reward_layout_is_exact_and_compact() {
     let b = enc(&r);
     // Header.
     assert_eq!(&b[..4], &[0xA7, 1, 4, 0b0011_1000]);
-    assert_eq!(u32::from_le_bytes(b[4..8].try_into().unwrap()) as usize, b.len());
+    assert_eq!(
+        u32::from_le_bytes(b[4..8].try_into().unwrap()) as usize,
+        b.len()
+    );
     // ts, air, plan.
     assert_eq!(&b[8..16], &1_760_623_577_441_000_000u64.to_le_bytes());
     assert_eq!(&b[16..24], &0x9f3au64.to_le_bytes());
@@ -59,9 +62,14 @@ fn reward_layout_is_exact_and_compact() {
     assert_eq!(b[56], 0); // class L
     assert_eq!(&b[57..62], b"\x04acme");
     // 57 fixed + 2 (io 4096) + 1 (rows) + 5 string lengths = 65, + 34 string bytes.
-    let string_bytes = "acme".len() + "prod-eu".len() + "eu-west-2".len() + "mysql".len() + "8.0.36".len();
+    let string_bytes =
+        "acme".len() + "prod-eu".len() + "eu-west-2".len() + "mysql".len() + "8.0.36".len();
     assert_eq!(b.len(), 65 + string_bytes);
-    assert_eq!(b.len() - string_bytes - 5, 60, "non-string bytes of a reward");
+    assert_eq!(
+        b.len() - string_bytes - 5,
+        60,
+        "non-string bytes of a reward"
+    );
     assert_eq!(codec::decode(&b), Ok(r));
 }
 
@@ -93,7 +101,10 @@ fn span_with_trace_ids_round_trips() {
     let mut small = vec![0u8; buf.len() - 1];
     assert_eq!(
         codec::encode_span(&s, &mut small),
-        Err(EncodeError::BufferTooSmall { needed: buf.len(), available: buf.len() - 1 })
+        Err(EncodeError::BufferTooSmall {
+            needed: buf.len(),
+            available: buf.len() - 1
+        })
     );
     assert!(small.iter().all(|&x| x == 0));
 }
@@ -103,23 +114,41 @@ fn decode_errors_are_typed() {
     let good = enc(&Record::Reward(reward()));
     assert_eq!(codec::decode(&[]), Err(DecodeError::Truncated));
     assert_eq!(codec::decode(&good[..7]), Err(DecodeError::Truncated));
-    assert_eq!(codec::decode(&good[..good.len() - 1]), Err(DecodeError::Truncated));
+    assert_eq!(
+        codec::decode(&good[..good.len() - 1]),
+        Err(DecodeError::Truncated)
+    );
 
     let mut b = good.clone();
     b[0] = 0x00;
     assert_eq!(codec::decode(&b), Err(DecodeError::BadMagic { found: 0 }));
     let mut b = good.clone();
     b[1] = 2;
-    assert_eq!(codec::decode(&b), Err(DecodeError::UnsupportedVersion { found: 2 }));
+    assert_eq!(
+        codec::decode(&b),
+        Err(DecodeError::UnsupportedVersion { found: 2 })
+    );
     let mut b = good.clone();
     b[2] = 9;
-    assert_eq!(codec::decode(&b), Err(DecodeError::UnknownKind { found: 9 }));
+    assert_eq!(
+        codec::decode(&b),
+        Err(DecodeError::UnknownKind { found: 9 })
+    );
     let mut b = good.clone();
     b[3] |= 0x80;
-    assert_eq!(codec::decode(&b), Err(DecodeError::InvalidFlags { flags: 0xB8 }));
+    assert_eq!(
+        codec::decode(&b),
+        Err(DecodeError::InvalidFlags { flags: 0xB8 })
+    );
     let mut b = good.clone();
     b[56] = 4;
-    assert_eq!(codec::decode(&b), Err(DecodeError::InvalidEnum { field: "class", value: 4 }));
+    assert_eq!(
+        codec::decode(&b),
+        Err(DecodeError::InvalidEnum {
+            field: "class",
+            value: 4
+        })
+    );
     let mut b = good.clone();
     b[58] = 0xff; // inside "acme"
     assert_eq!(codec::decode(&b), Err(DecodeError::InvalidUtf8));
@@ -127,14 +156,20 @@ fn decode_errors_are_typed() {
     b.push(0);
     assert_eq!(
         codec::decode(&b),
-        Err(DecodeError::LengthMismatch { header: good.len() as u32, actual: good.len() + 1 })
+        Err(DecodeError::LengthMismatch {
+            header: good.len() as u32,
+            actual: good.len() + 1
+        })
     );
     // Header and body agree on a longer length, but the body ends early.
     let mut b = good.clone();
     b.push(0);
     let n = b.len() as u32;
     b[4..8].copy_from_slice(&n.to_le_bytes());
-    assert_eq!(codec::decode(&b), Err(DecodeError::TrailingBytes { extra: 1 }));
+    assert_eq!(
+        codec::decode(&b),
+        Err(DecodeError::TrailingBytes { extra: 1 })
+    );
     // A string length far beyond the input.
     let mut b = good[..57].to_vec();
     b.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
@@ -207,7 +242,11 @@ fn s() -> impl Strategy<Value = String> {
 // Finite floats, so PartialEq round trips are exact (NaN != NaN); NaN and
 // signed zero are covered byte-wise in `nan_payloads_survive`.
 fn f() -> impl Strategy<Value = f64> {
-    prop_oneof![any::<f64>().prop_filter("not nan", |x| !x.is_nan()), Just(0.0), Just(-0.0)]
+    prop_oneof![
+        any::<f64>().prop_filter("not nan", |x| !x.is_nan()),
+        Just(0.0),
+        Just(-0.0)
+    ]
 }
 
 fn envelope() -> BoxedStrategy<Envelope> {
@@ -220,18 +259,28 @@ fn envelope() -> BoxedStrategy<Envelope> {
         any::<Option<u64>>(),
         any::<Option<u64>>(),
     )
-        .prop_map(|(ts_ns, (tenant, workspace, region, dialect), trace_id, span_id, parent_span_id, air_id, plan_hash)| Envelope {
-            ts_ns,
-            tenant,
-            workspace,
-            region,
-            dialect,
-            trace_id,
-            span_id,
-            parent_span_id,
-            air_id,
-            plan_hash,
-        })
+        .prop_map(
+            |(
+                ts_ns,
+                (tenant, workspace, region, dialect),
+                trace_id,
+                span_id,
+                parent_span_id,
+                air_id,
+                plan_hash,
+            )| Envelope {
+                ts_ns,
+                tenant,
+                workspace,
+                region,
+                dialect,
+                trace_id,
+                span_id,
+                parent_span_id,
+                air_id,
+                plan_hash,
+            },
+        )
         .boxed()
 }
 
@@ -254,18 +303,50 @@ fn record() -> BoxedStrategy<Record> {
     let status = prop_oneof![Just(Status::Unset), Just(Status::Ok), Just(Status::Error)];
     let span = (envelope(), s(), s(), any::<u64>(), status, attrs()).prop_map(
         |(envelope, name, component, end_ns, status, attributes)| {
-            Record::Span(SpanRecord { envelope, name, component, end_ns, status, attributes })
+            Record::Span(SpanRecord {
+                envelope,
+                name,
+                component,
+                end_ns,
+                status,
+                attributes,
+            })
         },
     );
     let log = (envelope(), s(), s(), any::<u8>(), s(), attrs()).prop_map(
         |(envelope, event, component, sev, body, attributes)| {
-            Record::Log(LogRecord { envelope, event, component, severity: Severity(sev), body, attributes })
+            Record::Log(LogRecord {
+                envelope,
+                event,
+                component,
+                severity: Severity(sev),
+                body,
+                attributes,
+            })
         },
     );
-    let kind = prop_oneof![Just(MetricKind::Counter), Just(MetricKind::Gauge), Just(MetricKind::Histogram)];
+    let kind = prop_oneof![
+        Just(MetricKind::Counter),
+        Just(MetricKind::Gauge),
+        Just(MetricKind::Histogram)
+    ];
     let hist = proptest::option::of(
-        (any::<u64>(), f(), f(), f(), proptest::collection::vec(f(), 0..8), proptest::collection::vec(any::<u64>(), 0..9))
-            .prop_map(|(count, sum, min, max, bounds, counts)| HistogramData { count, sum, min, max, bounds, counts }),
+        (
+            any::<u64>(),
+            f(),
+            f(),
+            f(),
+            proptest::collection::vec(f(), 0..8),
+            proptest::collection::vec(any::<u64>(), 0..9),
+        )
+            .prop_map(|(count, sum, min, max, bounds, counts)| HistogramData {
+                count,
+                sum,
+                min,
+                max,
+                bounds,
+                counts,
+            }),
     );
     let metric = (
         envelope(),
@@ -276,15 +357,52 @@ fn record() -> BoxedStrategy<Record> {
         f(),
         hist,
     )
-        .prop_map(|(envelope, (name, unit), kind, start_ns, labels, value, histogram)| {
-            Record::Metric(MetricPoint { envelope, name, unit, kind, start_ns, labels, value, histogram })
-        });
-    let class = prop_oneof![Just(SloClass::L), Just(SloClass::B), Just(SloClass::A), Just(SloClass::S)];
-    let reward = (envelope(), class, f(), f(), any::<u64>(), any::<u64>(), any::<bool>(), f(), s()).prop_map(
-        |(envelope, class, latency_ms, cpu_ms, io_bytes, rows, success, reward, engine)| {
-            Record::Reward(RewardRecord { envelope, class, latency_ms, cpu_ms, io_bytes, rows, success, reward, engine })
-        },
-    );
+        .prop_map(
+            |(envelope, (name, unit), kind, start_ns, labels, value, histogram)| {
+                Record::Metric(MetricPoint {
+                    envelope,
+                    name,
+                    unit,
+                    kind,
+                    start_ns,
+                    labels,
+                    value,
+                    histogram,
+                })
+            },
+        );
+    let class = prop_oneof![
+        Just(SloClass::L),
+        Just(SloClass::B),
+        Just(SloClass::A),
+        Just(SloClass::S)
+    ];
+    let reward = (
+        envelope(),
+        class,
+        f(),
+        f(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<bool>(),
+        f(),
+        s(),
+    )
+        .prop_map(
+            |(envelope, class, latency_ms, cpu_ms, io_bytes, rows, success, reward, engine)| {
+                Record::Reward(RewardRecord {
+                    envelope,
+                    class,
+                    latency_ms,
+                    cpu_ms,
+                    io_bytes,
+                    rows,
+                    success,
+                    reward,
+                    engine,
+                })
+            },
+        );
     // Boxed: the nested tuple strategies are large enough to overflow a
     // debug-build test thread's stack when two are generated at once.
     prop_oneof![span.boxed(), log.boxed(), metric.boxed(), reward.boxed()].boxed()
@@ -353,7 +471,9 @@ fn nan_payloads_survive() {
     r.latency_ms = f64::from_bits(0x7ff8_0000_dead_beef);
     r.cpu_ms = -0.0;
     let b = enc(&Record::Reward(r));
-    let Record::Reward(d) = codec::decode(&b).unwrap() else { panic!("kind") };
+    let Record::Reward(d) = codec::decode(&b).unwrap() else {
+        panic!("kind")
+    };
     assert_eq!(d.latency_ms.to_bits(), 0x7ff8_0000_dead_beef);
     assert_eq!(d.cpu_ms.to_bits(), (-0.0f64).to_bits());
 }
@@ -365,7 +485,9 @@ fn nan_payloads_survive() {
 fn write_fuzz_corpus() {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
-    let Ok(dir) = std::env::var("ATS_FUZZ_CORPUS") else { return };
+    let Ok(dir) = std::env::var("ATS_FUZZ_CORPUS") else {
+        return;
+    };
     std::fs::create_dir_all(&dir).unwrap();
     let mut runner = TestRunner::deterministic();
     for i in 0..64 {

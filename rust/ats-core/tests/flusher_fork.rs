@@ -18,7 +18,10 @@ struct FileSink(BufWriter<std::fs::File>, Vec<u8>);
 impl FileSink {
     fn open(dir: &Path) -> FileSink {
         let path = dir.join(format!("records-{}.bin", std::process::id()));
-        FileSink(BufWriter::new(std::fs::File::create(path).expect("create")), Vec::new())
+        FileSink(
+            BufWriter::new(std::fs::File::create(path).expect("create")),
+            Vec::new(),
+        )
     }
 }
 impl Sink for FileSink {
@@ -28,8 +31,10 @@ impl Sink for FileSink {
     fn write_batch(&mut self, batch: &[Record]) -> Result<(), SinkError> {
         for r in batch {
             self.1.clear();
-            codec::encode_record(r, &mut self.1)
-                .map_err(|e| SinkError::Failed { sink: "file".into(), message: e.to_string() })?;
+            codec::encode_record(r, &mut self.1).map_err(|e| SinkError::Failed {
+                sink: "file".into(),
+                message: e.to_string(),
+            })?;
             self.0.write_all(&self.1)?;
         }
         Ok(())
@@ -57,7 +62,11 @@ fn read_back(path: &Path) -> Vec<Record> {
 
 fn push(p: &Pipeline, tenant: &str, i: u64) -> bool {
     let log = LogRef {
-        envelope: EnvelopeRef { ts_ns: i, tenant, ..EnvelopeRef::default() },
+        envelope: EnvelopeRef {
+            ts_ns: i,
+            tenant,
+            ..EnvelopeRef::default()
+        },
         event: "fork.test",
         component: "test",
         severity: Severity::INFO,
@@ -109,10 +118,16 @@ fn forked_child_gets_a_fresh_pipeline_and_parent_keeps_working() {
     let factory_dir = dir_path.clone();
     let config = PipelineConfig {
         ring_capacity_bytes: 1 << 20,
-        flush: FlushConfig { interval: Duration::from_millis(1), ..FlushConfig::default() },
+        flush: FlushConfig {
+            interval: Duration::from_millis(1),
+            ..FlushConfig::default()
+        },
         ..PipelineConfig::default()
     };
-    let p = Pipeline::new(config, Box::new(move || vec![Box::new(FileSink::open(&factory_dir)) as Box<dyn Sink>]));
+    let p = Pipeline::new(
+        config,
+        Box::new(move || vec![Box::new(FileSink::open(&factory_dir)) as Box<dyn Sink>]),
+    );
     let parent = std::process::id();
 
     // Keep the parent's flusher busy (holding its locks) around the fork.
@@ -123,8 +138,10 @@ fn forked_child_gets_a_fresh_pipeline_and_parent_keeps_working() {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
-        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child_main(&p, &dir_path, parent)))
-            .unwrap_or(99);
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            child_main(&p, &dir_path, parent)
+        }))
+        .unwrap_or(99);
         // _exit: no atexit handlers, no destructors of inherited state.
         unsafe { libc::_exit(code) };
     }
@@ -133,8 +150,16 @@ fn forked_child_gets_a_fresh_pipeline_and_parent_keeps_working() {
     }
     let mut status = 0;
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    assert!(libc::WIFEXITED(status), "child did not exit normally: {status}");
-    assert_eq!(libc::WEXITSTATUS(status), 0, "child failed with code {}", libc::WEXITSTATUS(status));
+    assert!(
+        libc::WIFEXITED(status),
+        "child did not exit normally: {status}"
+    );
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "child failed with code {}",
+        libc::WEXITSTATUS(status)
+    );
 
     // Parent: undisturbed, same incarnation, everything delivered.
     assert_eq!(p.pid(), parent);

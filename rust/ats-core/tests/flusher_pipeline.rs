@@ -64,14 +64,25 @@ impl Sink for FailSink {
         "failing"
     }
     fn write_batch(&mut self, _: &[Record]) -> Result<(), SinkError> {
-        Err(SinkError::Failed { sink: "failing".into(), message: "disk full".into() })
+        Err(SinkError::Failed {
+            sink: "failing".into(),
+            message: "disk full".into(),
+        })
     }
 }
 
 fn span_bytes(i: u64) -> (Vec<u8>, Record) {
-    let attrs = [("i", AttrRef::I64(i as i64)), ("db.system", AttrRef::Str("sqlite"))];
+    let attrs = [
+        ("i", AttrRef::I64(i as i64)),
+        ("db.system", AttrRef::Str("sqlite")),
+    ];
     let s = SpanRef {
-        envelope: EnvelopeRef { ts_ns: i, tenant: "acme", span_id: i + 1, ..EnvelopeRef::default() },
+        envelope: EnvelopeRef {
+            ts_ns: i,
+            tenant: "acme",
+            span_id: i + 1,
+            ..EnvelopeRef::default()
+        },
         name: "driver.query",
         component: "test",
         end_ns: i + 10,
@@ -84,9 +95,17 @@ fn span_bytes(i: u64) -> (Vec<u8>, Record) {
 }
 
 fn push_span(ring: &Ring, i: u64) {
-    let attrs = [("i", AttrRef::I64(i as i64)), ("db.system", AttrRef::Str("sqlite"))];
+    let attrs = [
+        ("i", AttrRef::I64(i as i64)),
+        ("db.system", AttrRef::Str("sqlite")),
+    ];
     let s = SpanRef {
-        envelope: EnvelopeRef { ts_ns: i, tenant: "acme", span_id: i + 1, ..EnvelopeRef::default() },
+        envelope: EnvelopeRef {
+            ts_ns: i,
+            tenant: "acme",
+            span_id: i + 1,
+            ..EnvelopeRef::default()
+        },
         name: "driver.query",
         component: "test",
         end_ns: i + 10,
@@ -100,7 +119,11 @@ fn push_span(ring: &Ring, i: u64) {
 }
 
 fn cfg(interval_ms: u64) -> FlushConfig {
-    FlushConfig { interval: Duration::from_millis(interval_ms), batch_max_records: 1000, wake_fill_ratio: 0.5 }
+    FlushConfig {
+        interval: Duration::from_millis(interval_ms),
+        batch_max_records: 1000,
+        wake_fill_ratio: 0.5,
+    }
 }
 
 #[test]
@@ -108,7 +131,12 @@ fn zero_loss_on_clean_shutdown() {
     const N: u64 = 200_000;
     let ring = Arc::new(Ring::new(1 << 20));
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let f = Flusher::start(ring.clone(), vec![Box::new(MemSink(seen.clone()))], vec![], cfg(50));
+    let f = Flusher::start(
+        ring.clone(),
+        vec![Box::new(MemSink(seen.clone()))],
+        vec![],
+        cfg(50),
+    );
     let producers: Vec<_> = (0..2u64)
         .map(|p| {
             let ring = ring.clone();
@@ -138,7 +166,10 @@ fn zero_loss_on_clean_shutdown() {
     let mut ids: Vec<u64> = seen.records.iter().map(|r| r.envelope().ts_ns).collect();
     ids.sort_unstable();
     assert!(ids.iter().copied().eq(0..N), "every record exactly once");
-    assert_eq!(seen.records[0], span_bytes(seen.records[0].envelope().ts_ns).1);
+    assert_eq!(
+        seen.records[0],
+        span_bytes(seen.records[0].envelope().ts_ns).1
+    );
     let st = f.stats();
     assert_eq!(st.records_decoded, N);
     assert_eq!(st.decode_errors, 0);
@@ -152,7 +183,12 @@ fn zero_loss_on_clean_shutdown() {
 fn flush_delivers_everything_pushed_before_it() {
     let ring = Arc::new(Ring::new(1 << 16));
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let f = Flusher::start(ring.clone(), vec![Box::new(MemSink(seen.clone()))], vec![], cfg(60_000));
+    let f = Flusher::start(
+        ring.clone(),
+        vec![Box::new(MemSink(seen.clone()))],
+        vec![],
+        cfg(60_000),
+    );
     for i in 0..10 {
         push_span(&ring, i);
     }
@@ -173,17 +209,28 @@ fn flush_delivers_everything_pushed_before_it() {
 #[test]
 fn deadlines_are_respected_with_a_stuck_sink() {
     let ring = Arc::new(Ring::new(1 << 16));
-    let f = Flusher::start(ring.clone(), vec![Box::new(SlowSink(Duration::from_secs(5)))], vec![], cfg(60_000));
+    let f = Flusher::start(
+        ring.clone(),
+        vec![Box::new(SlowSink(Duration::from_secs(5)))],
+        vec![],
+        cfg(60_000),
+    );
     push_span(&ring, 1);
     let t = Instant::now();
     assert!(!f.flush(Duration::from_millis(100)));
     let e = t.elapsed();
-    assert!(e >= Duration::from_millis(100) && e < Duration::from_millis(400), "flush took {e:?}");
+    assert!(
+        e >= Duration::from_millis(100) && e < Duration::from_millis(400),
+        "flush took {e:?}"
+    );
     push_span(&ring, 2);
     let t = Instant::now();
     assert!(!f.shutdown(Duration::from_millis(100)));
     let e = t.elapsed();
-    assert!(e >= Duration::from_millis(100) && e < Duration::from_millis(400), "shutdown took {e:?}");
+    assert!(
+        e >= Duration::from_millis(100) && e < Duration::from_millis(400),
+        "shutdown took {e:?}"
+    );
     assert!(!f.is_finished()); // detached, still inside the sink
     drop(f); // must not block either
 }
@@ -194,9 +241,16 @@ fn sink_panics_and_errors_are_counted_and_isolated() {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let f = Flusher::start(
         ring.clone(),
-        vec![Box::new(PanicSink), Box::new(FailSink), Box::new(MemSink(seen.clone()))],
+        vec![
+            Box::new(PanicSink),
+            Box::new(FailSink),
+            Box::new(MemSink(seen.clone())),
+        ],
         vec![],
-        FlushConfig { batch_max_records: 10, ..cfg(60_000) },
+        FlushConfig {
+            batch_max_records: 10,
+            ..cfg(60_000)
+        },
     );
     for i in 0..25 {
         push_span(&ring, i);
@@ -219,7 +273,10 @@ fn sink_panics_and_errors_are_counted_and_isolated() {
     assert_eq!(e.errors, st.batches);
     assert_eq!(e.records_dropped, 30);
     assert_eq!(e.last_error.as_deref(), Some("failing: disk full"));
-    assert_eq!((m.records_written, m.records_dropped, m.errors, m.panics), (30, 0, 0, 0));
+    assert_eq!(
+        (m.records_written, m.records_dropped, m.errors, m.panics),
+        (30, 0, 0, 0)
+    );
     assert_eq!(st.panics(), st.batches);
     assert_eq!(st.dropped_sink_error(), 60);
     // Batches of at most 10: 25 → 10,10,5 (+1 decode error), then 5.
@@ -234,7 +291,10 @@ fn fill_level_wakes_the_flusher_before_the_interval() {
         ring.clone(),
         vec![Box::new(MemSink(seen.clone()))],
         vec![],
-        FlushConfig { wake_fill_ratio: 0.05, ..cfg(60_000) }, // 3277 bytes
+        FlushConfig {
+            wake_fill_ratio: 0.05,
+            ..cfg(60_000)
+        }, // 3277 bytes
     );
     std::thread::sleep(Duration::from_millis(50)); // let it park
     let mut pushed = 0;
@@ -244,7 +304,10 @@ fn fill_level_wakes_the_flusher_before_the_interval() {
     }
     let t = Instant::now();
     while seen.lock().unwrap().records.len() < pushed as usize {
-        assert!(t.elapsed() < Duration::from_secs(2), "not woken by fill level");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "not woken by fill level"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     assert!(f.shutdown(Duration::from_secs(5)));
@@ -256,7 +319,10 @@ impl Collector for Tick {
         self.0 += 1;
         assert!(now_ns > 0);
         out.push(Record::Metric(MetricPoint {
-            envelope: Envelope { ts_ns: now_ns, ..Envelope::default() },
+            envelope: Envelope {
+                ts_ns: now_ns,
+                ..Envelope::default()
+            },
             name: "ticks".into(),
             unit: "1".into(),
             kind: MetricKind::Counter,
@@ -294,7 +360,13 @@ fn collectors_are_polled_each_cycle_and_panics_counted() {
     }
     assert!(f.shutdown(Duration::from_secs(5)));
     let st = f.stats();
-    let metrics = seen.lock().unwrap().records.iter().filter(|r| matches!(r, Record::Metric(_))).count() as u64;
+    let metrics = seen
+        .lock()
+        .unwrap()
+        .records
+        .iter()
+        .filter(|r| matches!(r, Record::Metric(_)))
+        .count() as u64;
     assert!(st.cycles >= 5, "cycles {}", st.cycles);
     // One poll per cycle plus the final `finish` poll at shutdown.
     assert_eq!(metrics, st.cycles + 1);

@@ -29,7 +29,11 @@ fn run(capacity: usize, producers: u8, per_producer: u64, max_len: usize) {
     for p in 0..producers {
         let ring = ring.clone();
         handles.push(std::thread::spawn(move || {
-            let mut out = Outcome { ok: Vec::new(), full: 0, attempted: 0 };
+            let mut out = Outcome {
+                ok: Vec::new(),
+                full: 0,
+                attempted: 0,
+            };
             for seq in 0..per_producer {
                 let len = (seq as usize * 7 + p as usize * 13) % (max_len + 1);
                 out.attempted += 1;

@@ -142,7 +142,9 @@ pub struct Flusher {
 
 impl std::fmt::Debug for Flusher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Flusher").field("stats", &self.stats()).finish()
+        f.debug_struct("Flusher")
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -168,7 +170,10 @@ impl Flusher {
         let stats = FlusherStats {
             sinks: sinks
                 .iter()
-                .map(|s| SinkStats { name: s.name().to_owned(), ..SinkStats::default() })
+                .map(|s| SinkStats {
+                    name: s.name().to_owned(),
+                    ..SinkStats::default()
+                })
                 .collect(),
             ..FlusherStats::default()
         };
@@ -189,7 +194,11 @@ impl Flusher {
             .spawn(move || worker::run(worker_shared, sinks, stages, config))
             .expect("spawn ats-flusher thread");
         let unpark = handle.thread().clone();
-        Flusher { shared, thread: Mutex::new(Some(handle)), unpark }
+        Flusher {
+            shared,
+            thread: Mutex::new(Some(handle)),
+            unpark,
+        }
     }
 
     pub fn ring(&self) -> &Arc<Ring> {
@@ -271,7 +280,11 @@ impl Flusher {
     }
 
     pub fn stats(&self) -> FlusherStats {
-        self.shared.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

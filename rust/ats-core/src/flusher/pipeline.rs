@@ -93,7 +93,8 @@ impl Pipeline {
             sinks,
             stages,
         };
-        p.current.store(Box::into_raw(Box::new(p.incarnation())), Ordering::Release);
+        p.current
+            .store(Box::into_raw(Box::new(p.incarnation())), Ordering::Release);
         p
     }
 

@@ -64,7 +64,10 @@ pub(crate) fn run(
     let interval = config.interval.max(Duration::from_millis(1));
     let batch_max = config.batch_max_records.max(1);
 
-    let mut guard = ExitGuard { shared: &shared, clean: false };
+    let mut guard = ExitGuard {
+        shared: &shared,
+        clean: false,
+    };
     let mut w = Worker {
         shared: shared.clone(),
         sinks,
@@ -74,7 +77,11 @@ pub(crate) fn run(
         batch_len: 0,
         collected: Vec::new(),
         batch_max,
-        stats: shared.stats.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        stats: shared
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
         dirty: false,
     };
 

@@ -3,8 +3,8 @@
 //! an owned [`Record`](super::Record) first.
 
 use super::model::{
-    AttrValue, Envelope, LogRecord, Severity, SloClass, SpanId, SpanRecord, Status, TraceId,
-    RewardRecord,
+    AttrValue, Envelope, LogRecord, RewardRecord, Severity, SloClass, SpanId, SpanRecord, Status,
+    TraceId,
 };
 
 /// Borrowed attribute value.

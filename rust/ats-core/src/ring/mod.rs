@@ -120,7 +120,9 @@ pub struct Ring {
 
 impl std::fmt::Debug for Ring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ring").field("stats", &self.stats()).finish()
+        f.debug_struct("Ring")
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -205,12 +207,10 @@ impl Ring {
                 self.dropped_full.fetch_add(1, Ordering::Relaxed);
                 return Err(DropReason::Full);
             }
-            match self.head.compare_exchange_weak(
-                h,
-                h + need,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
+            match self
+                .head
+                .compare_exchange_weak(h, h + need, Ordering::AcqRel, Ordering::Relaxed)
+            {
                 Ok(_) => break (h, need, used + need),
                 Err(actual) => {
                     h = actual;
@@ -223,7 +223,8 @@ impl Ring {
         if need != slot {
             // Pad to the end of the buffer; the record starts at offset 0.
             let pad = (self.cap as usize) - idx;
-            self.header(idx).store(pad as u64 | STATE_PAD << 32, Ordering::Release);
+            self.header(idx)
+                .store(pad as u64 | STATE_PAD << 32, Ordering::Release);
             idx = 0;
         }
 
@@ -244,14 +245,20 @@ impl Ring {
                 }
             }
         }
-        let guard = Abort { ring: self, idx, slot, armed: Cell::new(true) };
+        let guard = Abort {
+            ring: self,
+            idx,
+            slot,
+            armed: Cell::new(true),
+        };
         // SAFETY: [idx + 8, idx + 8 + len) lies inside the buffer (slots never
         // wrap) and inside our reservation, which no other producer can
         // reserve and the consumer does not read before the header commit.
         let payload = unsafe { std::slice::from_raw_parts_mut(self.base().add(idx + 8), len) };
         write(payload);
         guard.armed.set(false);
-        self.header(idx).store(len as u64 | STATE_RECORD << 32, Ordering::Release);
+        self.header(idx)
+            .store(len as u64 | STATE_RECORD << 32, Ordering::Release);
 
         self.pushed.fetch_add(1, Ordering::Relaxed);
         if used > self.high_water.load(Ordering::Relaxed) {
@@ -278,7 +285,12 @@ impl Ring {
     }
 
     /// [`drain`](Self::drain) that also stops after `max_records` records.
-    pub fn drain_bounded(&self, max_bytes: usize, max_records: usize, mut f: impl FnMut(&[u8])) -> usize {
+    pub fn drain_bounded(
+        &self,
+        max_bytes: usize,
+        max_records: usize,
+        mut f: impl FnMut(&[u8]),
+    ) -> usize {
         if self.consumer_busy.swap(true, Ordering::Acquire) {
             return 0;
         }
@@ -307,7 +319,12 @@ impl Ring {
             }
         }
         let tail = self.tail.load(Ordering::Relaxed);
-        let mut g = Release { ring: self, released: tail, pos: tail, records: 0 };
+        let mut g = Release {
+            ring: self,
+            released: tail,
+            pos: tail,
+            records: 0,
+        };
         // Give space back to producers during long drains.
         let release_every = self.cap / 8;
         let mut bytes = 0usize;
@@ -323,7 +340,8 @@ impl Ring {
                     // SAFETY: the Acquire load of a committed header makes the
                     // producer's payload writes visible; the slot stays ours
                     // until `release` publishes a tail beyond it.
-                    let payload = unsafe { std::slice::from_raw_parts(self.base().add(idx + 8), len) };
+                    let payload =
+                        unsafe { std::slice::from_raw_parts(self.base().add(idx + 8), len) };
                     f(payload);
                 }
                 STATE_PAD => g.pos += len as u64,
@@ -373,7 +391,8 @@ impl Ring {
     /// registered once per ring (a ring has one consumer for its life).
     pub fn set_waker(&self, threshold_bytes: usize, consumer: Thread) {
         let _ = self.waiter.set(consumer);
-        self.wake_threshold.store(threshold_bytes as u64, Ordering::Relaxed);
+        self.wake_threshold
+            .store(threshold_bytes as u64, Ordering::Relaxed);
     }
 
     /// Arms the one-shot wake; the consumer calls this before it parks, then
@@ -383,7 +402,9 @@ impl Ring {
     }
 
     pub fn wake_threshold(&self) -> usize {
-        self.wake_threshold.load(Ordering::Relaxed).min(usize::MAX as u64) as usize
+        self.wake_threshold
+            .load(Ordering::Relaxed)
+            .min(usize::MAX as u64) as usize
     }
 
     pub fn stats(&self) -> RingStats {
@@ -467,7 +488,10 @@ mod tests {
         r.push(b"").unwrap();
         r.push(b"hello world").unwrap();
         assert_eq!(r.len_bytes(), 16 + 8 + 24);
-        assert_eq!(drain_all(&r), vec![b"a".to_vec(), vec![], b"hello world".to_vec()]);
+        assert_eq!(
+            drain_all(&r),
+            vec![b"a".to_vec(), vec![], b"hello world".to_vec()]
+        );
         assert!(r.is_empty());
         let s = r.stats();
         assert_eq!((s.pushed, s.drained, s.high_water_bytes), (3, 3, 48));
@@ -484,7 +508,7 @@ mod tests {
         assert_eq!(r.push(&[1u8; 56]), Ok(())); // 4032 + 64 = 4096 exactly
         assert_eq!(r.push(b""), Err(DropReason::Full));
         assert_eq!(r.drain(1, |_| {}), 1); // max_bytes stops after one record
-        // 1008 bytes free at the front; a 1000-byte slot at position 4096 fits.
+                                           // 1008 bytes free at the front; a 1000-byte slot at position 4096 fits.
         assert_eq!(r.push(&rec), Ok(()));
         assert_eq!(drain_all(&r).len(), 5);
         // Now tail = head = 5104 (idx 1008). Records above half the ring are

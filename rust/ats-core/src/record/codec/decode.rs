@@ -189,7 +189,10 @@ fn check_exact(bytes: &[u8]) -> Result<Header, DecodeError> {
         return Err(DecodeError::Truncated);
     }
     if n < bytes.len() {
-        return Err(DecodeError::LengthMismatch { header: h.total_len, actual: bytes.len() });
+        return Err(DecodeError::LengthMismatch {
+            header: h.total_len,
+            actual: bytes.len(),
+        });
     }
     Ok(h)
 }
@@ -247,7 +250,10 @@ fn empty_record(kind: u8) -> Record {
 }
 
 fn decode_body_into(h: Header, rec: &[u8], out: &mut Record) -> Result<(), DecodeError> {
-    let mut r = Reader { buf: rec, pos: HEADER_LEN };
+    let mut r = Reader {
+        buf: rec,
+        pos: HEADER_LEN,
+    };
     match out {
         Record::Span(s) => {
             read_envelope_fixed(&mut r, h.flags, &mut s.envelope)?;
@@ -256,7 +262,12 @@ fn decode_body_into(h: Header, rec: &[u8], out: &mut Record) -> Result<(), Decod
                 0 => Status::Unset,
                 1 => Status::Ok,
                 2 => Status::Error,
-                v => return Err(DecodeError::InvalidEnum { field: "status", value: v }),
+                v => {
+                    return Err(DecodeError::InvalidEnum {
+                        field: "status",
+                        value: v,
+                    })
+                }
             };
             read_envelope_strings(&mut r, &mut s.envelope)?;
             r.string_into(&mut s.name)?;
@@ -283,7 +294,12 @@ fn decode_body_into(h: Header, rec: &[u8], out: &mut Record) -> Result<(), Decod
                 1 => SloClass::B,
                 2 => SloClass::A,
                 3 => SloClass::S,
-                v => return Err(DecodeError::InvalidEnum { field: "class", value: v }),
+                v => {
+                    return Err(DecodeError::InvalidEnum {
+                        field: "class",
+                        value: v,
+                    })
+                }
             };
             read_envelope_strings(&mut r, &mut x.envelope)?;
             x.io_bytes = r.varint()?;
@@ -293,18 +309,36 @@ fn decode_body_into(h: Header, rec: &[u8], out: &mut Record) -> Result<(), Decod
         }
     }
     if r.remaining() != 0 {
-        return Err(DecodeError::TrailingBytes { extra: r.remaining() });
+        return Err(DecodeError::TrailingBytes {
+            extra: r.remaining(),
+        });
     }
     Ok(())
 }
 
 fn read_envelope_fixed(r: &mut Reader<'_>, flags: u8, e: &mut Envelope) -> Result<(), DecodeError> {
     e.ts_ns = r.u64()?;
-    e.trace_id = if flags & F_TRACE_ID != 0 { u128::from_le_bytes(r.array()?) } else { 0 };
+    e.trace_id = if flags & F_TRACE_ID != 0 {
+        u128::from_le_bytes(r.array()?)
+    } else {
+        0
+    };
     e.span_id = if flags & F_SPAN_ID != 0 { r.u64()? } else { 0 };
-    e.parent_span_id = if flags & F_PARENT_SPAN_ID != 0 { r.u64()? } else { 0 };
-    e.air_id = if flags & F_AIR_ID != 0 { Some(r.u64()?) } else { None };
-    e.plan_hash = if flags & F_PLAN_HASH != 0 { Some(r.u64()?) } else { None };
+    e.parent_span_id = if flags & F_PARENT_SPAN_ID != 0 {
+        r.u64()?
+    } else {
+        0
+    };
+    e.air_id = if flags & F_AIR_ID != 0 {
+        Some(r.u64()?)
+    } else {
+        None
+    };
+    e.plan_hash = if flags & F_PLAN_HASH != 0 {
+        Some(r.u64()?)
+    } else {
+        None
+    };
     Ok(())
 }
 
@@ -341,10 +375,20 @@ fn read_attrs(r: &mut Reader<'_>, attrs: &mut Attributes) -> Result<(), DecodeEr
                 *value = match r.u8()? {
                     0 => AttrValue::Bool(false),
                     1 => AttrValue::Bool(true),
-                    v => return Err(DecodeError::InvalidEnum { field: "bool", value: v }),
+                    v => {
+                        return Err(DecodeError::InvalidEnum {
+                            field: "bool",
+                            value: v,
+                        })
+                    }
                 }
             }
-            t => return Err(DecodeError::InvalidEnum { field: "attribute tag", value: t }),
+            t => {
+                return Err(DecodeError::InvalidEnum {
+                    field: "attribute tag",
+                    value: t,
+                })
+            }
         }
     }
     Ok(())
@@ -358,7 +402,12 @@ fn read_metric(r: &mut Reader<'_>, flags: u8, m: &mut MetricPoint) -> Result<(),
         0 => MetricKind::Counter,
         1 => MetricKind::Gauge,
         2 => MetricKind::Histogram,
-        v => return Err(DecodeError::InvalidEnum { field: "metric kind", value: v }),
+        v => {
+            return Err(DecodeError::InvalidEnum {
+                field: "metric kind",
+                value: v,
+            })
+        }
     };
     let hist_fixed = if flags & F_KIND_BIT != 0 {
         Some((r.u64()?, r.f64()?, r.f64()?, r.f64()?))

@@ -313,36 +313,42 @@ pub fn encoded_len_metric(m: &MetricPoint) -> usize {
 /// Encodes `m` into the front of `out`; returns the bytes written.
 pub fn encode_metric(m: &MetricPoint, out: &mut [u8]) -> Result<usize, EncodeError> {
     let env: EnvelopeRef<'_> = (&m.envelope).into();
-    encode_with(KIND_METRIC, metric_flags(m), encoded_len_metric(m), out, |w| {
-        write_envelope_fixed(w, &env);
-        w.u64(m.start_ns);
-        w.f64(m.value);
-        w.u8(m.kind as u8);
-        if let Some(h) = &m.histogram {
-            w.u64(h.count);
-            w.f64(h.sum);
-            w.f64(h.min);
-            w.f64(h.max);
-        }
-        write_envelope_strings(w, &env);
-        w.str(&m.name);
-        w.str(&m.unit);
-        w.varint(m.labels.len() as u64);
-        for (k, v) in &m.labels {
-            w.str(k);
-            w.str(v);
-        }
-        if let Some(h) = &m.histogram {
-            w.varint(h.bounds.len() as u64);
-            for b in &h.bounds {
-                w.f64(*b);
+    encode_with(
+        KIND_METRIC,
+        metric_flags(m),
+        encoded_len_metric(m),
+        out,
+        |w| {
+            write_envelope_fixed(w, &env);
+            w.u64(m.start_ns);
+            w.f64(m.value);
+            w.u8(m.kind as u8);
+            if let Some(h) = &m.histogram {
+                w.u64(h.count);
+                w.f64(h.sum);
+                w.f64(h.min);
+                w.f64(h.max);
             }
-            w.varint(h.counts.len() as u64);
-            for c in &h.counts {
-                w.u64(*c);
+            write_envelope_strings(w, &env);
+            w.str(&m.name);
+            w.str(&m.unit);
+            w.varint(m.labels.len() as u64);
+            for (k, v) in &m.labels {
+                w.str(k);
+                w.str(v);
             }
-        }
-    })
+            if let Some(h) = &m.histogram {
+                w.varint(h.bounds.len() as u64);
+                for b in &h.bounds {
+                    w.f64(*b);
+                }
+                w.varint(h.counts.len() as u64);
+                for c in &h.counts {
+                    w.u64(*c);
+                }
+            }
+        },
+    )
 }
 
 /// Appends the encoding of `m` to `out`.
@@ -371,17 +377,23 @@ pub fn encoded_len_reward(r: &RewardRef<'_>) -> usize {
 
 /// Encodes `r` into the front of `out`; returns the bytes written.
 pub fn encode_reward(r: &RewardRef<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
-    encode_with(KIND_REWARD, reward_flags(r), encoded_len_reward(r), out, |w| {
-        write_envelope_fixed(w, &r.envelope);
-        w.f64(r.latency_ms);
-        w.f64(r.cpu_ms);
-        w.f64(r.reward);
-        w.u8(r.class as u8);
-        write_envelope_strings(w, &r.envelope);
-        w.varint(r.io_bytes);
-        w.varint(r.rows);
-        w.str(r.engine);
-    })
+    encode_with(
+        KIND_REWARD,
+        reward_flags(r),
+        encoded_len_reward(r),
+        out,
+        |w| {
+            write_envelope_fixed(w, &r.envelope);
+            w.f64(r.latency_ms);
+            w.f64(r.cpu_ms);
+            w.f64(r.reward);
+            w.u8(r.class as u8);
+            write_envelope_strings(w, &r.envelope);
+            w.varint(r.io_bytes);
+            w.varint(r.rows);
+            w.str(r.engine);
+        },
+    )
 }
 
 /// Appends the encoding of `r` to `out`.
@@ -419,15 +431,20 @@ pub fn encoded_len(r: &Record) -> usize {
 /// Appends the encoding of an owned record to `out` (flusher-side and test
 /// path; it builds a small vector of attribute views, so it allocates).
 pub fn encode_record(r: &Record, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
-    with_ref(r, |v| encode_vec(encoded_len_ref(&v), out, |b| encode_ref(&v, b)))
+    with_ref(r, |v| {
+        encode_vec(encoded_len_ref(&v), out, |b| encode_ref(&v, b))
+    })
 }
 
 /// Calls `f` with a borrowed view of `r`.
 pub fn with_ref<T>(r: &Record, f: impl FnOnce(RecordRef<'_>) -> T) -> T {
     match r {
         Record::Span(s) => {
-            let attrs: Vec<(&str, AttrRef<'_>)> =
-                s.attributes.iter().map(|(k, v)| (k.as_str(), v.into())).collect();
+            let attrs: Vec<(&str, AttrRef<'_>)> = s
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.into()))
+                .collect();
             f(RecordRef::Span(SpanRef {
                 envelope: (&s.envelope).into(),
                 name: &s.name,
@@ -438,8 +455,11 @@ pub fn with_ref<T>(r: &Record, f: impl FnOnce(RecordRef<'_>) -> T) -> T {
             }))
         }
         Record::Log(l) => {
-            let attrs: Vec<(&str, AttrRef<'_>)> =
-                l.attributes.iter().map(|(k, v)| (k.as_str(), v.into())).collect();
+            let attrs: Vec<(&str, AttrRef<'_>)> = l
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.into()))
+                .collect();
             f(RecordRef::Log(LogRef {
                 envelope: (&l.envelope).into(),
                 event: &l.event,

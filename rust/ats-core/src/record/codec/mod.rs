@@ -52,8 +52,8 @@ pub mod layout;
 
 pub use decode::{decode, decode_header, decode_into, decode_prefix, Header};
 pub use encode::{
-    encode_log, encode_log_to_vec, encode_metric, encode_metric_to_vec, encode_record,
-    encode_ref, encode_reward, encode_reward_to_vec, encode_span, encode_span_to_vec, encoded_len,
+    encode_log, encode_log_to_vec, encode_metric, encode_metric_to_vec, encode_record, encode_ref,
+    encode_reward, encode_reward_to_vec, encode_span, encode_span_to_vec, encoded_len,
     encoded_len_log, encoded_len_metric, encoded_len_ref, encoded_len_reward, encoded_len_span,
     with_ref,
 };
