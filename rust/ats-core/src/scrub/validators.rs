@@ -1,0 +1,619 @@
+//! Validators for token-shaped secrets and credentials, plus the small helpers
+//! every validator shares (boundaries, placeholders, base64).
+//!
+//! Each validator gets the trigger span found by the combined regex and returns
+//! the scan's resume position; replacements go to `hits`. Validators check the
+//! left boundary *before* extending a match by hand, so a candidate that starts
+//! inside a longer run of token characters costs O(1) to reject. That is what
+//! keeps the whole scan linear.
+
+use super::{Ctx, Hit, Kind};
+
+// ---------------------------------------------------------------- helpers
+
+#[inline]
+pub(crate) fn is_alnum(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+
+/// Characters of base64url / most token alphabets.
+#[inline]
+pub(crate) fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+#[inline]
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Characters allowed in an HTTP credential (RFC 7235 token68, plus `@`).
+#[inline]
+fn is_cred_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'+' | b'/' | b'=' | b'-' | b'@')
+}
+
+/// First index `>= i` whose byte fails `f`. Only ASCII predicates are used, so
+/// the result is always a char boundary.
+#[inline]
+pub(crate) fn extend(b: &[u8], mut i: usize, f: impl Fn(u8) -> bool) -> usize {
+    while i < b.len() && f(b[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// True when the byte before `i` (as a second pass would see it) is not in `class`.
+#[inline]
+pub(crate) fn left_ok(ctx: &Ctx<'_>, i: usize, class: impl Fn(u8) -> bool) -> bool {
+    match ctx.prev_byte(i) {
+        Some(b) => !class(b),
+        None => true,
+    }
+}
+
+/// True when the byte at `i` is absent or not in `class`.
+#[inline]
+pub(crate) fn right_ok(b: &[u8], i: usize, class: impl Fn(u8) -> bool) -> bool {
+    match b.get(i) {
+        Some(&c) => !class(c),
+        None => true,
+    }
+}
+
+/// `xxxx`, `XXXX-XXXX`, `hf_xxxxxxxx…`, `glc_1111…`: three or more
+/// alphanumerics drawn from at most two distinct characters, or eight or more
+/// where one character is the majority (case-insensitive). Random secrets
+/// never look like this.
+pub(crate) fn few_distinct(v: &str) -> bool {
+    let mut freq = [0u32; 36];
+    let mut n = 0u32;
+    for c in v.bytes() {
+        let slot = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'z' => c - b'a' + 10,
+            b'A'..=b'Z' => c - b'A' + 10,
+            _ => continue,
+        };
+        freq[usize::from(slot)] += 1;
+        n += 1;
+    }
+    let distinct = freq.iter().filter(|&&f| f > 0).count();
+    let max = freq.iter().copied().max().unwrap_or(0);
+    (n >= 3 && distinct <= 2) || (n >= 8 && max * 2 > n)
+}
+
+/// Template references and markers: `${X}`, `$X`, `{{x}}`, `$(cmd)`, `%(x)s`,
+/// `#{x}`, `<%= x %>`, `<token>`, `[SECRET]`. Never real values, and keeping
+/// markers out is what makes scrubbing idempotent.
+pub(crate) fn is_template_or_marker(v: &str) -> bool {
+    let b = v.as_bytes();
+    if ["${", "{{", "$(", "%(", "%{", "#{", "<%"].iter().any(|p| v.starts_with(p)) {
+        return true;
+    }
+    // printf conversions: `%s`, `%d`, `%-5s`.
+    if b.first() == Some(&b'%') && b.len() <= 4 {
+        return true;
+    }
+    // `$NAME`, `$_x`, `$1` (shell variables and positional arguments).
+    if b.len() >= 2 && b[0] == b'$' && (b[1].is_ascii_alphanumeric() || b[1] == b'_') {
+        return true;
+    }
+    (b.first() == Some(&b'<') && b.last() == Some(&b'>')) || (b.first() == Some(&b'[') && b.last() == Some(&b']'))
+}
+
+/// Words people write where a real value would go, whole (`changeme`) or as a
+/// telling part (`insert_key_here`, `your-api-key`, `example-secret`).
+pub(crate) fn is_placeholder_word(v: &str) -> bool {
+    const PARTS: &[&str] =
+        &["placeholder", "your_", "your-", "_here", "-here", "changeme", "dummy", "insert_", "replace_me"];
+    let lower_has = |p: &str| {
+        v.as_bytes().windows(p.len()).any(|w| w.eq_ignore_ascii_case(p.as_bytes()))
+    };
+    if PARTS.iter().any(|p| lower_has(p)) {
+        return true;
+    }
+    const WORDS: &[&str] = &[
+        "password", "passwd", "pass", "pwd", "secret", "token", "changeme", "change_me", "test", "example",
+        "placeholder", "redacted", "dummy", "null", "none", "nil", "undefined", "true", "false", "empty",
+        "your_password", "yourpassword", "mypassword", "my_password", "username", "user", "api_key", "apikey",
+    ];
+    WORDS.iter().any(|w| v.eq_ignore_ascii_case(w))
+}
+
+/// Lenient base64 / base64url decoding: either alphabet, padding optional,
+/// a dangling sixth-bit group ignored. `None` on any other character.
+pub(crate) fn b64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4 + 1);
+    let mut acc: u32 = 0;
+    let mut bits = 0u32;
+    for &c in s.as_bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+// ---------------------------------------------------------------- e-mail
+
+/// The regex matches an ASCII local part (kept ASCII and bounded so the
+/// automaton stays small); non-ASCII letters right before it (`jürgen@…`)
+/// belong to the address too. `ssh://git@host` is a URL's user, not an e-mail.
+pub(crate) fn email(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) -> usize {
+    const BACK_MAX: usize = 64;
+    let text = ctx.text;
+    let floor = ctx.floor();
+    let mut start = s;
+    for (i, c) in text[floor..s].char_indices().rev() {
+        let i = floor + i;
+        if s - i > BACK_MAX || !(c.is_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-')) {
+            break;
+        }
+        start = i;
+    }
+    if text[..start].ends_with("://") {
+        return e;
+    }
+    hits.push(Hit { start, end: e, kind: Kind::Email });
+    e
+}
+
+// ---------------------------------------------------------------- PEM
+
+/// `-----BEGIN … PRIVATE KEY-----` through the matching END line; to the end of
+/// the text when the END line is missing (a truncated key is still a key).
+pub(crate) fn private_key(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) -> usize {
+    let text = ctx.text;
+    let (body_end, end) = match text[e..].find("-----END") {
+        Some(i) => {
+            let f = e + i;
+            let after = f + "-----END".len();
+            let line_end = text[after..].find('\n').map_or(text.len(), |j| after + j);
+            let end = match text[after..line_end].find("-----") {
+                Some(j) => after + j + 5,
+                None => line_end,
+            };
+            (f, end)
+        }
+        None => (text.len(), text.len()),
+    };
+    if text[e..body_end].trim().is_empty() {
+        return e;
+    }
+    hits.push(Hit { start: s, end, kind: Kind::PrivateKey });
+    end
+}
+
+// ---------------------------------------------------------------- HTTP credentials
+
+/// `Authorization: <scheme> <credential>` or `Authorization: <credential>`.
+pub(crate) fn auth_header(ctx: &Ctx<'_>, _s: usize, e: usize, hits: &mut Vec<Hit>) -> usize {
+    let b = ctx.text.as_bytes();
+    let w_end = extend(b, e, is_cred_char);
+    if w_end == e {
+        return e;
+    }
+    let after_ws = extend(b, w_end, |c| c == b' ' || c == b'\t');
+    let word = &ctx.text[e..w_end];
+    let scheme_like = word.bytes().all(|c| c.is_ascii_alphabetic() || c == b'-');
+    let (scheme, cs, ce) = if after_ws > w_end && after_ws < b.len() && is_cred_char(b[after_ws]) && scheme_like {
+        (Some(word), after_ws, extend(b, after_ws, is_cred_char))
+    } else if after_ws > w_end && scheme_like {
+        // A scheme followed by something that is not a credential (`$TOKEN`,
+        // `<token>`, `{base64(...)}`): nothing to remove.
+        return after_ws;
+    } else {
+        // No scheme. Prose ("authorization: required") is not a credential.
+        if !(word.bytes().any(|c| c.is_ascii_digit()) || word.len() >= 16) {
+            return w_end;
+        }
+        (None, e, w_end)
+    };
+    let cred = &ctx.text[cs..ce];
+    if !cred.bytes().any(is_alnum) || few_distinct(cred) || is_placeholder_word(cred) {
+        return ce;
+    }
+    let kind = match scheme {
+        Some(sc) if sc.eq_ignore_ascii_case("basic") => {
+            if !is_basic_payload(cred) {
+                // Not `user:password` in base64 (a JWT, say): let other rules look.
+                return cs;
+            }
+            Kind::BasicCredential
+        }
+        _ => Kind::BearerCredential,
+    };
+    hits.push(Hit { start: cs, end: ce, kind });
+    ce
+}
+
+/// Base64 that decodes to `user:password`.
+fn is_basic_payload(v: &str) -> bool {
+    v.len() >= 4 && b64_decode(v).is_some_and(|d| d.contains(&b':') && d.len() >= 2)
+}
+
+/// `Basic <base64(user:password)>` outside a header.
+pub(crate) fn bare_basic(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) -> usize {
+    let b = ctx.text.as_bytes();
+    if !left_ok(ctx, s, is_word) {
+        return s + 1;
+    }
+    let ts = extend(b, s + 5, |c| c == b' ' || c == b'\t');
+    let te = extend(b, ts, |c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
+    if !right_ok(b, te, is_cred_char) || !is_basic_payload(&ctx.text[ts..te]) || few_distinct(&ctx.text[ts..te]) {
+        return e;
+    }
+    hits.push(Hit { start: ts, end: te, kind: Kind::BasicCredential });
+    te
+}
+
+/// `Bearer <token>` outside a header. Needs a digit or 24+ characters so that
+/// prose ("bearer authentication") is left alone.
+pub(crate) fn bare_bearer(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) -> usize {
+    let b = ctx.text.as_bytes();
+    if !left_ok(ctx, s, is_word) {
+        return s + 1;
+    }
+    let ts = extend(b, s + 6, |c| c == b' ' || c == b'\t');
+    let te = extend(b, ts, is_cred_char);
+    let tok = &ctx.text[ts..te];
+    if !(tok.bytes().any(|c| c.is_ascii_digit()) || tok.len() >= 24) || few_distinct(tok) {
+        return e;
+    }
+    hits.push(Hit { start: ts, end: te, kind: Kind::BearerCredential });
+    te
+}
+
+/// `curl -u user:password` / `--user user:password`: the password goes (or the
+/// user, when it is the only part, as in `-u sk_live_…:`); an e-mail user too.
+pub(crate) fn curl_user(ctx: &Ctx<'_>, _s: usize, e: usize, hits: &mut Vec<Hit>) -> usize {
+    const MAX_WORD: usize = 512;
+    let text = ctx.text;
+    let b = text.as_bytes();
+    // One shell word: unquoted runs and quoted pieces, up to whitespace or a
+    // shell operator.
+    let mut i = e;
+    while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b';' | b'|' | b'&' | b'>' | b'(' | b')') {
+        if i - e > MAX_WORD {
+            return e;
+        }
+        if b[i] == b'"' || b[i] == b'\'' {
+            let q = b[i];
+            match b[i + 1..].iter().position(|&c| c == q || c == b'\n') {
+                Some(j) if b[i + 1 + j] == q => i += j + 2,
+                _ => return e,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    let we = i;
+    let Some(colon) = text[e..we].find(':').map(|j| e + j) else { return e };
+    let is_q = |c: u8| c == b'"' || c == b'\'';
+    let trim = |mut a: usize, mut z: usize| {
+        if a < z && is_q(b[a]) {
+            a += 1;
+        }
+        if z > a && is_q(b[z - 1]) {
+            z -= 1;
+        }
+        (a, z)
+    };
+    let (us, ue) = trim(e, colon);
+    let (ps, pe) = trim(colon + 1, we);
+    let user = &text[us..ue];
+    let pw = &text[ps..pe];
+    let bad = |v: &str| {
+        v.is_empty()
+            || is_template_or_marker(v)
+            || is_placeholder_word(v)
+            || few_distinct(v)
+            || v.contains('"')
+            || v.contains('\'')
+            || !v.bytes().any(is_alnum)
+    };
+    if user.starts_with('<') || is_template_or_marker(user) {
+        return we;
+    }
+    if pw.is_empty() {
+        if bad(user) {
+            return we;
+        }
+        hits.push(Hit { start: us, end: ue, kind: Kind::BasicCredential });
+        return we;
+    }
+    // `-u 1000:1000` is docker's uid:gid, not a password.
+    if bad(pw) || (pw.len() <= 6 && pw.bytes().all(|c| c.is_ascii_digit())) {
+        return we;
+    }
+    if looks_like_email(user) {
+        hits.push(Hit { start: us, end: ue, kind: Kind::Email });
+    }
+    hits.push(Hit { start: ps, end: pe, kind: Kind::BasicCredential });
+    we
+}
+
+fn looks_like_email(v: &str) -> bool {
+    match v.find('@') {
+        Some(at) => at > 0 && v[at + 1..].contains('.') && !v.ends_with('.'),
+        None => false,
+    }
+}
+
+/// `scheme://user:password@host`: only the password goes. The password runs to
+/// the last `@` before the authority ends, so `p@ss` is removed whole.
+pub(crate) fn url_password(ctx: &Ctx<'_>, _s: usize, e: usize, hits: &mut Vec<Hit>) -> usize {
+    const MAX_PW: usize = 256;
+    let b = ctx.text.as_bytes();
+    let mut last_at = None;
+    let mut i = e;
+    while i < b.len() && i - e <= MAX_PW {
+        let c = b[i];
+        if c.is_ascii_whitespace() || matches!(c, b'/' | b'?' | b'#' | b'"' | b'\'' | b'<' | b'>' | b'`' | b'\\') {
+            break;
+        }
+        if c == b'@' {
+            last_at = Some(i);
+        }
+        i += 1;
+    }
+    let Some(at) = last_at else { return e };
+    let host_ok = b.get(at + 1).is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'[' || c >= 0x80);
+    let pw = &ctx.text[e..at];
+    if at == e || !host_ok || is_template_or_marker(pw) {
+        return e;
+    }
+    hits.push(Hit { start: e, end: at, kind: Kind::UrlPassword });
+    at
+}
+
+// ---------------------------------------------------------------- JWT
+
+/// `header.payload[.signature]` where the header is base64url of a JSON object.
+pub(crate) fn jwt(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> usize {
+    let b = ctx.text.as_bytes();
+    // A JWT starts at a boundary; `x.eyJ…` is the payload of something else.
+    if !left_ok(ctx, s, |c| is_token_char(c) || c == b'.') {
+        return s + 1;
+    }
+    let h_end = extend(b, s, is_token_char);
+    if b.get(h_end) != Some(&b'.') {
+        return h_end;
+    }
+    let p_end = extend(b, h_end + 1, is_token_char);
+    if p_end - (h_end + 1) < 2 || !json_object_b64(&ctx.text[s..h_end]) {
+        return h_end;
+    }
+    // Signature (possibly empty) and, for JWE, up to two more segments.
+    let mut end = p_end;
+    for _ in 0..3 {
+        if b.get(end) != Some(&b'.') {
+            break;
+        }
+        end = extend(b, end + 1, is_token_char);
+    }
+    hits.push(Hit { start: s, end, kind: Kind::Jwt });
+    end
+}
+
+fn json_object_b64(seg: &str) -> bool {
+    let Some(raw) = b64_decode(seg) else { return false };
+    let t = raw.trim_ascii();
+    if t.first() != Some(&b'{') || t.last() != Some(&b'}') {
+        return false;
+    }
+    if serde_json::from_slice::<serde::de::IgnoredAny>(t).is_ok() {
+        return true;
+    }
+    // Slightly damaged headers (a stray byte in a value) are still headers;
+    // random base64 that happens to start with `eyJ` is mostly unprintable.
+    let odd = t.iter().filter(|&&c| !(0x20..0x7f).contains(&c) && !c.is_ascii_whitespace()).count();
+    t.starts_with(b"{\"") && t.windows(2).any(|w| w == b"\":") && odd * 10 <= t.len()
+}
+
+// ---------------------------------------------------------------- vendor tokens
+
+/// Shared shape: left boundary, body extension over `class`, length bounds,
+/// right boundary, no placeholder body.
+#[allow(clippy::too_many_arguments)]
+fn prefixed(
+    ctx: &Ctx<'_>,
+    s: usize,
+    body_start: usize,
+    class: fn(u8) -> bool,
+    boundary: fn(u8) -> bool,
+    min: usize,
+    max: usize,
+    kind: Kind,
+    hits: &mut Vec<Hit>,
+) -> usize {
+    let b = ctx.text.as_bytes();
+    if !left_ok(ctx, s, boundary) {
+        return s + 1;
+    }
+    let end = extend(b, body_start, class);
+    let body = &ctx.text[body_start..end];
+    if body.len() < min || body.len() > max || !right_ok(b, end, boundary) || few_distinct(body) {
+        return s + 1;
+    }
+    hits.push(Hit { start: s, end, kind });
+    end
+}
+
+pub(crate) fn aws_access_key(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> usize {
+    // The body is exactly 16 of [A-Z0-9]; anything alphanumeric after it means
+    // a longer word ("TODAYINASIAASACKOFRICE…"). No placeholder check: the
+    // prefix and exact length are specific enough, and even `AKIAXXXX…` is
+    // better removed than explained.
+    let b = ctx.text.as_bytes();
+    if !left_ok(ctx, s, is_alnum) || !right_ok(b, s + 20, is_alnum) {
+        return s + 1;
+    }
+    hits.push(Hit { start: s, end: s + 20, kind: Kind::AwsAccessKey });
+    s + 20
+}
+
+pub(crate) fn github(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> usize {
+    if ctx.text[s..].starts_with("github_pat_") {
+        prefixed(ctx, s, s + 11, is_word, is_word, 80, 255, Kind::GithubToken, hits)
+    } else {
+        prefixed(ctx, s, s + 4, is_alnum, is_word, 36, 255, Kind::GithubToken, hits)
+    }
+}
+
+pub(crate) fn gitlab(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> usize {
+    let text = ctx.text;
+    let b = text.as_bytes();
+    if !left_ok(ctx, s, is_token_char) {
+        return s + 1;
+    }
+    let (prefix, body_start) = if text[s..].starts_with("GR1348941") {
+        ("GR1348941", s + 9)
+    } else {
+        match text[s..].find('-') {
+            Some(d) => (&text[s..s + d], s + d + 1),
+            None => return s + 1,
+        }
+    };
+    let body_end = extend(b, body_start, is_token_char);
+    // Routable tokens carry `.part` suffixes (`glpat-….01.xxxxxxxxx`).
+    let mut end = body_end;
+    while b.get(end) == Some(&b'.') && b.get(end + 1).is_some_and(|&c| is_alnum(c)) {
+        end = extend(b, end + 1, is_token_char);
+    }
+    let routable = end > body_end;
+    let n = body_end - body_start;
+    let (min, max) = match prefix {
+        "glimt" => (25, 25),
+        "glptt" => (40, 40),
+        "gloas" => (64, 64),
+        "glagent" => (50, 1024),
+        _ if routable => (20, 300),
+        "glpat" | "gldt" | "glft" | "glsoat" | "glrt" | "glcbt" | "GR1348941" => (20, 50),
+        _ => (20, 64),
+    };
+    if n < min || n > max || few_distinct(&text[body_start..end]) {
+        return s + 1;
+    }
+    hits.push(Hit { start: s, end, kind: Kind::GitlabToken });
+    end
+}
+
+pub(crate) fn slack(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> usize {
+    let text = ctx.text;
+    let b = text.as_bytes();
+    if text[s..].starts_with("http") {
+        // Webhook: keep the host, drop the path that authorises posting.
+        let ps = s + text[s..].find("slack.com/").map_or(0, |i| i + "slack.com/".len());
+        let ps = extend(b, ps, |c| c.is_ascii_alphabetic()) + 1; // services/ workflows/ triggers/
+        let pe = extend(b, ps.min(b.len()), |c| is_token_char(c) || c == b'/');
+        if pe <= ps || pe - ps < 10 {
+            return s + 1;
+        }
+        hits.push(Hit { start: ps, end: pe, kind: Kind::SlackToken });
+        return pe;
+    }
+    if !left_ok(ctx, s, is_token_char) {
+        return s + 1;
+    }
+    let is_body = |c: u8| is_alnum(c) || c == b'-';
+    if text[s..].starts_with("xapp-") {
+        let end = extend(b, s + 5, is_body);
+        if end - s < 25 || few_distinct(&text[s + 5..end]) {
+            return s + 1;
+        }
+        hits.push(Hit { start: s, end, kind: Kind::SlackToken });
+        return end;
+    }
+    let body_start = if text[s..].starts_with("xoxe.") { s + 10 } else { s + 5 };
+    let end = extend(b, body_start, is_body);
+    if !slack_body_ok(&text[body_start..end]) {
+        return s + 1;
+    }
+    hits.push(Hit { start: s, end, kind: Kind::SlackToken });
+    end
+}
+
+/// Slack bodies are dash-separated: a numeric id of 6+ digits (or a long
+/// mixed-alphanumeric blob for configuration tokens) and a real last part.
+fn slack_body_ok(body: &str) -> bool {
+    if body.ends_with('-') {
+        return false;
+    }
+    let mut has_id = false;
+    let mut last_len = 0;
+    for seg in body.split('-') {
+        let numeric = !seg.is_empty() && seg.bytes().all(|c| c.is_ascii_digit());
+        if numeric && seg.len() >= 6 {
+            has_id = true;
+        }
+        if seg.len() >= 30 && seg.bytes().any(|c| c.is_ascii_digit()) && seg.bytes().any(|c| c.is_ascii_alphabetic()) {
+            has_id = true;
+        }
+        if !numeric && seg.len() >= 4 && few_distinct(seg) {
+            return false;
+        }
+        last_len = seg.len();
+    }
+    has_id && last_len >= 6
+}
+
+pub(crate) fn stripe(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> usize {
+    let body_start = s + ctx.text[s..].find('_').map_or(0, |i| i + 1);
+    let body_start = body_start + ctx.text[body_start..].find('_').map_or(0, |i| i + 1);
+    prefixed(ctx, s, body_start, is_alnum, is_word, 10, 255, Kind::StripeKey, hits)
+}
+
+pub(crate) fn google(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> usize {
+    prefixed(ctx, s, s + 4, is_token_char, is_token_char, 35, 35, Kind::GoogleApiKey, hits)
+}
+
+pub(crate) fn anthropic(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> usize {
+    let text = ctx.text;
+    let b = text.as_bytes();
+    if !left_ok(ctx, s, is_token_char) {
+        return s + 1;
+    }
+    let end = extend(b, s, is_token_char);
+    // After `sk-ant-<kind>NN-`.
+    let body_start = match text[s + 7..end].find('-') {
+        Some(i) => s + 7 + i + 1,
+        None => return s + 1,
+    };
+    let n = end - body_start;
+    if !(80..=300).contains(&n) || !text[s..end].ends_with("AA") || few_distinct(&text[body_start..end]) {
+        return s + 1;
+    }
+    hits.push(Hit { start: s, end, kind: Kind::AnthropicKey });
+    end
+}
+
+pub(crate) fn openai(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> usize {
+    let text = ctx.text;
+    let b = text.as_bytes();
+    if !left_ok(ctx, s, is_token_char) {
+        return s + 1;
+    }
+    let end = extend(b, s, is_token_char);
+    let tok = &text[s..end];
+    // `T3BlbkFJ` is base64 of "OpenAI" and sits inside every OpenAI key format.
+    if tok.starts_with("sk-ant-") || tok.len() > 512 || !tok.contains("T3BlbkFJ") {
+        return s + 1;
+    }
+    hits.push(Hit { start: s, end, kind: Kind::OpenaiKey });
+    end
+}
