@@ -5,7 +5,7 @@ Importing ``ats`` starts no thread and opens no file or socket.
 
 from __future__ import annotations
 
-from ats import sql
+from ats import privacy, sql
 from ats._native import __version__
 
 __all__ = ["__version__", "privacy", "sql"]

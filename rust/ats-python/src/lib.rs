@@ -6,7 +6,7 @@ mod guard;
 mod ids;
 mod metrics;
 mod pipeline;
-//mod privacy;
+mod privacy;
 mod sampling;
 mod sql;
 mod stages;
@@ -25,7 +25,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(native_panics, m)?)?;
     sql::register(m)?;
-    //privacy::register(m)?;
+    privacy::register(m)?;
     pipeline::register(m)?;
     sampling::register(m)?;
     metrics::register(m)?;

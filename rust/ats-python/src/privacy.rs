@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use ats_core::scrub::{self, ExtraPattern, Scrubber};
+use ats_core::scrub::{default_scrubber, ExtraPattern, Scrubber};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -34,7 +34,7 @@ fn scrub_text<'py>(py: Python<'py>, text: &Bound<'py, PyString>, scrubber: &Scru
 
 #[pyfunction]
 fn scrub<'py>(py: Python<'py>, text: &Bound<'py, PyString>) -> Bound<'py, PyString> {
-    scrub_text(py, text, scrub::default_scrubber())
+    scrub_text(py, text, default_scrubber())
 }
 
 /// A scrubber with extra patterns from configuration: `(name, regex, marker)`.

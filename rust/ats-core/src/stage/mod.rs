@@ -6,5 +6,5 @@
 //! metric registry into metric-point records.
 
 pub mod metrics;
-// pub mod redact;
+pub mod redact;
 pub mod tail;
