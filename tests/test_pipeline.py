@@ -141,3 +141,86 @@ def test_forked_child_gets_a_fresh_pipeline(tmp_path: Path) -> None:
     assert p.shutdown(5.0)
     rows = sqlite3.connect(tmp_path / "ats.db").execute("SELECT component, span_id FROM spans ORDER BY span_id").fetchall()
     assert rows == [("parent", "0000000000000001"), ("child", "0000000000000002"), ("parent", "0000000000000003")]
+
+
+SECRET_TOKEN = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+
+
+def store_and_jsonl_bytes(tmp_path: Path) -> bytes:
+    data = b""
+    for f in sorted(tmp_path.rglob("*")):
+        if f.is_file():
+            data += f.read_bytes()
+    return data
+
+
+def test_secrets_and_pii_never_reach_any_sink(tmp_path: Path) -> None:
+    p = make(tmp_path)
+    p.record_span("tool.execute", "t", TRACE, 1, 0, 0, 1, 2,
+                  {"error.message": f"auth failed for bob@example.com with {SECRET_TOKEN}",
+                   "path": "/home/alice/project/app.py"})
+    p.emit_log("sec.violation", "t", 17, f"ssn 123-45-6789 token {SECRET_TOKEN}", 5, TRACE, 1,
+               {"dsn": "postgresql://app:hunter2pw@db:5432/prod"})
+    assert p.shutdown(5.0)
+    raw = store_and_jsonl_bytes(tmp_path)
+    for leaked in (b"bob@example.com", SECRET_TOKEN.encode(), b"123-45-6789", b"hunter2pw", b"/home/alice"):
+        assert leaked not in raw, leaked
+    db = sqlite3.connect(tmp_path / "ats.db")
+    (attrs,) = db.execute("SELECT attributes FROM spans").fetchone()
+    assert json.loads(attrs)["path"] == "~/project/app.py"
+    (body,) = db.execute("SELECT body FROM logs").fetchone()
+    assert "[SSN]" in body and "[API_KEY]" in body
+
+
+def test_redaction_can_be_turned_off_explicitly(tmp_path: Path) -> None:
+    p = make(tmp_path, redact=False)
+    p.record_span("tool.execute", "t", TRACE, 1, 0, 0, 1, 1, {"note": "mail bob@example.com"})
+    assert p.shutdown(5.0)
+    assert b"bob@example.com" in store_and_jsonl_bytes(tmp_path)
+
+
+def test_extra_scrub_patterns_apply_in_the_pipeline(tmp_path: Path) -> None:
+    p = make(tmp_path, scrub_patterns=[("ticket", r"TICKET-\d+", "[TICKET]")])
+    p.record_span("tool.execute", "t", TRACE, 1, 0, 0, 1, 1, {"note": "see TICKET-4242"})
+    assert p.shutdown(5.0)
+    (attrs,) = sqlite3.connect(tmp_path / "ats.db").execute("SELECT attributes FROM spans").fetchone()
+    assert json.loads(attrs) == {"note": "see [TICKET]"}
+    with pytest.raises(ValueError, match="broken"):
+        _native.Pipeline(scrub_patterns=[("broken", "(", "[X]")])
+
+
+def test_tail_sampling_keeps_failed_and_slow_traces_whole(tmp_path: Path) -> None:
+    p = make(tmp_path, tail_latency_ms=100.0, tail_base_ratio=0.0)
+    ms = 1_000_000
+    traces = {"fast": "1" * 32, "slow": "2" * 32, "failed": "3" * 32}
+    for kind, trace in traces.items():
+        child_end = 150 * ms if kind == "slow" else 5 * ms
+        child_status = 2 if kind == "failed" else 1
+        p.record_span("driver.query", "t", trace, 2, 1, 0, child_end, child_status)
+        p.record_span("app.request", "t", trace, 1, 0, 0, child_end + ms, 1)
+    assert p.shutdown(5.0)
+    rows = sqlite3.connect(tmp_path / "ats.db").execute(
+        "SELECT trace_id, count(*) FROM spans GROUP BY trace_id ORDER BY trace_id").fetchall()
+    assert rows == [(traces["slow"], 2), (traces["failed"], 2)]
+
+
+def test_metrics_are_exported_as_points_at_shutdown(tmp_path: Path) -> None:
+    metrics = _native.Metrics()
+    latency = metrics.histogram("sqlx_driver_latency_ms", "ms")
+    errors = metrics.counter("sqlx_driver_errors_total", "1")
+    for v in (1.0, 2.0, 3.0, 400.0):
+        latency.record(v, {"dialect": "sqlite", "op": "query"})
+    errors.add(2, {"dialect": "sqlite", "class": "OperationalError"})
+    p = make(tmp_path, metrics=metrics, metrics_interval_ms=3_600_000)
+    assert p.shutdown(5.0)
+    db = sqlite3.connect(tmp_path / "ats.db")
+    rows = db.execute("SELECT name, unit, kind, labels, value, tenant FROM metric_points ORDER BY name").fetchall()
+    assert rows == [
+        ("sqlx_driver_errors_total", "1", "counter", '{"class":"OperationalError","dialect":"sqlite"}', 2.0, "acme"),
+        ("sqlx_driver_latency_ms", "ms", "histogram", '{"dialect":"sqlite","op":"query"}', 406.0, "acme"),
+    ]
+    (hist,) = db.execute("SELECT histogram FROM metric_points WHERE kind = 'histogram'").fetchone()
+    h = json.loads(hist)
+    assert (h["count"], h["sum"], h["min"], h["max"]) == (4, 406.0, 1.0, 400.0)
+    assert sum(h["counts"]) == 4
+    assert latency.quantile(0.5, {"dialect": "sqlite", "op": "query"}) == pytest.approx(2.0, rel=0.01)
