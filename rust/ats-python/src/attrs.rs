@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use ats_core::record::AttrRef;
 use pyo3::prelude::*;
+use smallvec::SmallVec;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 
 use crate::text::lossy;
@@ -59,13 +60,14 @@ pub fn with_attributes<T>(
 ) -> PyResult<T> {
     let Some(dict) = dict else { return Ok(f(&[])) };
     // Hold strong references first so the borrowed text below outlives the loop.
-    let items: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)> = dict.iter().collect();
-    let mut converted: Vec<(Cow<'_, str>, Value<'_>)> = Vec::with_capacity(items.len());
+    // Inline capacity covers the usual attribute counts without touching the heap.
+    let items: SmallVec<[(Bound<'_, PyAny>, Bound<'_, PyAny>); 16]> = dict.iter().collect();
+    let mut converted: SmallVec<[(Cow<'_, str>, Value<'_>); 16]> = SmallVec::with_capacity(items.len());
     for (key, value) in &items {
         if let Ok(key) = key.downcast::<PyString>() {
             converted.push((lossy(key), convert(value)?));
         }
     }
-    let refs: Vec<(&str, AttrRef<'_>)> = converted.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+    let refs: SmallVec<[(&str, AttrRef<'_>); 16]> = converted.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
     Ok(f(&refs))
 }

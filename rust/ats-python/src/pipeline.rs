@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use ats_core::flusher::{FlushConfig, Pipeline, PipelineConfig};
-use ats_core::record::codec::{encode_log, encode_span, encoded_len_log, encoded_len_span};
+use ats_core::record::codec::{encode_log_to_vec, encode_span_to_vec};
 use ats_core::record::{EnvelopeRef, LogRef, Severity, SpanRef, Status};
 use ats_core::sink::{open_sinks, SinkSpec};
 use pyo3::exceptions::PyValueError;
@@ -20,6 +20,30 @@ use crate::guard::guarded;
 use crate::ids::{parse_fingerprint, parse_trace_id};
 use crate::sampling::{parent_info, Sampling, SamplingArgs};
 use ats_core::sampling::SamplingInput;
+
+/// Records larger than this are encoded into a fresh buffer, so one huge
+/// record does not pin its size in every thread's scratch space.
+const SCRATCH_KEEP_BYTES: usize = 64 * 1024;
+
+/// Encodes into a per-thread buffer (one length computation, no allocation
+/// in steady state); the ring then copies the bytes in.
+fn with_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let out = f(&mut buf);
+            if buf.capacity() > SCRATCH_KEEP_BYTES {
+                *buf = Vec::new();
+            }
+            out
+        }
+        // Re-entered on this thread (cannot happen today): use a private buffer.
+        Err(_) => f(&mut Vec::new()),
+    })
+}
 
 /// Resource-level envelope fields: fixed for the life of a pipeline.
 struct Resource {
@@ -184,13 +208,7 @@ impl PyPipeline {
         with_attributes(attributes, |attrs| {
             let span = SpanRef { envelope, name, component, end_ns, status, attributes: attrs };
             guarded("Pipeline.record_span", || false, || {
-                let len = encoded_len_span(&span);
-                self.inner
-                    .push_with(len, |buf| {
-                        // Cannot fail: `buf` is exactly `encoded_len_span` bytes.
-                        let _ = encode_span(&span, buf);
-                    })
-                    .is_ok()
+                with_scratch(|buf| encode_span_to_vec(&span, buf).is_ok() && self.inner.push(buf).is_ok())
             })
         })
     }
@@ -229,10 +247,7 @@ impl PyPipeline {
         with_attributes(attributes, |attrs| {
             let log = LogRef { envelope, event, component, severity: Severity(severity), body, attributes: attrs };
             guarded("Pipeline.emit_log", || false, || {
-                let len = encoded_len_log(&log);
-                self.inner.push_with(len, |buf| {
-                    let _ = encode_log(&log, buf);
-                }).is_ok()
+                with_scratch(|buf| encode_log_to_vec(&log, buf).is_ok() && self.inner.push(buf).is_ok())
             })
         })
     }
