@@ -7,5 +7,6 @@ from __future__ import annotations
 
 from ats import privacy, sql
 from ats._native import __version__
+from ats.plugins import hookimpl
 
-__all__ = ["__version__", "privacy", "sql"]
+__all__ = ["__version__", "hookimpl", "privacy", "sql"]
