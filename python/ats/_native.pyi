@@ -137,7 +137,7 @@ class Pipeline:
         peer_name: str = "",
         peer_port: int = 0,
         db_namespace: str = "",
-        rows: int = -1,
+        rows: int = ...,
     ) -> int: ...
     @property
     def metrics(self) -> Metrics: ...
