@@ -651,3 +651,34 @@ def test_import_is_cheap() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent / "python")})
     assert out.stdout.strip() == "[]"
+
+
+# --- robustness -------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from ats.config import RESERVED_ENV  # noqa: E402
+from ats.config._keys import BY_ENV  # noqa: E402
+
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(env=st.dictionaries(st.sampled_from(sorted([*BY_ENV, *RESERVED_ENV, "OTEL_SERVICE_NAME",
+                                                   "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER",
+                                                   "OTEL_TRACES_SAMPLER_ARG", "OTEL_SDK_DISABLED"])),
+                           st.text(max_size=30).filter(lambda s: "\x00" not in s), max_size=6),
+       overrides=st.dictionaries(st.sampled_from(keys()), _JSONISH, max_size=4))
+def test_any_input_gives_a_config_or_one_config_error(env: dict[str, str], overrides: dict[str, Any]) -> None:
+    env.pop("ATS_CONFIG", None)  # a random path is tested elsewhere
+    try:
+        c = load_config(environ=env, overrides=overrides, cwd=Path("/nonexistent-ats-cwd"))
+    except ConfigError as e:
+        assert "\n" not in str(e) and str(e).startswith("ats config: ")
+    else:
+        assert len(c.as_rows()) == len(keys())

@@ -44,8 +44,14 @@ class ConfigError(ValueError):
         problem = "unknown key, " if unknown else ""
         hint = f"; did you mean {suggestion}?" if suggestion else ""
         super().__init__(
-            f"ats config: {key} = {render(value)} (from {source}): {problem}expected {allowed}{hint}"
+            f"ats config: {_oneline(key)} = {render(value)} (from {_oneline(source)}): "
+            f"{problem}expected {_oneline(allowed)}{hint}"
         )
+
+
+def _oneline(s: str) -> str:
+    """Escapes control characters so that an error stays on one line."""
+    return s if s.isprintable() else repr(s)[1:-1]
 
 
 class Invalid(Exception):
@@ -86,13 +92,14 @@ def render(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return value if value and not any(c.isspace() or c in "'\"" for c in value) else repr(value)
+        plain = value.isprintable() and not any(c.isspace() or c in "'\"" for c in value)
+        return value if value and plain else repr(value)
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(render(v) for v in value) + "]"
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}: {render(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{render(k)}: {render(v)}" for k, v in value.items()) + "}"
     return repr(value)
 
 
