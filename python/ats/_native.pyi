@@ -81,6 +81,7 @@ class Pipeline:
         workspace: str = ...,
         region: str = ...,
         sample_ratio: float = 1.0,
+        parent_based: bool = True,
         sampling_rules: list[tuple[str, float, float]] = ...,
         rate_limit_per_second: float | None = None,
         rate_limit_burst: int = 1000,

@@ -130,7 +130,7 @@ def propagate_to_threads() -> None:
 
     _ORIGINAL_START, _ORIGINAL_SUBMIT = original_start, original_submit
     threading.Thread.start = start  # type: ignore[method-assign]
-    ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
+    ThreadPoolExecutor.submit = submit  # type: ignore[method-assign,assignment]
 
 
 def restore_threads() -> None:
@@ -138,6 +138,6 @@ def restore_threads() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     if _ORIGINAL_START is not None and _ORIGINAL_SUBMIT is not None:
-        threading.Thread.start = _ORIGINAL_START  # type: ignore[method-assign]
+        threading.Thread.start = _ORIGINAL_START  # type: ignore[method-assign,assignment]
         ThreadPoolExecutor.submit = _ORIGINAL_SUBMIT  # type: ignore[method-assign]
     _ORIGINAL_START = _ORIGINAL_SUBMIT = None

@@ -180,9 +180,6 @@ class Config:
     def pipeline_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``ats._native.Pipeline`` built from this configuration.
 
-        ``sampling.parent_based`` is not among them: the native sampler always
-        honours a parent's decision, so the runtime passes ``parent_span_id=0``
-        when parent-based sampling is off.
         """
         return {
             "store_path": str(self.store.path) if self.store.enabled else None,
@@ -196,6 +193,7 @@ class Config:
             "workspace": self.workspace,
             "region": self.region,
             "sample_ratio": self.sampling.ratio,
+            "parent_based": self.sampling.parent_based,
             "sampling_rules": [(r.prefix, r.ok_rate, r.error_rate) for r in self.sampling.rules],
             "rate_limit_per_second": self.sampling.rate_limit_per_second,
             "daily_cap": self.sampling.daily_cap,

@@ -23,7 +23,7 @@ use crate::stages::StageArgs;
 use ats_core::record::Envelope;
 use crate::guard::guarded;
 use crate::ids::{parse_fingerprint, parse_trace_id};
-use crate::sampling::{parent_info, Sampling, SamplingArgs};
+use crate::sampling::{Sampling, SamplingArgs};
 use ats_core::sampling::SamplingInput;
 
 /// Records larger than this are encoded into a fresh buffer, so one huge
@@ -88,7 +88,7 @@ impl PyPipeline {
         *, store_path=None, jsonl_dir=None, jsonl_max_file_bytes=128 << 20, jsonl_max_total_bytes=None,
         ring_bytes=16 << 20, flush_interval_ms=200, batch_max_records=4096,
         tenant=String::new(), workspace=String::new(), region=String::new(),
-        sample_ratio=1.0, sampling_rules=Vec::new(), rate_limit_per_second=None, rate_limit_burst=1000, daily_cap=None,
+        sample_ratio=1.0, parent_based=true, sampling_rules=Vec::new(), rate_limit_per_second=None, rate_limit_burst=1000, daily_cap=None,
         redact=true, scrub_patterns=Vec::new(), tail_latency_ms=None, tail_base_ratio=0.1,
         metrics=None, metrics_interval_ms=10_000,
     ))]
@@ -105,6 +105,7 @@ impl PyPipeline {
         workspace: String,
         region: String,
         sample_ratio: f64,
+        parent_based: bool,
         sampling_rules: Vec<(String, f64, f64)>,
         rate_limit_per_second: Option<f64>,
         rate_limit_burst: u32,
@@ -118,6 +119,7 @@ impl PyPipeline {
     ) -> PyResult<Self> {
         let sampling = Sampling::new(SamplingArgs {
             ratio: sample_ratio,
+            parent_based,
             rules: sampling_rules,
             rate_limit_per_second,
             rate_limit_burst,
@@ -194,7 +196,7 @@ impl PyPipeline {
         let trace_id = parse_trace_id(trace_id)?;
         let input = SamplingInput {
             trace_id,
-            parent: parent_info(parent_span_id, parent_sampled, parent_remote),
+            parent: self.sampling.parent(parent_span_id, parent_sampled, parent_remote),
             event_name: name,
             is_error: status == Status::Error,
             tenant: &self.resource.tenant,
@@ -317,7 +319,7 @@ impl PyPipeline {
             self.driver_metrics.observe(&call);
             let input = SamplingInput {
                 trace_id,
-                parent: parent_info(parent_span_id, parent_sampled, false),
+                parent: self.sampling.parent(parent_span_id, parent_sampled, false),
                 event_name: op.event_name(),
                 is_error: error_type.is_some(),
                 tenant: &self.resource.tenant,
