@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use ats_core::record::{AttrValue, Envelope, Record, SpanRecord, Status};
-use ats_core::sink::{JsonlConfig, JsonlSink, SqliteStore};
+use ats_core::sink::{JsonlConfig, JsonlSink, SqliteStore, StoreOptions};
 
 const BASE_NS: u64 = 1_760_623_265_345_000_000; // 2025-10-16T14:01:05.345Z
 
@@ -95,14 +95,26 @@ fn main() {
         .max(1);
     let dir = tempfile::tempdir().expect("temp dir");
 
-    // Full schema first; then the same load with secondary indexes dropped,
-    // to show what bounds the store (index maintenance vs. the table itself).
-    let variants: &[(&str, &str)] = &[
-        ("sqlite store (full schema)", ""),
-        ("sqlite, no trace_id index", "DROP INDEX spans_trace_id;"),
+    // The default configuration first; then variants that show what each
+    // part costs (commit per batch, secondary indexes dropped).
+    let per_batch = StoreOptions {
+        group_max_records: 1,
+        ..StoreOptions::default()
+    };
+    let grouped = StoreOptions::default();
+    let variants: &[(&str, StoreOptions, &str)] = &[
+        ("sqlite store (default)", grouped, ""),
+        ("sqlite, commit per batch", per_batch, ""),
+        (
+            "sqlite, no spans_name index",
+            grouped,
+            "DROP INDEX spans_name;",
+        ),
         (
             "sqlite, no secondary index",
-            "DROP INDEX spans_trace_id; DROP INDEX spans_start_ns; DROP INDEX spans_name; DROP INDEX spans_air_id;",
+            grouped,
+            "DROP INDEX spans_trace_key; DROP INDEX spans_start_ns; DROP INDEX spans_name; \
+             DROP INDEX spans_air_id; DROP INDEX traces_start_ns;",
         ),
     ];
     let n_variants = match which.as_str() {
@@ -110,19 +122,20 @@ fn main() {
         "store-full" => 1,
         _ => 0,
     };
-    for (i, (what, ddl)) in variants.iter().enumerate().take(n_variants) {
-        let mut store =
-            SqliteStore::open(dir.path().join(format!("ats{i}.db"))).expect("open store");
+    for (i, (what, opts, ddl)) in variants.iter().enumerate().take(n_variants) {
+        let mut store = SqliteStore::open_with(dir.path().join(format!("ats{i}.db")), *opts)
+            .expect("open store");
         store
             .connection()
             .expect("conn")
             .execute_batch(ddl)
             .expect("ddl");
+        let store_cell = std::cell::RefCell::new(&mut store);
         let d = run(
             total,
             batch_len,
-            |b| store.write_batch(b).expect("store write"),
-            || {},
+            |b| store_cell.borrow_mut().write_batch(b).expect("store write"),
+            || store_cell.borrow_mut().flush().expect("flush"),
         );
         let stats = store.stats().expect("stats");
         assert_eq!(stats.spans, total);
