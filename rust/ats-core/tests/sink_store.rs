@@ -421,7 +421,6 @@ fn schema_indexes_wal_and_meta() {
         ("rewards", "rewards_ts_ns"),
         ("spans", "spans_air_id"),
         ("spans", "spans_name"),
-        ("spans", "spans_start_ns"),
         ("spans", "spans_trace_key"),
         ("traces", "traces_start_ns"),
         ("traces", "traces_trace_id"),
@@ -446,7 +445,16 @@ fn schema_indexes_wal_and_meta() {
             "SELECT * FROM spans WHERE name = 'driver.query'",
             "spans_name",
         ),
-        ("SELECT * FROM spans WHERE start_ns > 5", "spans_start_ns"),
+        (
+            "SELECT * FROM spans WHERE start_ns < 5 AND trace_key IN \
+             (SELECT trace_key FROM traces WHERE start_ns < 5)",
+            "traces_start_ns",
+        ),
+        (
+            "SELECT * FROM spans WHERE start_ns < 5 AND trace_key IN \
+             (SELECT trace_key FROM traces WHERE start_ns < 5)",
+            "spans_trace_key",
+        ),
         ("SELECT * FROM logs WHERE trace_id = x'00'", "logs_trace_id"),
     ] {
         let plan: Vec<String> = conn

@@ -49,6 +49,21 @@
 //! as whole encoded lines, so a killed process leaves at most one partial
 //! last line; [`read_jsonl_lenient`] skips it.
 
+//! # Performance
+//!
+//! `examples/store_throughput.rs`, 1M small spans, batches of 4,096, shared
+//! 2-core machine: the previous version ran at 450k–820k lines/s; profiles
+//! showed the UTF-8 check on ASCII digit pushes (~9%), calendar arithmetic
+//! per record, float formatting of `duration_ms`, and a `BTreeMap` update
+//! per line. Now: the date prefix is computed once per UTC day
+//! ([`TimestampWriter`]), `duration_ms` is written from the integer
+//! nanoseconds (identical text, proven by a property test against float
+//! formatting), strings are scanned for escapes 8 bytes at a time, the
+//! current file's size is a plain counter, and writes go out in 4 MiB
+//! chunks. Encoding alone runs at 1.5M–2.1M lines/s (~0.25 µs of CPU per
+//! line); with the writes, 0.76M–1.85M lines/s, where the kernel copying
+//! into the page cache (`write(2)`) is about half of the time.
+
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;

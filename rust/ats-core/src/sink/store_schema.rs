@@ -30,7 +30,10 @@
 //!   [`super::json`]: ints stay ints, floats stay floats (`2.0`), bools are bools.
 //! - floats that are NaN or infinite are stored as `NULL`.
 //! - indexes cover what the CLI filters on: trace (key / id), start time,
-//!   span name / log event and air id. The `air_id` / log `trace_id` indexes
+//!   span name / log event and air id. Spans have no time index: every span
+//!   starts at or after its trace's `start_ns`, so time ranges and pruning go
+//!   through `traces(start_ns)` and then `spans(trace_key)` (one index less
+//!   per span row, measured ~15% of the write cost). The `air_id` / log `trace_id` indexes
 //!   are partial (`IS NOT NULL`) so rows without them cost no index work;
 //!   SQLite still uses them for `col = ?` lookups.
 
@@ -189,7 +192,6 @@ CREATE TABLE spans (
     attributes TEXT NOT NULL
 );
 CREATE INDEX spans_trace_key ON spans(trace_key);
-CREATE INDEX spans_start_ns  ON spans(start_ns);
 CREATE INDEX spans_name      ON spans(name);
 CREATE INDEX spans_air_id    ON spans(air_id) WHERE air_id IS NOT NULL;
 
