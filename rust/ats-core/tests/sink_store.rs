@@ -947,9 +947,33 @@ fn read_helpers_return_exact_summaries_and_typed_spans() {
     );
     assert_eq!(
         reader.spans_by_air_id(0x9f3a, 10).expect("air"),
-        vec![child, other]
+        vec![other, child],
+        "newest written first"
     );
     assert_eq!(reader.spans_by_air_id(0x9f3a, 1).expect("air").len(), 1);
+    // Newest-first filters walk the index backwards: no sort of all matches.
+    for sql in [
+        "SELECT * FROM spans WHERE name = 'x' ORDER BY rowid DESC LIMIT 5",
+        "SELECT * FROM spans WHERE air_id = 1 ORDER BY rowid DESC LIMIT 5",
+    ] {
+        let plan: Vec<String> = reader
+            .connection()
+            .expect("conn")
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("plan")
+            .query_map([], |r| r.get::<_, String>(3))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("plan rows");
+        assert!(
+            plan.iter().all(|p| !p.contains("TEMP B-TREE")),
+            "{sql}: {plan:?}"
+        );
+        assert!(
+            plan.iter().any(|p| p.contains("USING INDEX")),
+            "{sql}: {plan:?}"
+        );
+    }
 
     // The views render big ids like the JSONL sink does.
     assert_eq!(

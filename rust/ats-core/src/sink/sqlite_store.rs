@@ -11,6 +11,12 @@
 //! savepoint of the group: a failing batch is rolled back alone and the
 //! batches before it in the group stay.
 //!
+//! An open group holds SQLite's write lock: another writer (e.g. `ats trace
+//! prune` in another process) waits for it, up to the 5 s busy timeout.
+//! Grouping is only checked when a batch arrives, so a writer that goes
+//! idle must call `flush` — the flusher does at the end of every drain
+//! cycle; readers are never blocked (WAL).
+//!
 //! Rows are bound column by column on cached prepared statements with no
 //! per-row allocation: ids are bound as integers / 16-byte blobs, attribute
 //! JSON is written into one reused `String`. Spans reach their trace through
@@ -865,6 +871,7 @@ impl SqliteStore {
     /// Traces whose first span started in `[from_ns, to_ns)` (either bound
     /// optional), newest first, at most `limit`. Served by the `traces`
     /// table and its `start_ns` index, without touching spans.
+    /// Spans without a trace id (all zero) share one row with a zero id.
     pub fn list_traces(
         &self,
         from_ns: Option<u64>,
@@ -954,18 +961,22 @@ impl SqliteStore {
         self.spans_where("s.trace_key = ?1", key, Some(trace_id))
     }
 
-    /// Spans named `name`, newest first, at most `limit` (uses `spans_name`).
+    /// The `limit` most recently written spans named `name`, newest first.
+    /// Ordered by write order (rowid), not start time: the `spans_name`
+    /// index already holds each name's rows in rowid order, so SQLite walks
+    /// it backwards and stops at `limit` instead of sorting every match.
     pub fn spans_by_name(&self, name: &str, limit: usize) -> Result<Vec<SpanRecord>, StoreError> {
         let conn = self.connection()?;
         let mut st = conn.prepare_cached(&format!(
-            "{SELECT_SPANS} WHERE s.name = ?1 ORDER BY s.start_ns DESC, s.rowid DESC LIMIT ?2"
+            "{SELECT_SPANS} WHERE s.name = ?1 ORDER BY s.rowid DESC LIMIT ?2"
         ))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let out = collect_spans(st.query(rusqlite::params![name, limit])?, None);
         out
     }
 
-    /// Spans of statement `air_id`, newest first, at most `limit` (uses `spans_air_id`).
+    /// The `limit` most recently written spans of statement `air_id`, newest
+    /// first (write order, through `spans_air_id`; see [`Self::spans_by_name`]).
     pub fn spans_by_air_id(
         &self,
         air_id: u64,
@@ -973,7 +984,7 @@ impl SqliteStore {
     ) -> Result<Vec<SpanRecord>, StoreError> {
         let conn = self.connection()?;
         let mut st = conn.prepare_cached(&format!(
-            "{SELECT_SPANS} WHERE s.air_id = ?1 ORDER BY s.start_ns DESC, s.rowid DESC LIMIT ?2"
+            "{SELECT_SPANS} WHERE s.air_id = ?1 ORDER BY s.rowid DESC LIMIT ?2"
         ))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let out = collect_spans(st.query(rusqlite::params![id_to_sql(air_id), limit])?, None);
