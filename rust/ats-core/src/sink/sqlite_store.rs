@@ -407,40 +407,178 @@ fn status_from_str(s: &str) -> Result<Status, StoreError> {
 
 /// Decode an `attributes` column back into typed attributes, keeping the
 /// stored order. `null` (a NaN / infinite float) becomes `F64(NaN)`; values
-/// no ATS writer produces (arrays, objects) are kept as their JSON text.
+/// no ATS writer produces (arrays, objects) are kept as their JSON text; an
+/// integer outside `i64` becomes a float.
+///
+/// Hand-rolled rather than through `serde_json::Value` for two reasons:
+/// key order must be kept, and floats must read back bit-exact — serde_json
+/// (without its `float_roundtrip` feature) can be one ulp off, while the
+/// number text goes through std's correctly rounded `f64` parser here.
 pub fn parse_attributes(json: &str) -> Result<Attributes, StoreError> {
-    struct Attrs;
-    impl<'de> serde::de::Visitor<'de> for Attrs {
-        type Value = Attributes;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a JSON object of attributes")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> Result<Attributes, A::Error> {
-            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(4));
-            while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
-                let v = match v {
-                    serde_json::Value::String(s) => AttrValue::Str(s),
-                    serde_json::Value::Bool(b) => AttrValue::Bool(b),
-                    serde_json::Value::Null => AttrValue::F64(f64::NAN),
-                    serde_json::Value::Number(n) => match n.as_i64() {
-                        Some(i) if !n.is_f64() => AttrValue::I64(i),
-                        _ => AttrValue::F64(n.as_f64().unwrap_or(f64::NAN)),
-                    },
-                    other => AttrValue::Str(other.to_string()),
-                };
-                out.push((k, v));
+    let err =
+        |what: &str, at: usize| StoreError::InvalidRow(format!("attributes: {what} at byte {at}"));
+    let b = json.as_bytes();
+    let mut p = AttrParser { s: json, b, i: 0 };
+    let mut out = Vec::new();
+    p.ws();
+    if !p.eat(b'{') {
+        return Err(err("expected '{'", p.i));
+    }
+    p.ws();
+    if !p.eat(b'}') {
+        loop {
+            p.ws();
+            let key = p
+                .string()
+                .ok_or_else(|| err("expected a key string", p.i))?;
+            p.ws();
+            if !p.eat(b':') {
+                return Err(err("expected ':'", p.i));
             }
-            Ok(out)
+            p.ws();
+            let value = p.value().ok_or_else(|| err("invalid value", p.i))?;
+            out.push((key, value));
+            p.ws();
+            if p.eat(b',') {
+                continue;
+            }
+            if p.eat(b'}') {
+                break;
+            }
+            return Err(err("expected ',' or '}'", p.i));
         }
     }
-    let mut de = serde_json::Deserializer::from_str(json);
-    let attrs = serde::Deserializer::deserialize_map(&mut de, Attrs)
-        .and_then(|a| de.end().map(|()| a))
-        .map_err(|e| StoreError::InvalidRow(format!("attributes: {e}")))?;
-    Ok(attrs)
+    p.ws();
+    if p.i != b.len() {
+        return Err(err("trailing characters", p.i));
+    }
+    Ok(out)
+}
+
+struct AttrParser<'a> {
+    s: &'a str,
+    b: &'a [u8],
+    i: usize,
+}
+
+impl AttrParser<'_> {
+    fn ws(&mut self) {
+        while matches!(self.b.get(self.i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        let hit = self.b.get(self.i) == Some(&c);
+        self.i += usize::from(hit);
+        hit
+    }
+
+    /// End (exclusive) of the string token starting at `self.i` (a `"`).
+    fn string_end(&self) -> Option<usize> {
+        let mut j = self.i + 1;
+        loop {
+            match *self.b.get(j)? {
+                b'"' => return Some(j + 1),
+                b'\\' => j += 2,
+                _ => j += 1,
+            }
+        }
+    }
+
+    fn string(&mut self) -> Option<String> {
+        if self.b.get(self.i) != Some(&b'"') {
+            return None;
+        }
+        let end = self.string_end()?;
+        // The token is delimited; serde_json decodes its escapes (and
+        // rejects raw control characters and bad \u sequences).
+        let s = serde_json::from_str::<String>(self.s.get(self.i..end)?).ok()?;
+        self.i = end;
+        Some(s)
+    }
+
+    /// End (exclusive) of the array / object starting at `self.i`.
+    fn nested_end(&self) -> Option<usize> {
+        let mut depth = 0usize;
+        let mut j = self.i;
+        loop {
+            match *self.b.get(j)? {
+                b'[' | b'{' => depth += 1,
+                b']' | b'}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(j + 1);
+                    }
+                }
+                b'"' => {
+                    let mut k = j + 1;
+                    loop {
+                        match *self.b.get(k)? {
+                            b'"' => break,
+                            b'\\' => k += 2,
+                            _ => k += 1,
+                        }
+                    }
+                    j = k;
+                }
+                _ => {}
+            }
+            j += 1;
+        }
+    }
+
+    fn value(&mut self) -> Option<AttrValue> {
+        let rest = self.b.get(self.i..)?;
+        let lit = |word: &[u8]| rest.starts_with(word);
+        match *rest.first()? {
+            b'"' => self.string().map(AttrValue::Str),
+            b't' if lit(b"true") => {
+                self.i += 4;
+                Some(AttrValue::Bool(true))
+            }
+            b'f' if lit(b"false") => {
+                self.i += 5;
+                Some(AttrValue::Bool(false))
+            }
+            b'n' if lit(b"null") => {
+                self.i += 4;
+                Some(AttrValue::F64(f64::NAN))
+            }
+            b'[' | b'{' => {
+                let end = self.nested_end()?;
+                let raw = self.s.get(self.i..end)?;
+                // Keep it only if it is valid JSON; re-serialised compactly.
+                let v: serde_json::Value = serde_json::from_str(raw).ok()?;
+                self.i = end;
+                Some(AttrValue::Str(v.to_string()))
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = self.i;
+                let mut j = start + usize::from(rest[0] == b'-');
+                let mut float = false;
+                while let Some(&c) = self.b.get(j) {
+                    match c {
+                        b'0'..=b'9' => {}
+                        b'.' | b'e' | b'E' | b'+' | b'-' => float = true,
+                        _ => break,
+                    }
+                    j += 1;
+                }
+                let text = self.s.get(start..j)?;
+                // Validate the grammar (no "01", "1.", "--1"…) via serde_json.
+                serde_json::from_str::<serde_json::Number>(text).ok()?;
+                self.i = j;
+                if !float {
+                    if let Ok(v) = text.parse::<i64>() {
+                        return Some(AttrValue::I64(v));
+                    }
+                }
+                text.parse::<f64>().ok().map(AttrValue::F64)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl SqliteStore {
@@ -1248,4 +1386,78 @@ fn insert_reward(st: &mut CachedStatement<'_>, r: &RewardRecord) -> Result<(), S
     st.raw_bind_parameter(17, r.engine.as_str())?;
     st.raw_execute()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attr_value() -> impl proptest::strategy::Strategy<Value = AttrValue> {
+        use proptest::prelude::*;
+        prop_oneof![
+            "\\PC*|[\\x00-\\x7f]*".prop_map(AttrValue::Str),
+            any::<i64>().prop_map(AttrValue::I64),
+            (proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO)
+                .prop_map(AttrValue::F64),
+            any::<bool>().prop_map(AttrValue::Bool),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn attributes_round_trip_through_the_column_text(
+            attrs in proptest::collection::vec(("\\PC{0,12}", attr_value()), 0..8)
+        ) {
+            let mut json = String::new();
+            write_attributes(&mut json, &attrs);
+            proptest::prop_assert_eq!(parse_attributes(&json).expect("parse"), attrs);
+        }
+
+        #[test]
+        fn junk_attribute_text_is_an_error_not_a_panic(junk in "\\PC*") {
+            let _ = parse_attributes(&junk);
+        }
+    }
+
+    #[test]
+    fn attribute_decoding_edge_cases() {
+        assert_eq!(
+            parse_attributes(r#"{"n":null,"big":18446744073709551615,"o":{"a":[1]},"k":1,"k":2}"#)
+                .expect("parse")
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect::<Vec<_>>(),
+            [
+                "n=F64(NaN)",
+                "big=F64(1.8446744073709552e19)",
+                r#"o=Str("{\"a\":[1]}")"#,
+                "k=I64(1)",
+                "k=I64(2)"
+            ]
+        );
+        assert_eq!(parse_attributes("{}").expect("empty"), vec![]);
+        for bad in ["", "[]", "{", "{} x", "{\"a\":1,}", "null"] {
+            assert!(
+                matches!(parse_attributes(bad), Err(StoreError::InvalidRow(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn id_casts_are_bijective_at_the_edges() {
+        for id in [0, 1, i64::MAX as u64, 1 << 63, u64::MAX] {
+            assert_eq!(id_from_sql(id_to_sql(id)), id);
+        }
+        assert_eq!(id_to_sql(u64::MAX), -1);
+        for id in [0u128, 1, u128::MAX, 0xffee << 112] {
+            assert_eq!(trace_id_from_blob(&trace_id_blob(id)), Some(id));
+        }
+        assert_eq!(trace_id_from_blob(&[0; 15]), None);
+        assert_eq!(
+            trace_id_blob(1)[15],
+            1,
+            "big-endian: hex() reads like the W3C id"
+        );
+    }
 }
