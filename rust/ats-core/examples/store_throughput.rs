@@ -137,7 +137,7 @@ fn main() {
         (
             "sqlite, with spans_start_ns index",
             grouped,
-            "CREATE INDEX spans_start_ns ON spans_raw(start_ns);",
+            "CREATE INDEX spans_start_ns ON spans(start_ns);",
         ),
         (
             "sqlite, no spans_name index",

@@ -183,7 +183,7 @@ fn every_record_kind_round_trips_column_by_column() {
     let conn = Connection::open(&path).expect("reader");
     let trace = "4a1b0000000000000000000000009f3a";
     assert_eq!(
-        rows(&conn, "SELECT * FROM spans ORDER BY start_ns"),
+        rows(&conn, "SELECT * FROM spans_v ORDER BY start_ns"),
         vec![
             vec![
                 t(trace),
@@ -241,7 +241,7 @@ fn every_record_kind_round_trips_column_by_column() {
         ]
     );
     assert_eq!(
-        rows(&conn, "SELECT * FROM logs ORDER BY ts_ns"),
+        rows(&conn, "SELECT * FROM logs_v ORDER BY ts_ns"),
         vec![
             vec![
                 i(TS as i64 + 500),
@@ -313,7 +313,7 @@ fn every_record_kind_round_trips_column_by_column() {
         ]
     );
     assert_eq!(
-        rows(&conn, "SELECT * FROM rewards"),
+        rows(&conn, "SELECT * FROM rewards_v"),
         vec![vec![
             i(TS as i64),
             t(trace),
@@ -338,7 +338,7 @@ fn every_record_kind_round_trips_column_by_column() {
     let (port_type, ratio_type): (String, String) = conn
         .query_row(
             "SELECT json_type(attributes, '$.\"net.peer.port\"'), json_type(attributes, '$.ratio')
-             FROM spans_raw WHERE rowid = 1",
+             FROM spans WHERE rowid = 1",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
@@ -410,18 +410,18 @@ fn schema_indexes_wal_and_meta() {
          ORDER BY tbl_name, name",
     );
     let expected: Vec<Vec<Value>> = [
-        ("logs_raw", "logs_air_id"),
-        ("logs_raw", "logs_event"),
-        ("logs_raw", "logs_trace_id"),
-        ("logs_raw", "logs_ts_ns"),
+        ("logs", "logs_air_id"),
+        ("logs", "logs_event"),
+        ("logs", "logs_trace_id"),
+        ("logs", "logs_ts_ns"),
         ("metric_points", "metric_points_name"),
         ("metric_points", "metric_points_ts_ns"),
-        ("rewards_raw", "rewards_air_id"),
-        ("rewards_raw", "rewards_trace_id"),
-        ("rewards_raw", "rewards_ts_ns"),
-        ("spans_raw", "spans_air_id"),
-        ("spans_raw", "spans_name"),
-        ("spans_raw", "spans_trace_key"),
+        ("rewards", "rewards_air_id"),
+        ("rewards", "rewards_trace_id"),
+        ("rewards", "rewards_ts_ns"),
+        ("spans", "spans_air_id"),
+        ("spans", "spans_name"),
+        ("spans", "spans_trace_key"),
         ("traces", "traces_start_ns"),
         ("traces", "traces_trace_id"),
     ]
@@ -431,10 +431,7 @@ fn schema_indexes_wal_and_meta() {
     assert_eq!(idx, expected);
     // The lookups the CLI makes use them (partial indexes included).
     for (sql, index) in [
-        (
-            "SELECT * FROM spans_raw WHERE trace_key = 7",
-            "spans_trace_key",
-        ),
+        ("SELECT * FROM spans WHERE trace_key = 7", "spans_trace_key"),
         (
             "SELECT * FROM traces WHERE trace_id = x'00'",
             "traces_trace_id",
@@ -443,25 +440,22 @@ fn schema_indexes_wal_and_meta() {
             "SELECT * FROM traces WHERE start_ns >= 5 ORDER BY start_ns DESC LIMIT 10",
             "traces_start_ns",
         ),
-        ("SELECT * FROM spans_raw WHERE air_id = 17", "spans_air_id"),
+        ("SELECT * FROM spans WHERE air_id = 17", "spans_air_id"),
         (
-            "SELECT * FROM spans_raw WHERE name = 'driver.query'",
+            "SELECT * FROM spans WHERE name = 'driver.query'",
             "spans_name",
         ),
         (
-            "SELECT * FROM spans_raw WHERE start_ns < 5 AND trace_key IN \
+            "SELECT * FROM spans WHERE start_ns < 5 AND trace_key IN \
              (SELECT trace_key FROM traces WHERE start_ns < 5)",
             "traces_start_ns",
         ),
         (
-            "SELECT * FROM spans_raw WHERE start_ns < 5 AND trace_key IN \
+            "SELECT * FROM spans WHERE start_ns < 5 AND trace_key IN \
              (SELECT trace_key FROM traces WHERE start_ns < 5)",
             "spans_trace_key",
         ),
-        (
-            "SELECT * FROM logs_raw WHERE trace_id = x'00'",
-            "logs_trace_id",
-        ),
+        ("SELECT * FROM logs WHERE trace_id = x'00'", "logs_trace_id"),
     ] {
         let plan: Vec<String> = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -672,7 +666,7 @@ fn a_failed_batch_commits_nothing_and_closed_store_refuses_writes() {
     // failing span must be rolled back with it.
     Connection::open(&path)
         .expect("raw")
-        .execute_batch("DROP TABLE spans_raw;")
+        .execute_batch("DROP TABLE spans;")
         .expect("drop");
     let err = store.write_batch(&[Record::Log(log(TS + 1)), Record::Span(span(TS))]);
     assert!(matches!(err, Err(StoreError::Sqlite(_))), "{err:?}");
@@ -782,7 +776,7 @@ fn check_after_crash(path: &Path, seen: u64) {
     assert_eq!(integrity, "ok");
     let per_batch = |table: &str| -> Vec<(i64, i64)> {
         conn.prepare(&format!(
-            "SELECT trace_id, count(*) FROM {table} GROUP BY trace_id ORDER BY trace_id"
+            "SELECT trace_id, count(*) FROM {table}_v GROUP BY trace_id ORDER BY trace_id"
         ))
         .expect("prepare")
         .query_map([], |r| {
@@ -959,8 +953,8 @@ fn read_helpers_return_exact_summaries_and_typed_spans() {
     assert_eq!(reader.spans_by_air_id(0x9f3a, 1).expect("air").len(), 1);
     // Newest-first filters walk the index backwards: no sort of all matches.
     for sql in [
-        "SELECT * FROM spans_raw WHERE name = 'x' ORDER BY rowid DESC LIMIT 5",
-        "SELECT * FROM spans_raw WHERE air_id = 1 ORDER BY rowid DESC LIMIT 5",
+        "SELECT * FROM spans WHERE name = 'x' ORDER BY rowid DESC LIMIT 5",
+        "SELECT * FROM spans WHERE air_id = 1 ORDER BY rowid DESC LIMIT 5",
     ] {
         let plan: Vec<String> = reader
             .connection()
@@ -985,7 +979,7 @@ fn read_helpers_return_exact_summaries_and_typed_spans() {
     assert_eq!(
         rows(
             reader.connection().expect("conn"),
-            "SELECT trace_id, span_id, parent_id, air_id, plan_hash FROM spans ORDER BY start_ns LIMIT 2"
+            "SELECT trace_id, span_id, parent_id, air_id, plan_hash FROM spans_v ORDER BY start_ns LIMIT 2"
         ),
         vec![
             vec![
@@ -1113,7 +1107,7 @@ fn a_failed_batch_keeps_earlier_batches_of_its_group() {
     store
         .connection()
         .expect("conn")
-        .execute_batch("DROP TABLE rewards_raw; CREATE VIEW rewards_raw AS SELECT 1 AS x;")
+        .execute_batch("DROP TABLE rewards; CREATE VIEW rewards AS SELECT 1 AS x;")
         .expect("sabotage");
     let bad = [
         Record::Span(tspan(T2, 2, 0, TS + 1, "b", Status::Error)),
@@ -1131,7 +1125,7 @@ fn a_failed_batch_keeps_earlier_batches_of_its_group() {
     assert_eq!(
         rows(
             conn,
-            "SELECT trace_id, span_id, name FROM spans ORDER BY start_ns"
+            "SELECT trace_id, span_id, name FROM spans_v ORDER BY start_ns"
         ),
         vec![
             vec![

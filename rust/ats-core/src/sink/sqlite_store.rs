@@ -52,9 +52,9 @@
 //! | **v2 default**: integer ids, `trace_key`, `traces` table, groups of 65,536 | 160k–222k (4.5–6.2); 100k–130k at load ~3 |
 //! | v2, commit per batch | 124k–186k (5.1–7.6) |
 //! | v2, groups of 262,144 | 146k–192k (5.1–6.7) |
-//! | v2 + `spans_raw(start_ns)` index (dropped: pruning goes through `traces`) | 128k–178k (5.5–7.8) |
-//! | v2 − `spans_raw(name)` index | 177k–258k (3.8–5.6) |
-//! | v2 − `spans_raw(air_id)` index | 186k–262k (3.7–5.1) |
+//! | v2 + `spans(start_ns)` index (dropped: pruning goes through `traces`) | 128k–178k (5.5–7.8) |
+//! | v2 − `spans(name)` index | 177k–258k (3.8–5.6) |
+//! | v2 − `spans(air_id)` index | 186k–262k (3.7–5.1) |
 //! | v2, no WAL auto-checkpoint (WAL grows unbounded; not kept) | 150k–220k (4.7–6.0) |
 //! | v2, no secondary index at all (not kept: no trace / name / air lookups) | 280k–459k (2.3–3.2) |
 //! | v2 default, 16 KiB pages | 101k–171k (no gain; files larger; not kept) |
@@ -130,12 +130,11 @@ const JOURNAL_SIZE_LIMIT: u64 = 64 << 20;
 /// few MiB).
 pub const TRACE_CACHE_MAX: usize = 1 << 17;
 
-const INSERT_SPAN: &str = "INSERT INTO spans_raw(trace_key, span_id, parent_id, name, component, \
+const INSERT_SPAN: &str = "INSERT INTO spans(trace_key, span_id, parent_id, name, component, \
      start_ns, end_ns, status, tenant, workspace, region, dialect, air_id, plan_hash, attributes) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 
-const INSERT_LOG: &str =
-    "INSERT INTO logs_raw(ts_ns, trace_id, span_id, event, component, severity, \
+const INSERT_LOG: &str = "INSERT INTO logs(ts_ns, trace_id, span_id, event, component, severity, \
      body, tenant, workspace, region, dialect, air_id, plan_hash, attributes) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
@@ -143,7 +142,7 @@ const INSERT_METRIC: &str = "INSERT INTO metric_points(ts_ns, start_ns, name, un
      tenant, workspace, region, dialect, labels, value, histogram) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
-const INSERT_REWARD: &str = "INSERT INTO rewards_raw(ts_ns, trace_id, span_id, tenant, workspace, \
+const INSERT_REWARD: &str = "INSERT INTO rewards(ts_ns, trace_id, span_id, tenant, workspace, \
      region, dialect, air_id, plan_hash, class, latency_ms, cpu_ms, io_bytes, rows, success, \
      reward, engine) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
@@ -903,31 +902,28 @@ impl SqliteStore {
             // started before it: found through `traces_start_ns`, then the
             // spans through `spans_trace_key` (spans have no time index).
             spans: del(
-                "DELETE FROM spans_raw WHERE start_ns < ?1 AND trace_key IN \
+                "DELETE FROM spans WHERE start_ns < ?1 AND trace_key IN \
                  (SELECT trace_key FROM traces WHERE start_ns < ?1)",
                 cutoffs.spans_ns,
             )?,
-            logs: del("DELETE FROM logs_raw WHERE ts_ns < ?1", cutoffs.logs_ns)?,
+            logs: del("DELETE FROM logs WHERE ts_ns < ?1", cutoffs.logs_ns)?,
             metric_points: del(
                 "DELETE FROM metric_points WHERE ts_ns < ?1",
                 cutoffs.metric_points_ns,
             )?,
-            rewards: del(
-                "DELETE FROM rewards_raw WHERE ts_ns < ?1",
-                cutoffs.rewards_ns,
-            )?,
+            rewards: del("DELETE FROM rewards WHERE ts_ns < ?1", cutoffs.rewards_ns)?,
         };
         if let Some(c) = cutoffs.spans_ns {
             // Only traces that started before the cutoff can have lost spans.
             tx.execute(
                 "DELETE FROM traces WHERE start_ns < ?1 AND NOT EXISTS \
-                 (SELECT 1 FROM spans_raw s WHERE s.trace_key = traces.trace_key)",
+                 (SELECT 1 FROM spans s WHERE s.trace_key = traces.trace_key)",
                 [int(c)],
             )?;
             tx.execute(
                 "UPDATE traces SET (start_ns, end_ns, span_count, error_count) = \
                  (SELECT min(start_ns), max(end_ns), count(*), total(status = 'error') \
-                  FROM spans_raw s WHERE s.trace_key = traces.trace_key) \
+                  FROM spans s WHERE s.trace_key = traces.trace_key) \
                  WHERE start_ns < ?1",
                 [int(c)],
             )?;
@@ -960,10 +956,10 @@ impl SqliteStore {
         };
         Ok(StoreStats {
             traces: count("traces")?,
-            spans: count("spans_raw")?,
-            logs: count("logs_raw")?,
+            spans: count("spans")?,
+            logs: count("logs")?,
             metric_points: count("metric_points")?,
-            rewards: count("rewards_raw")?,
+            rewards: count("rewards")?,
             bytes: uint(page_count).saturating_mul(uint(page_size)) + wal_bytes,
         })
     }
@@ -1155,7 +1151,7 @@ impl SqliteStore {
 /// Columns decoded by [`collect_spans`], in order.
 const SELECT_SPANS: &str = "SELECT t.trace_id, s.span_id, s.parent_id, s.name, s.component, \
      s.start_ns, s.end_ns, s.status, s.tenant, s.workspace, s.region, s.dialect, s.air_id, \
-     s.plan_hash, s.attributes FROM spans_raw s JOIN traces t ON t.trace_key = s.trace_key";
+     s.plan_hash, s.attributes FROM spans s JOIN traces t ON t.trace_key = s.trace_key";
 
 fn collect_spans(
     mut rows: rusqlite::Rows<'_>,

@@ -17,16 +17,13 @@
 //! - spans do not repeat the trace id: they carry `trace_key`, the local
 //!   integer key of their row in `traces` (one row per trace: id, root span
 //!   name, first start, last end, span and error counts). Keys are handed out
-//!   in arrival order, so the `spans_raw(trace_key)` index is appended to, not
+//!   in arrival order, so the `spans(trace_key)` index is appended to, not
 //!   scattered; only the `traces` id index is random, one entry per trace.
-//! - the tables are `spans_raw`, `logs_raw`, `rewards_raw` (and `traces`).
-//!   Views named like the v1 tables — `spans`, `logs`, `rewards` — plus
-//!   `traces_v` render ids the way the JSONL sink does (32 / 16 hex digits,
-//!   `air:Q-{16 hex}`, `ph:{16 hex}`) with v1's columns, so SQL written
-//!   against v1 (tests, notebooks, humans) reads the same rows. Filters on
-//!   those rendered columns cannot use indexes; programs look up through
-//!   the integer columns of the raw tables (see the helpers in
-//!   [`super::sqlite_store`]).
+//! - the views `spans_v`, `logs_v`, `rewards_v`, `traces_v` render ids the
+//!   way the JSONL sink does (32 / 16 hex digits, `air:Q-{16 hex}`,
+//!   `ph:{16 hex}`) with the column names of the v1 tables; humans and ad-hoc
+//!   SQL use them. Programs look up through the integer columns (see the
+//!   helpers in [`super::sqlite_store`]).
 //! - times are Unix nanoseconds (`INTEGER`); values above `i64::MAX` (after the
 //!   year 2262) are stored as `i64::MAX`. `io_bytes` / `rows` saturate the same way.
 //! - `attributes` / `labels` / `histogram` are JSON text written by
@@ -35,7 +32,7 @@
 //! - indexes cover what the CLI filters on: trace (key / id), start time,
 //!   span name / log event and air id. Spans have no time index: every span
 //!   starts at or after its trace's `start_ns`, so time ranges and pruning go
-//!   through `traces(start_ns)` and then `spans_raw(trace_key)` (one index less
+//!   through `traces(start_ns)` and then `spans(trace_key)` (one index less
 //!   per span row, measured ~15% of the write cost). The `air_id` / log `trace_id` indexes
 //!   are partial (`IS NOT NULL`) so rows without them cost no index work;
 //!   SQLite still uses them for `col = ?` lookups.
@@ -177,7 +174,7 @@ CREATE TABLE traces (
 CREATE UNIQUE INDEX traces_trace_id ON traces(trace_id);
 CREATE INDEX traces_start_ns ON traces(start_ns);
 
-CREATE TABLE spans_raw (
+CREATE TABLE spans (
     trace_key  INTEGER NOT NULL,
     span_id    INTEGER NOT NULL,
     parent_id  INTEGER,
@@ -194,11 +191,11 @@ CREATE TABLE spans_raw (
     plan_hash  INTEGER,
     attributes TEXT NOT NULL
 );
-CREATE INDEX spans_trace_key ON spans_raw(trace_key);
-CREATE INDEX spans_name      ON spans_raw(name);
-CREATE INDEX spans_air_id    ON spans_raw(air_id) WHERE air_id IS NOT NULL;
+CREATE INDEX spans_trace_key ON spans(trace_key);
+CREATE INDEX spans_name      ON spans(name);
+CREATE INDEX spans_air_id    ON spans(air_id) WHERE air_id IS NOT NULL;
 
-CREATE TABLE logs_raw (
+CREATE TABLE logs (
     ts_ns      INTEGER NOT NULL,
     trace_id   BLOB,
     span_id    INTEGER,
@@ -214,12 +211,12 @@ CREATE TABLE logs_raw (
     plan_hash  INTEGER,
     attributes TEXT NOT NULL
 );
-CREATE INDEX logs_trace_id ON logs_raw(trace_id) WHERE trace_id IS NOT NULL;
-CREATE INDEX logs_ts_ns    ON logs_raw(ts_ns);
-CREATE INDEX logs_event    ON logs_raw(event);
-CREATE INDEX logs_air_id   ON logs_raw(air_id) WHERE air_id IS NOT NULL;
+CREATE INDEX logs_trace_id ON logs(trace_id) WHERE trace_id IS NOT NULL;
+CREATE INDEX logs_ts_ns    ON logs(ts_ns);
+CREATE INDEX logs_event    ON logs(event);
+CREATE INDEX logs_air_id   ON logs(air_id) WHERE air_id IS NOT NULL;
 
-CREATE TABLE rewards_raw (
+CREATE TABLE rewards (
     ts_ns      INTEGER NOT NULL,
     trace_id   BLOB,
     span_id    INTEGER,
@@ -238,15 +235,15 @@ CREATE TABLE rewards_raw (
     reward     REAL,
     engine     TEXT NOT NULL
 );
-CREATE INDEX rewards_ts_ns    ON rewards_raw(ts_ns);
-CREATE INDEX rewards_trace_id ON rewards_raw(trace_id) WHERE trace_id IS NOT NULL;
-CREATE INDEX rewards_air_id   ON rewards_raw(air_id) WHERE air_id IS NOT NULL;
+CREATE INDEX rewards_ts_ns    ON rewards(ts_ns);
+CREATE INDEX rewards_trace_id ON rewards(trace_id) WHERE trace_id IS NOT NULL;
+CREATE INDEX rewards_air_id   ON rewards(air_id) WHERE air_id IS NOT NULL;
 
 CREATE VIEW traces_v AS
 SELECT lower(hex(trace_id)) AS trace_id, root_name, start_ns, end_ns, span_count, error_count
 FROM traces;
 
-CREATE VIEW spans AS
+CREATE VIEW spans_v AS
 SELECT lower(hex(t.trace_id)) AS trace_id,
        printf('%016x', s.span_id) AS span_id,
        CASE WHEN s.parent_id IS NULL THEN NULL ELSE printf('%016x', s.parent_id) END AS parent_id,
@@ -255,9 +252,9 @@ SELECT lower(hex(t.trace_id)) AS trace_id,
        CASE WHEN s.air_id IS NULL THEN NULL ELSE printf('air:Q-%016x', s.air_id) END AS air_id,
        CASE WHEN s.plan_hash IS NULL THEN NULL ELSE printf('ph:%016x', s.plan_hash) END AS plan_hash,
        s.attributes
-FROM spans_raw s JOIN traces t ON t.trace_key = s.trace_key;
+FROM spans s JOIN traces t ON t.trace_key = s.trace_key;
 
-CREATE VIEW logs AS
+CREATE VIEW logs_v AS
 SELECT ts_ns,
        CASE WHEN trace_id IS NULL THEN NULL ELSE lower(hex(trace_id)) END AS trace_id,
        CASE WHEN span_id IS NULL THEN NULL ELSE printf('%016x', span_id) END AS span_id,
@@ -265,9 +262,9 @@ SELECT ts_ns,
        CASE WHEN air_id IS NULL THEN NULL ELSE printf('air:Q-%016x', air_id) END AS air_id,
        CASE WHEN plan_hash IS NULL THEN NULL ELSE printf('ph:%016x', plan_hash) END AS plan_hash,
        attributes
-FROM logs_raw;
+FROM logs;
 
-CREATE VIEW rewards AS
+CREATE VIEW rewards_v AS
 SELECT ts_ns,
        CASE WHEN trace_id IS NULL THEN NULL ELSE lower(hex(trace_id)) END AS trace_id,
        CASE WHEN span_id IS NULL THEN NULL ELSE printf('%016x', span_id) END AS span_id,
@@ -275,7 +272,7 @@ SELECT ts_ns,
        CASE WHEN air_id IS NULL THEN NULL ELSE printf('air:Q-%016x', air_id) END AS air_id,
        CASE WHEN plan_hash IS NULL THEN NULL ELSE printf('ph:%016x', plan_hash) END AS plan_hash,
        class, latency_ms, cpu_ms, io_bytes, rows, success, reward, engine
-FROM rewards_raw;
+FROM rewards;
 "#;
 
 /// One migration: SQL scripts run in order inside one transaction.
@@ -400,13 +397,13 @@ mod tests {
             [
                 "drops",
                 "logs",
-                "logs_raw",
+                "logs_v",
                 "meta",
                 "metric_points",
                 "rewards",
-                "rewards_raw",
+                "rewards_v",
                 "spans",
-                "spans_raw",
+                "spans_v",
                 "traces",
                 "traces_v"
             ]
@@ -436,7 +433,7 @@ mod tests {
             .expect("kept row");
         assert_eq!(old, ("t".to_string(), "s".to_string()));
         let n: i64 = conn
-            .query_row("SELECT count(*) FROM spans", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM spans_v", [], |r| r.get(0))
             .expect("v2 spans");
         assert_eq!(n, 0);
         assert!(tables(&conn).contains(&"v1_logs".to_string()));
