@@ -49,15 +49,16 @@
 //! | v1: hex TEXT ids, text `spans(trace_id)` index, commit per batch (before) | 33k–78k; 52k today |
 //! | v1, no `trace_id` index | 95k |
 //! | v1, no secondary index | 200k–660k; 320k today |
-//! | **v2 default**: integer ids, `trace_key`, `traces` table, groups of 65,536 | 160k–190k (4.8–6.2) |
+//! | **v2 default**: integer ids, `trace_key`, `traces` table, groups of 65,536 | 160k–222k (4.5–6.2); 100k–130k at load ~3 |
 //! | v2, commit per batch | 124k–186k (5.1–7.6) |
-//! | v2, groups of 262,144 | 146k–191k (5.2–6.7) |
-//! | v2 + `spans(start_ns)` index (dropped: pruning goes through `traces`) | 128k–152k (6.5–7.8) |
-//! | v2 − `spans(name)` index | 177k–230k (4.3–5.6) |
-//! | v2 − `spans(air_id)` index | 186k–262k (3.6–5.1) |
-//! | v2, no WAL auto-checkpoint (WAL grows unbounded; not kept) | 174k–209k (5.0–5.9) |
-//! | v2, no secondary index at all | 303k–395k (2.7–3.2) |
+//! | v2, groups of 262,144 | 146k–192k (5.1–6.7) |
+//! | v2 + `spans(start_ns)` index (dropped: pruning goes through `traces`) | 128k–178k (5.5–7.8) |
+//! | v2 − `spans(name)` index | 177k–258k (3.8–5.6) |
+//! | v2 − `spans(air_id)` index | 186k–262k (3.7–5.1) |
+//! | v2, no WAL auto-checkpoint (WAL grows unbounded; not kept) | 150k–220k (4.7–6.0) |
+//! | v2, no secondary index at all (not kept: no trace / name / air lookups) | 280k–459k (2.3–3.2) |
 //! | v2 default, 16 KiB pages | 101k–171k (no gain; files larger; not kept) |
+//! | v2 default, 2 MiB / 8 MiB page cache instead of 32 MiB | no difference beyond noise (not kept) |
 //!
 //! What paid: (1) the random-order trace index was the main cost — one
 //! dirty page per distinct trace per commit, and a hex TEXT key is 3× the
@@ -77,10 +78,13 @@
 //! writes — see the "no secondary index" line) and ~0.5 µs per index, and
 //! profiles show the time inside SQLite (`sqlite3VdbeExec`, B-tree seeks,
 //! page cache), not in this module (`insert_all` ≈ 3%). Reaching the budget
-//! needs fewer SQLite rows per span — e.g. one row per trace and group with
-//! the spans encoded in a blob, plus a per-trace facet table for name /
-//! air id filters — which changes what plain SQL can see; the JSONL sink
-//! meets the budget meanwhile.
+//! needs fewer SQLite rows per span: e.g. one row per (trace, group) with
+//! the spans encoded in a blob (8 spans per row in this benchmark), and
+//! name / air id filters through coarse facet rows per (value, group)
+//! rather than per span — an air id index per span alone costs about as
+//! much as the budget allows. That changes what plain SQL can see and how
+//! pruning works (blocks straddling the cutoff must be rewritten), so it
+//! is left as the next step; the JSONL sink meets the budget meanwhile.
 //!
 //! Layout and column conventions: see [`super::store_schema`].
 
