@@ -78,11 +78,11 @@ def main() -> None:
     print(f"trace {trace_id}: stored in {HOME / 'ats.db'}")
     rows = store.execute(
         "SELECT name, status, air_id, (end_ns - start_ns) / 1e6, json_extract(attributes, '$.\"db.statement\"')"
-        " FROM spans WHERE trace_id = ? ORDER BY start_ns", (trace_id,)
+        " FROM spans_v WHERE trace_id = ? ORDER BY start_ns", (trace_id,)
     ).fetchall()
     for name, status, air_id, ms, statement in rows:
         print(f"  {name:<13} {status:<5} {ms:8.3f} ms  {air_id or '':<22}  {statement or ''}")
-    for event, body in store.execute("SELECT event, body FROM logs WHERE trace_id = ?", (trace_id,)):
+    for event, body in store.execute("SELECT event, body FROM logs_v WHERE trace_id = ?", (trace_id,)):
         print(f"  log {event}: {body}")
     for name, labels, value in store.execute("SELECT name, labels, value FROM metric_points ORDER BY ts_ns DESC LIMIT 1"):
         print(f"  metric {name} {labels} sum={value:.3f} ms")

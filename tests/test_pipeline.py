@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ats import _native
+from ats import _native, sql as _sql
 
 TRACE = "4a1b0000000000000000000000009f3a"
 
@@ -46,7 +46,7 @@ def test_span_reaches_store_and_jsonl_exactly(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "ats.db")
     row = db.execute(
         "SELECT trace_id, span_id, parent_id, name, component, start_ns, end_ns, status, tenant, workspace,"
-        " region, dialect, air_id, attributes FROM spans"
+        " region, dialect, air_id, attributes FROM spans_v"
     ).fetchall()
     assert row == [(
         TRACE, "0000000000009f3a", "0000000000000011", "driver.query", "ats-sqlite3",
@@ -54,7 +54,7 @@ def test_span_reaches_store_and_jsonl_exactly(tmp_path: Path) -> None:
         "air:Q-00000000000000ff",
         '{"db.system":"sqlite","db.statement":"SELECT * FROM t WHERE id = ?","rows":42,"cached":false,"ratio":0.5}',
     )]
-    [line] = jsonl_lines(tmp_path)
+    [line] = [x for x in jsonl_lines(tmp_path) if x["kind"] == "span"]
     assert line["ts"] == "2025-10-16T14:01:05.345Z"
     assert line["evt"] == "driver.query.ok"
     assert line["trace_id"] == TRACE and line["span_id"] == "0000000000009f3a"
@@ -70,7 +70,7 @@ def test_log_record(tmp_path: Path) -> None:
                       {"reason": "residency"})
     assert p.shutdown(5.0)
     db = sqlite3.connect(tmp_path / "ats.db")
-    assert db.execute("SELECT event, severity, body, trace_id, span_id, attributes FROM logs").fetchall() == [
+    assert db.execute("SELECT event, severity, body, trace_id, span_id, attributes FROM logs_v").fetchall() == [
         ("policy.deny", 13, "egress blocked", TRACE, "00000000000000ef", '{"reason":"residency"}')
     ]
 
@@ -84,8 +84,8 @@ def test_zero_loss_on_clean_shutdown_and_exact_counts(tmp_path: Path) -> None:
     stats = p.stats()
     assert stats["pushed"] == n
     assert stats["dropped"] == {"ring_full": 0, "too_large": 0, "closed": 0, "sink_error": 0, "decode_error": 0}
-    assert sqlite3.connect(tmp_path / "ats.db").execute("SELECT count(*) FROM spans").fetchone() == (n,)
-    assert len(jsonl_lines(tmp_path)) == n
+    assert sqlite3.connect(tmp_path / "ats.db").execute("SELECT count(*) FROM spans_v").fetchone() == (n,)
+    assert len([x for x in jsonl_lines(tmp_path) if x["kind"] == "span"]) == n
     # After shutdown the pipeline refuses politely and counts it.
     assert p.record_span("kernel.exec", "bench", TRACE, 1, 0, 0, 1, 1) is False
     assert p.stats()["dropped"]["closed"] == 1
@@ -124,7 +124,7 @@ def test_flush_respects_its_deadline(tmp_path: Path) -> None:
     t0 = time.monotonic()
     assert p.flush(5.0) is True
     assert time.monotonic() - t0 < 5.0
-    assert sqlite3.connect(tmp_path / "ats.db").execute("SELECT count(*) FROM spans").fetchone() == (1000,)
+    assert sqlite3.connect(tmp_path / "ats.db").execute("SELECT count(*) FROM spans_v").fetchone() == (1000,)
 
 
 def test_forked_child_gets_a_fresh_pipeline(tmp_path: Path) -> None:
@@ -139,7 +139,7 @@ def test_forked_child_gets_a_fresh_pipeline(tmp_path: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     assert p.record_span("kernel.exec", "parent", TRACE, 3, 0, 0, 1, 1)
     assert p.shutdown(5.0)
-    rows = sqlite3.connect(tmp_path / "ats.db").execute("SELECT component, span_id FROM spans ORDER BY span_id").fetchall()
+    rows = sqlite3.connect(tmp_path / "ats.db").execute("SELECT component, span_id FROM spans_v ORDER BY span_id").fetchall()
     assert rows == [("parent", "0000000000000001"), ("child", "0000000000000002"), ("parent", "0000000000000003")]
 
 
@@ -166,9 +166,9 @@ def test_secrets_and_pii_never_reach_any_sink(tmp_path: Path) -> None:
     for leaked in (b"bob@example.com", SECRET_TOKEN.encode(), b"123-45-6789", b"hunter2pw", b"/home/alice"):
         assert leaked not in raw, leaked
     db = sqlite3.connect(tmp_path / "ats.db")
-    (attrs,) = db.execute("SELECT attributes FROM spans").fetchone()
+    (attrs,) = db.execute("SELECT attributes FROM spans_v").fetchone()
     assert json.loads(attrs)["path"] == "~/project/app.py"
-    (body,) = db.execute("SELECT body FROM logs").fetchone()
+    (body,) = db.execute("SELECT body FROM logs_v").fetchone()
     assert "[SSN]" in body and "[API_KEY]" in body
 
 
@@ -183,7 +183,7 @@ def test_extra_scrub_patterns_apply_in_the_pipeline(tmp_path: Path) -> None:
     p = make(tmp_path, scrub_patterns=[("ticket", r"TICKET-\d+", "[TICKET]")])
     p.record_span("tool.execute", "t", TRACE, 1, 0, 0, 1, 1, {"note": "see TICKET-4242"})
     assert p.shutdown(5.0)
-    (attrs,) = sqlite3.connect(tmp_path / "ats.db").execute("SELECT attributes FROM spans").fetchone()
+    (attrs,) = sqlite3.connect(tmp_path / "ats.db").execute("SELECT attributes FROM spans_v").fetchone()
     assert json.loads(attrs) == {"note": "see [TICKET]"}
     with pytest.raises(ValueError, match="broken"):
         _native.Pipeline(scrub_patterns=[("broken", "(", "[X]")])
@@ -200,7 +200,7 @@ def test_tail_sampling_keeps_failed_and_slow_traces_whole(tmp_path: Path) -> Non
         p.record_span("app.request", "t", trace, 1, 0, 0, child_end + ms, 1)
     assert p.shutdown(5.0)
     rows = sqlite3.connect(tmp_path / "ats.db").execute(
-        "SELECT trace_id, count(*) FROM spans GROUP BY trace_id ORDER BY trace_id").fetchall()
+        "SELECT trace_id, count(*) FROM spans_v GROUP BY trace_id ORDER BY trace_id").fetchall()
     assert rows == [(traces["slow"], 2), (traces["failed"], 2)]
 
 
@@ -224,3 +224,55 @@ def test_metrics_are_exported_as_points_at_shutdown(tmp_path: Path) -> None:
     assert (h["count"], h["sum"], h["min"], h["max"]) == (4, 406.0, 1.0, 400.0)
     assert sum(h["counts"]) == 4
     assert latency.quantile(0.5, {"dialect": "sqlite", "op": "query"}) == pytest.approx(2.0, rel=0.01)
+
+
+def test_record_query_builds_the_driver_span_and_metrics(tmp_path: Path) -> None:
+    p = make(tmp_path)
+    sql = "SELECT name FROM users WHERE email = 'bob@example.com' AND age > 42"
+    span_id = p.record_query(1, "sqlite", sql, 1_000, 3_001_000, trace_id=TRACE, parent_span_id=5,
+                             component="ats-sqlite3", db_namespace="app.db", rows=3)
+    failed = p.record_query(1, "sqlite", "SELEC oops", 10, 20, error_type="OperationalError", trace_id=TRACE,
+                            parent_span_id=5)
+    root = p.record_query(0, "sqlite", None, 0, 1_000_000)  # handshake outside any trace: new root trace
+    assert span_id != 0 and failed != 0 and root != 0 and len({span_id, failed, root}) == 3
+    assert p.shutdown(5.0)
+    db = sqlite3.connect(tmp_path / "ats.db")
+    rows = db.execute("SELECT name, status, span_id, parent_id, air_id, attributes FROM spans_v"
+                      " WHERE trace_id = ? ORDER BY start_ns", (TRACE,)).fetchall()
+    air_id = _sql.normalize(sql, "sqlite").air_id
+    assert rows[0][:5] == ("driver.query", "error", f"{failed:016x}", "0000000000000005", _sql.normalize("SELEC oops", "sqlite").air_id)
+    assert rows[1][:5] == ("driver.query", "ok", f"{span_id:016x}", "0000000000000005", air_id)
+    assert json.loads(rows[1][5]) == {
+        "sqlx.tenant": "acme", "sqlx.workspace": "prod-eu",
+        "db.system": "sqlite", "db.system.name": "sqlite",
+        "db.statement": "SELECT name FROM users WHERE email = ? AND age > ?",
+        "db.query.text": "SELECT name FROM users WHERE email = ? AND age > ?",
+        "db.operation": "SELECT", "db.operation.name": "SELECT",
+        "db.collection.name": "users", "db.query.summary": "SELECT users",
+        "db.namespace": "app.db", "db.response.returned_rows": 3, "db.sqlx.air_id": air_id,
+    }
+    assert json.loads(rows[0][5])["error.type"] == "OperationalError"
+    (handshake,) = db.execute("SELECT count(*) FROM spans_v WHERE name = 'driver.handshake' AND parent_id IS NULL").fetchone()
+    assert handshake == 1
+    metrics = {(m[0], m[1]): m[2] for m in db.execute("SELECT name, labels, value FROM metric_points")}
+    assert metrics[("sqlx_driver_errors_total", '{"class":"OperationalError","dialect":"sqlite"}')] == 1.0
+    lat = json.loads(db.execute("SELECT histogram FROM metric_points WHERE name = 'sqlx_driver_latency_ms'"
+                                " AND labels = '{\"dialect\":\"sqlite\",\"op\":\"query\"}'").fetchone()[0])
+    assert lat["count"] == 2 and lat["max"] == pytest.approx(3.0, rel=0.01)
+    dur = db.execute("SELECT labels FROM metric_points WHERE name = 'db.client.operation.duration'").fetchall()
+    assert ('{"db.system.name":"sqlite"}',) in dur
+
+
+def test_record_query_rejects_bad_op_and_dialect() -> None:
+    p = _native.Pipeline()
+    with pytest.raises(ValueError, match="op must be"):
+        p.record_query(9, "sqlite", "SELECT 1", 0, 1)
+    with pytest.raises(ValueError, match="postgresql"):
+        p.record_query(1, "db2", "SELECT 1", 0, 1)
+
+
+def test_generated_ids_are_well_formed() -> None:
+    ids = {_native.Pipeline.new_span_id() for _ in range(1000)}
+    assert len(ids) == 1000 and 0 not in ids and max(ids) < 2**64
+    t = _native.Pipeline.new_trace_id()
+    assert len(t) == 32 and int(t, 16) != 0

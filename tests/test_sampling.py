@@ -62,3 +62,10 @@ def test_bad_sampling_configuration_names_the_problem() -> None:
         _native.Pipeline(sample_ratio=2.0)
     with pytest.raises(ValueError, match="driver"):
         _native.Pipeline(sampling_rules=[("driver.", 0.5, 1.5)])
+
+
+def test_without_parent_based_sampling_children_are_decided_like_roots() -> None:
+    follows = _native.Pipeline(sample_ratio=1.0)
+    independent = _native.Pipeline(sample_ratio=1.0, parent_based=False)
+    assert follows.record_span("kernel.exec", "t", TRACE_A, 2, 1, 0, 1, 1, parent_sampled=False) is False
+    assert independent.record_span("kernel.exec", "t", TRACE_A, 2, 1, 0, 1, 1, parent_sampled=False) is True

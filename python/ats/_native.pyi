@@ -81,6 +81,7 @@ class Pipeline:
         workspace: str = ...,
         region: str = ...,
         sample_ratio: float = 1.0,
+        parent_based: bool = True,
         sampling_rules: list[tuple[str, float, float]] = ...,
         rate_limit_per_second: float | None = None,
         rate_limit_burst: int = 1000,
@@ -122,6 +123,29 @@ class Pipeline:
         dialect: str = "",
         air_id: str | None = None,
     ) -> bool: ...
+    def record_query(
+        self,
+        op: int,
+        dialect: str,
+        sql: str | None,
+        start_ns: int,
+        end_ns: int,
+        error_type: str | None = None,
+        trace_id: str | None = None,
+        parent_span_id: int = 0,
+        parent_sampled: bool = True,
+        component: str = "",
+        peer_name: str = "",
+        peer_port: int = 0,
+        db_namespace: str = "",
+        rows: int = ...,
+    ) -> int: ...
+    @property
+    def metrics(self) -> Metrics: ...
+    @staticmethod
+    def new_span_id() -> int: ...
+    @staticmethod
+    def new_trace_id() -> str: ...
     def flush(self, timeout: float) -> bool: ...
     def shutdown(self, timeout: float) -> bool: ...
     def stats(self) -> dict[str, Any]: ...

@@ -6,7 +6,9 @@
 //! bounded ring ([`ring`]) that a background [`flusher`] drains into [`sink`]s.
 
 pub mod flusher;
+pub mod ids;
 pub mod metrics;
+pub mod query;
 pub mod record;
 pub mod ring;
 pub mod sampling;

@@ -8,7 +8,11 @@ use ats_core::record::{
     AttrValue, Envelope, HistogramData, LogRecord, MetricKind, MetricPoint, Record, RewardRecord,
     Severity, SloClass, SpanRecord, Status,
 };
-use ats_core::sink::{PruneCounts, PruneCutoffs, SqliteStore, StoreError, StoreStats};
+use std::time::Duration;
+
+use ats_core::sink::{
+    PruneCounts, PruneCutoffs, SqliteStore, StoreError, StoreOptions, StoreStats, TraceSummary,
+};
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
@@ -179,7 +183,7 @@ fn every_record_kind_round_trips_column_by_column() {
     let conn = Connection::open(&path).expect("reader");
     let trace = "4a1b0000000000000000000000009f3a";
     assert_eq!(
-        rows(&conn, "SELECT * FROM spans ORDER BY rowid"),
+        rows(&conn, "SELECT * FROM spans_v ORDER BY start_ns"),
         vec![
             vec![
                 t(trace),
@@ -237,7 +241,7 @@ fn every_record_kind_round_trips_column_by_column() {
         ]
     );
     assert_eq!(
-        rows(&conn, "SELECT * FROM logs ORDER BY rowid"),
+        rows(&conn, "SELECT * FROM logs_v ORDER BY ts_ns"),
         vec![
             vec![
                 i(TS as i64 + 500),
@@ -309,7 +313,7 @@ fn every_record_kind_round_trips_column_by_column() {
         ]
     );
     assert_eq!(
-        rows(&conn, "SELECT * FROM rewards"),
+        rows(&conn, "SELECT * FROM rewards_v"),
         vec![vec![
             i(TS as i64),
             t(trace),
@@ -397,7 +401,7 @@ fn schema_indexes_wal_and_meta() {
         rows(&conn, "SELECT key, value FROM meta ORDER BY key"),
         vec![
             vec![t("ats_version"), t("4.0.0")],
-            vec![t("schema_version"), t("1")]
+            vec![t("schema_version"), t("2")]
         ]
     );
     let idx = rows(
@@ -417,8 +421,9 @@ fn schema_indexes_wal_and_meta() {
         ("rewards", "rewards_ts_ns"),
         ("spans", "spans_air_id"),
         ("spans", "spans_name"),
-        ("spans", "spans_start_ns"),
-        ("spans", "spans_trace_id"),
+        ("spans", "spans_trace_key"),
+        ("traces", "traces_start_ns"),
+        ("traces", "traces_trace_id"),
     ]
     .iter()
     .map(|(tb, n)| vec![t(tb), t(n)])
@@ -426,17 +431,31 @@ fn schema_indexes_wal_and_meta() {
     assert_eq!(idx, expected);
     // The lookups the CLI makes use them (partial indexes included).
     for (sql, index) in [
-        ("SELECT * FROM spans WHERE trace_id = 'x'", "spans_trace_id"),
+        ("SELECT * FROM spans WHERE trace_key = 7", "spans_trace_key"),
         (
-            "SELECT * FROM spans WHERE air_id = 'air:Q-1'",
-            "spans_air_id",
+            "SELECT * FROM traces WHERE trace_id = x'00'",
+            "traces_trace_id",
         ),
+        (
+            "SELECT * FROM traces WHERE start_ns >= 5 ORDER BY start_ns DESC LIMIT 10",
+            "traces_start_ns",
+        ),
+        ("SELECT * FROM spans WHERE air_id = 17", "spans_air_id"),
         (
             "SELECT * FROM spans WHERE name = 'driver.query'",
             "spans_name",
         ),
-        ("SELECT * FROM spans WHERE start_ns > 5", "spans_start_ns"),
-        ("SELECT * FROM logs WHERE trace_id = 'x'", "logs_trace_id"),
+        (
+            "SELECT * FROM spans WHERE start_ns < 5 AND trace_key IN \
+             (SELECT trace_key FROM traces WHERE start_ns < 5)",
+            "traces_start_ns",
+        ),
+        (
+            "SELECT * FROM spans WHERE start_ns < 5 AND trace_key IN \
+             (SELECT trace_key FROM traces WHERE start_ns < 5)",
+            "spans_trace_key",
+        ),
+        ("SELECT * FROM logs WHERE trace_id = x'00'", "logs_trace_id"),
     ] {
         let plan: Vec<String> = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -520,6 +539,19 @@ fn stats_are_exact() {
         .chain((0..4).map(|k| Record::Reward(reward(TS + k))))
         .collect();
     store.write_batch(&batch).expect("write");
+    let pending = store.stats().expect("stats in the open group");
+    assert_eq!(
+        (
+            pending.traces,
+            pending.spans,
+            pending.logs,
+            pending.metric_points,
+            pending.rewards
+        ),
+        (1, 7, 3, 2, 4),
+        "the writer sees its own open group"
+    );
+    store.flush().expect("commit the group");
     let s = store.stats().expect("stats");
     let conn = store.connection().expect("conn");
     let pages: i64 = conn
@@ -535,6 +567,7 @@ fn stats_are_exact() {
     assert_eq!(
         s,
         StoreStats {
+            traces: 1,
             spans: 7,
             logs: 3,
             metric_points: 2,
@@ -596,14 +629,14 @@ fn newer_schema_is_refused_with_a_typed_error() {
     Connection::open(&path)
         .expect("raw")
         .execute(
-            "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+            "UPDATE meta SET value = '3' WHERE key = 'schema_version'",
             [],
         )
         .expect("bump");
     match SqliteStore::open(&path) {
         Err(StoreError::SchemaTooNew {
-            found: 2,
-            supported: 1,
+            found: 3,
+            supported: 2,
         }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
@@ -627,6 +660,8 @@ fn a_failed_batch_commits_nothing_and_closed_store_refuses_writes() {
     store
         .write_batch(&[Record::Log(log(TS))])
         .expect("first batch");
+    // Commit the group so the outside connection can take the write lock.
+    store.flush().expect("flush");
     // Sabotage the spans table from outside: the log inserted before the
     // failing span must be rolled back with it.
     Connection::open(&path)
@@ -652,6 +687,8 @@ fn a_failed_batch_commits_nothing_and_closed_store_refuses_writes() {
 const CHILD_ENV: &str = "ATS_SINK_STORE_KILL_CHILD";
 const SPANS_PER_BATCH: u64 = 2_000;
 const LOGS_PER_BATCH: u64 = 200;
+/// Batches per committed group in the child.
+const GROUP: u64 = 3;
 
 fn crash_batch(b: u64) -> Vec<Record> {
     let mut out = Vec::with_capacity((SPANS_PER_BATCH + LOGS_PER_BATCH) as usize);
@@ -675,10 +712,19 @@ fn kill_child_writer() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let mut store = SqliteStore::open(&path).expect("child open");
+    // Groups commit only on flush, every GROUP batches: a kill between
+    // flushes must lose the whole open group and nothing else.
+    let opts = StoreOptions {
+        group_max_records: usize::MAX,
+        group_max_age: Duration::from_secs(3600),
+    };
+    let mut store = SqliteStore::open_with(&path, opts).expect("child open");
     for b in 0.. {
         store.write_batch(&crash_batch(b)).expect("child write");
-        println!("committed {b}");
+        if (b + 1) % GROUP == 0 {
+            store.flush().expect("child flush");
+            println!("committed {b}");
+        }
     }
 }
 
@@ -730,7 +776,7 @@ fn check_after_crash(path: &Path, seen: u64) {
     assert_eq!(integrity, "ok");
     let per_batch = |table: &str| -> Vec<(i64, i64)> {
         conn.prepare(&format!(
-            "SELECT trace_id, count(*) FROM {table} GROUP BY trace_id ORDER BY trace_id"
+            "SELECT trace_id, count(*) FROM {table}_v GROUP BY trace_id ORDER BY trace_id"
         ))
         .expect("prepare")
         .query_map([], |r| {
@@ -748,6 +794,7 @@ fn check_after_crash(path: &Path, seen: u64) {
         committed > seen,
         "every batch reported committed is there ({committed} > {seen})"
     );
+    assert_eq!(committed % GROUP, 0, "only whole groups are committed");
     // Batches 0..committed are all present and complete; nothing partial.
     for (b, (trace, n)) in spans.iter().enumerate() {
         assert_eq!(
@@ -785,4 +832,383 @@ fn a_10_mb_value_of_control_characters_round_trips() {
     assert_eq!(name, junk);
     let v: serde_json::Value = serde_json::from_str(&attrs).expect("attributes are JSON");
     assert_eq!(v["junk"], junk);
+}
+
+// ---- v2: traces table, read helpers, grouping ----
+
+/// A span of trace `trace` with explicit ids and times.
+fn tspan(trace: u128, id: u64, parent: u64, start: u64, name: &str, status: Status) -> SpanRecord {
+    let mut s = span(start);
+    s.envelope.trace_id = trace;
+    s.envelope.span_id = id;
+    s.envelope.parent_span_id = parent;
+    s.name = name.into();
+    s.status = status;
+    s
+}
+
+const T1: u128 = 0xffee_0000_0000_0000_0000_0000_0000_0001;
+const T2: u128 = 0x0000_0000_0000_0000_0000_0000_0000_0002;
+
+#[test]
+fn read_helpers_return_exact_summaries_and_typed_spans() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("ats.db");
+    let mut store = SqliteStore::open(&path).expect("open");
+    // T1: children first, root last (as spans end), across two batches;
+    // ids at and above 2^63 must survive the i64 bit-cast.
+    let child = tspan(
+        T1,
+        u64::MAX,
+        0x8000_0000_0000_0000,
+        TS + 100,
+        "db.query",
+        Status::Error,
+    );
+    let mut root = tspan(T1, 0x8000_0000_0000_0000, 0, TS, "http.request", Status::Ok);
+    root.end_ns = TS + 9_000_000;
+    root.envelope.air_id = Some(u64::MAX);
+    root.envelope.plan_hash = Some(0x8000_0000_0000_0001);
+    root.attributes = vec![
+        ("z".into(), AttrValue::Str("first key stays first".into())),
+        ("a".into(), AttrValue::I64(i64::MIN)),
+        ("f".into(), AttrValue::F64(-0.5)),
+        ("whole".into(), AttrValue::F64(3.0)),
+        ("b".into(), AttrValue::Bool(true)),
+    ];
+    let other = tspan(T2, 7, 0, TS + 50, "job.run", Status::Unset);
+    store
+        .write_batch(&[Record::Span(child.clone()), Record::Span(other.clone())])
+        .expect("batch 1");
+    store.flush().expect("flush 1");
+    store
+        .write_batch(&[Record::Span(root.clone())])
+        .expect("batch 2");
+    store.flush().expect("flush 2");
+
+    let reader = SqliteStore::open_readonly(&path).expect("read-only");
+    let s1 = TraceSummary {
+        trace_id: T1,
+        root_name: Some("http.request".into()),
+        start_ns: TS,
+        end_ns: TS + 9_000_000,
+        span_count: 2,
+        error_count: 1,
+    };
+    let s2 = TraceSummary {
+        trace_id: T2,
+        root_name: Some("job.run".into()),
+        start_ns: TS + 50,
+        end_ns: TS + 50 + 1_500_000,
+        span_count: 1,
+        error_count: 0,
+    };
+    // Newest first; `from` inclusive, `to` exclusive; limit.
+    assert_eq!(
+        reader.list_traces(None, None, 10).expect("all"),
+        vec![s2.clone(), s1.clone()]
+    );
+    assert_eq!(
+        reader.list_traces(None, None, 1).expect("limit"),
+        vec![s2.clone()]
+    );
+    assert_eq!(
+        reader
+            .list_traces(Some(TS), Some(TS + 50), 10)
+            .expect("range"),
+        vec![s1.clone()]
+    );
+    assert_eq!(
+        reader.list_traces(Some(TS + 50), None, 10).expect("from"),
+        vec![s2.clone()]
+    );
+    assert_eq!(
+        reader.list_traces(Some(TS + 51), None, 10).expect("none"),
+        vec![]
+    );
+    assert_eq!(reader.list_traces(None, None, 0).expect("zero"), vec![]);
+    assert_eq!(reader.trace_summary(T1).expect("one"), Some(s1));
+    assert_eq!(reader.trace_summary(3).expect("unknown"), None);
+
+    // Spans come back exactly as written, ordered by start.
+    assert_eq!(
+        reader.trace_spans(T1).expect("spans"),
+        vec![root.clone(), child.clone()]
+    );
+    assert_eq!(reader.trace_spans(T2).expect("spans"), vec![other.clone()]);
+    assert_eq!(reader.trace_spans(0x99).expect("unknown"), vec![]);
+    assert_eq!(
+        reader.spans_by_name("db.query", 10).expect("name"),
+        vec![child.clone()]
+    );
+    assert_eq!(
+        reader.spans_by_air_id(u64::MAX, 10).expect("air"),
+        vec![root.clone()]
+    );
+    assert_eq!(
+        reader.spans_by_air_id(0x9f3a, 10).expect("air"),
+        vec![other, child],
+        "newest written first"
+    );
+    assert_eq!(reader.spans_by_air_id(0x9f3a, 1).expect("air").len(), 1);
+    // Newest-first filters walk the index backwards: no sort of all matches.
+    for sql in [
+        "SELECT * FROM spans WHERE name = 'x' ORDER BY rowid DESC LIMIT 5",
+        "SELECT * FROM spans WHERE air_id = 1 ORDER BY rowid DESC LIMIT 5",
+    ] {
+        let plan: Vec<String> = reader
+            .connection()
+            .expect("conn")
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("plan")
+            .query_map([], |r| r.get::<_, String>(3))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("plan rows");
+        assert!(
+            plan.iter().all(|p| !p.contains("TEMP B-TREE")),
+            "{sql}: {plan:?}"
+        );
+        assert!(
+            plan.iter().any(|p| p.contains("USING INDEX")),
+            "{sql}: {plan:?}"
+        );
+    }
+
+    // The views render big ids like the JSONL sink does.
+    assert_eq!(
+        rows(
+            reader.connection().expect("conn"),
+            "SELECT trace_id, span_id, parent_id, air_id, plan_hash FROM spans_v ORDER BY start_ns LIMIT 2"
+        ),
+        vec![
+            vec![
+                t("ffee0000000000000000000000000001"),
+                t("8000000000000000"),
+                Value::Null,
+                t("air:Q-ffffffffffffffff"),
+                t("ph:8000000000000001"),
+            ],
+            vec![
+                t("00000000000000000000000000000002"),
+                t("0000000000000007"),
+                Value::Null,
+                t("air:Q-0000000000009f3a"),
+                Value::Null,
+            ],
+        ]
+    );
+    assert_eq!(
+        rows(
+            reader.connection().expect("conn"),
+            "SELECT * FROM traces_v ORDER BY start_ns"
+        ),
+        vec![
+            vec![
+                t("ffee0000000000000000000000000001"),
+                t("http.request"),
+                i(TS as i64),
+                i(TS as i64 + 9_000_000),
+                i(2),
+                i(1)
+            ],
+            vec![
+                t("00000000000000000000000000000002"),
+                t("job.run"),
+                i(TS as i64 + 50),
+                i(TS as i64 + 1_500_050),
+                i(1),
+                i(0)
+            ],
+        ]
+    );
+    // A read-only store refuses writes.
+    let mut reader = reader;
+    assert!(matches!(
+        reader.write_batch(&[Record::Span(root)]),
+        Err(StoreError::ReadOnly)
+    ));
+    assert!(matches!(
+        reader.prune_older_than(u64::MAX),
+        Err(StoreError::ReadOnly)
+    ));
+    store.close().expect("close");
+    // Missing files are not created by a reader.
+    assert!(SqliteStore::open_readonly(dir.path().join("missing.db")).is_err());
+    assert!(!dir.path().join("missing.db").exists());
+}
+
+#[test]
+fn groups_commit_by_record_count_and_age() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("ats.db");
+    let opts = StoreOptions {
+        group_max_records: 10,
+        group_max_age: Duration::from_secs(3600),
+    };
+    let mut store = SqliteStore::open_with(&path, opts).expect("open");
+    let outside = Connection::open(&path).expect("reader");
+    let committed = || count(&outside, "spans");
+    let four = |k: u64| -> Vec<Record> {
+        (0..4)
+            .map(|j| Record::Span(tspan(T2, k * 4 + j + 1, 0, TS + k * 4 + j, "s", Status::Ok)))
+            .collect()
+    };
+    store.write_batch(&four(0)).expect("b0");
+    store.write_batch(&four(1)).expect("b1");
+    assert_eq!((committed(), store.pending_records()), (0, 8));
+    store.write_batch(&four(2)).expect("b2"); // 12 >= 10: committed
+    assert_eq!((committed(), store.pending_records()), (12, 0));
+    store.write_batch(&four(3)).expect("b3");
+    assert_eq!(committed(), 12);
+    store.flush().expect("flush");
+    assert_eq!((committed(), store.pending_records()), (16, 0));
+    // The summary was written once per group, with the group's totals.
+    assert_eq!(
+        store.trace_summary(T2).expect("sum").map(|s| s.span_count),
+        Some(16)
+    );
+    store.close().expect("close");
+
+    // group_max_age = 0: every batch is committed as it is written.
+    let mut store = SqliteStore::open_with(
+        &path,
+        StoreOptions {
+            group_max_records: usize::MAX,
+            group_max_age: Duration::ZERO,
+        },
+    )
+    .expect("reopen");
+    store.write_batch(&four(4)).expect("b4");
+    assert_eq!((committed(), store.pending_records()), (20, 0));
+    // Close commits an open group too.
+    let mut store = SqliteStore::open_with(
+        &path,
+        StoreOptions {
+            group_max_records: usize::MAX,
+            group_max_age: Duration::from_secs(3600),
+        },
+    )
+    .expect("reopen");
+    store.write_batch(&four(5)).expect("b5");
+    assert_eq!(committed(), 20);
+    store.close().expect("close");
+    assert_eq!(committed(), 24);
+}
+
+#[test]
+fn a_failed_batch_keeps_earlier_batches_of_its_group() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut store = SqliteStore::open(dir.path().join("ats.db")).expect("open");
+    store
+        .write_batch(&[Record::Span(tspan(T1, 1, 0, TS, "a", Status::Ok))])
+        .expect("first");
+    // A second batch fails after its first row (a view cannot be written).
+    store
+        .connection()
+        .expect("conn")
+        .execute_batch("DROP TABLE rewards; CREATE VIEW rewards AS SELECT 1 AS x;")
+        .expect("sabotage");
+    let bad = [
+        Record::Span(tspan(T2, 2, 0, TS + 1, "b", Status::Error)),
+        Record::Reward(reward(TS)),
+    ];
+    assert!(matches!(
+        store.write_batch(&bad),
+        Err(StoreError::Sqlite(_))
+    ));
+    store
+        .write_batch(&[Record::Span(tspan(T1, 3, 1, TS + 2, "c", Status::Ok))])
+        .expect("third");
+    store.flush().expect("flush");
+    let conn = store.connection().expect("conn");
+    assert_eq!(
+        rows(
+            conn,
+            "SELECT trace_id, span_id, name FROM spans_v ORDER BY start_ns"
+        ),
+        vec![
+            vec![
+                t("ffee0000000000000000000000000001"),
+                t("0000000000000001"),
+                t("a")
+            ],
+            vec![
+                t("ffee0000000000000000000000000001"),
+                t("0000000000000003"),
+                t("c")
+            ],
+        ]
+    );
+    // T2's trace row went with its batch; T1's summary counts both batches.
+    assert_eq!(
+        rows(
+            conn,
+            "SELECT trace_id, span_count, error_count FROM traces_v"
+        ),
+        vec![vec![t("ffee0000000000000000000000000001"), i(2), i(0)]]
+    );
+}
+
+#[test]
+fn prune_keeps_trace_summaries_exact() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut store = SqliteStore::open(dir.path().join("ats.db")).expect("open");
+    store
+        .write_batch(&[
+            Record::Span(tspan(T1, 1, 0, 1_000, "root", Status::Ok)),
+            Record::Span(tspan(T1, 2, 1, 2_000, "kid", Status::Error)),
+            Record::Span(tspan(T1, 3, 1, 3_000, "kid", Status::Ok)),
+            Record::Span(tspan(T2, 4, 0, 1_500, "gone", Status::Error)),
+        ])
+        .expect("write");
+    let counts = store.prune_older_than(2_000).expect("prune");
+    assert_eq!(counts.spans, 2);
+    assert_eq!(
+        store.list_traces(None, None, 10).expect("list"),
+        vec![TraceSummary {
+            trace_id: T1,
+            root_name: Some("root".into()),
+            start_ns: 2_000,
+            end_ns: 3_000 + 1_500_000,
+            span_count: 2,
+            error_count: 1,
+        }]
+    );
+    assert_eq!(store.stats().expect("stats").traces, 1);
+    // The writer's cached trace keys were dropped with the rows: new spans
+    // of a pruned trace get a fresh traces row.
+    store
+        .write_batch(&[Record::Span(tspan(T2, 5, 0, 9_000, "back", Status::Ok))])
+        .expect("w");
+    store.flush().expect("flush");
+    assert_eq!(
+        store
+            .trace_summary(T2)
+            .expect("t2")
+            .map(|s| (s.span_count, s.root_name)),
+        Some((1, Some("back".to_string())))
+    );
+}
+
+#[test]
+fn id_parsers_accept_rendered_and_bare_forms() {
+    use ats_core::sink::{parse_air_id, parse_plan_hash, parse_span_id, parse_trace_id};
+    assert_eq!(parse_trace_id("ffee0000000000000000000000000001"), Some(T1));
+    assert_eq!(parse_trace_id("FFEE0000000000000000000000000001"), Some(T1));
+    assert_eq!(parse_trace_id("2"), Some(2));
+    assert_eq!(
+        parse_trace_id("ffee00000000000000000000000000011"),
+        None,
+        "33 digits"
+    );
+    assert_eq!(parse_trace_id(""), None);
+    assert_eq!(parse_trace_id("+1"), None);
+    assert_eq!(parse_span_id("ffffffffffffffff"), Some(u64::MAX));
+    assert_eq!(parse_span_id("1ffffffffffffffff"), None);
+    assert_eq!(parse_air_id("air:Q-0000000000009f3a"), Some(0x9f3a));
+    assert_eq!(parse_air_id("9f3a"), Some(0x9f3a));
+    assert_eq!(parse_air_id("air:Q-"), None);
+    assert_eq!(parse_plan_hash("ph:000000000000ab12"), Some(0xab12));
+    assert_eq!(parse_plan_hash("ph:zz"), None);
 }

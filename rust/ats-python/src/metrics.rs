@@ -37,11 +37,21 @@ pub struct PyMetrics {
     pub(crate) registry: MetricsRegistry,
 }
 
+impl PyMetrics {
+    pub fn from_registry(registry: MetricsRegistry) -> Self {
+        Self { registry }
+    }
+
+    pub fn fresh_registry() -> MetricsRegistry {
+        MetricsRegistry::new(now_ns())
+    }
+}
+
 #[pymethods]
 impl PyMetrics {
     #[new]
     fn new() -> Self {
-        Self { registry: MetricsRegistry::new(now_ns()) }
+        Self { registry: Self::fresh_registry() }
     }
 
     fn counter(&self, name: &str, unit: &str) -> PyResult<PyCounter> {

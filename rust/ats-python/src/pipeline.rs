@@ -10,15 +10,20 @@ use ats_core::record::{EnvelopeRef, LogRef, Severity, SpanRef, Status};
 use ats_core::sink::{open_sinks, SinkSpec};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
+use crate::text::lossy;
 
 use crate::attrs::with_attributes;
 use crate::metrics::PyMetrics;
+use ats_core::ids::{new_span_id, new_trace_id};
+use ats_core::metrics::MetricsRegistry;
+use ats_core::query::{encode_driver_span, DriverCall, DriverMetrics, DriverOp};
+use crate::sql::{normalize_cached, parse_dialect};
 use crate::stages::StageArgs;
 use ats_core::record::Envelope;
 use crate::guard::guarded;
 use crate::ids::{parse_fingerprint, parse_trace_id};
-use crate::sampling::{parent_info, Sampling, SamplingArgs};
+use crate::sampling::{Sampling, SamplingArgs};
 use ats_core::sampling::SamplingInput;
 
 /// Records larger than this are encoded into a fresh buffer, so one huge
@@ -56,6 +61,8 @@ struct Resource {
 pub struct PyPipeline {
     inner: Pipeline,
     resource: Resource,
+    registry: MetricsRegistry,
+    driver_metrics: DriverMetrics,
     /// Boxed: the rate limiter's cache-padded shards need more alignment than
     /// a Python object's memory guarantees.
     sampling: Box<Sampling>,
@@ -81,7 +88,7 @@ impl PyPipeline {
         *, store_path=None, jsonl_dir=None, jsonl_max_file_bytes=128 << 20, jsonl_max_total_bytes=None,
         ring_bytes=16 << 20, flush_interval_ms=200, batch_max_records=4096,
         tenant=String::new(), workspace=String::new(), region=String::new(),
-        sample_ratio=1.0, sampling_rules=Vec::new(), rate_limit_per_second=None, rate_limit_burst=1000, daily_cap=None,
+        sample_ratio=1.0, parent_based=true, sampling_rules=Vec::new(), rate_limit_per_second=None, rate_limit_burst=1000, daily_cap=None,
         redact=true, scrub_patterns=Vec::new(), tail_latency_ms=None, tail_base_ratio=0.1,
         metrics=None, metrics_interval_ms=10_000,
     ))]
@@ -98,6 +105,7 @@ impl PyPipeline {
         workspace: String,
         region: String,
         sample_ratio: f64,
+        parent_based: bool,
         sampling_rules: Vec<(String, f64, f64)>,
         rate_limit_per_second: Option<f64>,
         rate_limit_burst: u32,
@@ -111,6 +119,7 @@ impl PyPipeline {
     ) -> PyResult<Self> {
         let sampling = Sampling::new(SamplingArgs {
             ratio: sample_ratio,
+            parent_based,
             rules: sampling_rules,
             rate_limit_per_second,
             rate_limit_burst,
@@ -137,12 +146,15 @@ impl PyPipeline {
                 Vec::new()
             })
         });
+        // Built-in instruments (driver metrics) live in the same registry as the user's.
+        let registry = metrics.map(|m| m.registry.clone()).unwrap_or_else(PyMetrics::fresh_registry);
+        let driver_metrics = DriverMetrics::new(&registry).map_err(|e| PyValueError::new_err(e.to_string()))?;
         let stages = StageArgs {
             redact,
             scrub_patterns,
             tail_latency_ms,
             tail_base_ratio,
-            metrics: metrics.map(|m| m.registry.clone()),
+            metrics: registry.clone(),
             metrics_interval_ms,
             resource: Envelope { tenant: tenant.clone(), workspace: workspace.clone(), region: region.clone(), ..Envelope::default() },
         };
@@ -156,7 +168,7 @@ impl PyPipeline {
             },
             ..PipelineConfig::default()
         };
-        Ok(Self { inner: Pipeline::with_stages(config, factory, stages_factory), resource: Resource { tenant, workspace, region }, sampling: Box::new(sampling) })
+        Ok(Self { inner: Pipeline::with_stages(config, factory, stages_factory), resource: Resource { tenant, workspace, region }, registry, driver_metrics, sampling: Box::new(sampling) })
     }
 
     /// Records one finished span, unless sampling drops it. Returns False when
@@ -184,7 +196,7 @@ impl PyPipeline {
         let trace_id = parse_trace_id(trace_id)?;
         let input = SamplingInput {
             trace_id,
-            parent: parent_info(parent_span_id, parent_sampled, parent_remote),
+            parent: self.sampling.parent(parent_span_id, parent_sampled, parent_remote),
             event_name: name,
             is_error: status == Status::Error,
             tenant: &self.resource.tenant,
@@ -250,6 +262,93 @@ impl PyPipeline {
                 with_scratch(|buf| encode_log_to_vec(&log, buf).is_ok() && self.inner.push(buf).is_ok())
             })
         })
+    }
+
+    /// One database driver call (seed 000 `driver.*`): normalises `sql` (cached), records the
+    /// span with every db attribute, updates the driver metrics. Returns the span id, or 0 when
+    /// the span was sampled out or dropped (metrics are updated either way).
+    #[pyo3(signature = (op, dialect, sql, start_ns, end_ns, error_type=None, trace_id=None, parent_span_id=0, parent_sampled=true, component="", peer_name="", peer_port=0, db_namespace="", rows=-1))]
+    #[allow(clippy::too_many_arguments)]
+    fn record_query(
+        &self,
+        op: u8,
+        dialect: &str,
+        sql: Option<&Bound<'_, PyString>>,
+        start_ns: u64,
+        end_ns: u64,
+        error_type: Option<&str>,
+        trace_id: Option<&str>,
+        parent_span_id: u64,
+        parent_sampled: bool,
+        component: &str,
+        peer_name: &str,
+        peer_port: u16,
+        db_namespace: &str,
+        rows: i64,
+    ) -> PyResult<u64> {
+        let op = DriverOp::from_code(op).ok_or_else(|| {
+            PyValueError::new_err(format!("op must be 0 (handshake), 1 (query), 2 (prepare) or 3 (close), got {op}"))
+        })?;
+        let dialect = parse_dialect(Some(dialect))?;
+        let trace_id = match trace_id {
+            Some(hex) => parse_trace_id(hex)?,
+            None => new_trace_id(),
+        };
+        let text = sql.map(lossy);
+        Ok(guarded("Pipeline.record_query", || 0, || {
+            let statement = text.as_deref().map(|t| normalize_cached(t, dialect));
+            let mut call = DriverCall {
+                op,
+                dialect,
+                statement: statement.as_deref(),
+                start_ns,
+                end_ns,
+                error_type,
+                trace_id,
+                span_id: 0,
+                parent_span_id,
+                component,
+                peer_name,
+                peer_port,
+                db_namespace,
+                rows,
+                tenant: &self.resource.tenant,
+                workspace: &self.resource.workspace,
+                region: &self.resource.region,
+            };
+            self.driver_metrics.observe(&call);
+            let input = SamplingInput {
+                trace_id,
+                parent: self.sampling.parent(parent_span_id, parent_sampled, false),
+                event_name: op.event_name(),
+                is_error: error_type.is_some(),
+                tenant: &self.resource.tenant,
+                now_ns: end_ns,
+            };
+            if !self.sampling.keep(&input) {
+                return 0;
+            }
+            call.span_id = new_span_id();
+            let pushed = with_scratch(|buf| encode_driver_span(&call, buf).is_ok() && self.inner.push(buf).is_ok());
+            if pushed { call.span_id } else { 0 }
+        }))
+    }
+
+    /// The metric registry this pipeline exports (built-in driver metrics included).
+    #[getter]
+    fn metrics(&self) -> PyMetrics {
+        PyMetrics::from_registry(self.registry.clone())
+    }
+
+    /// A fresh random span id / trace id (32 hex), fork-safe.
+    #[staticmethod]
+    fn new_span_id() -> u64 {
+        new_span_id()
+    }
+
+    #[staticmethod]
+    fn new_trace_id() -> String {
+        format!("{:032x}", new_trace_id())
     }
 
     /// Waits (GIL released) until everything recorded so far reached the sinks, at most `timeout` s.

@@ -24,12 +24,15 @@ const DROP_OUTCOMES: [PolicyOutcome; 5] = [
 /// The policy plus counters of what it sampled out, by reason.
 pub struct Sampling {
     policy: SamplingPolicy,
+    /// OTEL_TRACES_SAMPLER's `parentbased_*` family: follow the parent's decision.
+    parent_based: bool,
     dropped: [AtomicU64; DROP_OUTCOMES.len()],
 }
 
 /// Sampling settings as the `Pipeline` constructor takes them.
 pub struct SamplingArgs {
     pub ratio: f64,
+    pub parent_based: bool,
     pub rules: Vec<(String, f64, f64)>,
     pub rate_limit_per_second: Option<f64>,
     pub rate_limit_burst: u32,
@@ -51,7 +54,7 @@ impl Sampling {
             ..PolicyConfig::default()
         };
         let policy = SamplingPolicy::new(config).map_err(|e| PyValueError::new_err(format!("sampling: {e}")))?;
-        Ok(Self { policy, dropped: Default::default() })
+        Ok(Self { policy, parent_based: args.parent_based, dropped: Default::default() })
     }
 
     /// True when the span is kept; otherwise the reason is counted.
@@ -67,6 +70,13 @@ impl Sampling {
         false
     }
 
+    /// What the policy sees of the parent: nothing for a root span, or when
+    /// sampling is not parent-based (then every span is decided like a root).
+    #[inline]
+    pub fn parent(&self, parent_span_id: u64, sampled: bool, remote: bool) -> Option<ParentInfo> {
+        (self.parent_based && parent_span_id != 0).then_some(ParentInfo { sampled, remote })
+    }
+
     pub fn dropped_into(&self, d: &Bound<'_, PyDict>) -> PyResult<()> {
         for (outcome, count) in DROP_OUTCOMES.iter().zip(&self.dropped) {
             d.set_item(outcome.as_str(), count.load(Ordering::Relaxed))?;
@@ -75,10 +85,6 @@ impl Sampling {
     }
 }
 
-/// `None` for a root span; otherwise the parent's sampled flag and origin.
-pub fn parent_info(parent_span_id: u64, parent_sampled: bool, parent_remote: bool) -> Option<ParentInfo> {
-    (parent_span_id != 0).then_some(ParentInfo { sampled: parent_sampled, remote: parent_remote })
-}
 
 /// OpenTelemetry's `TraceIdRatioBased`, decision for decision.
 #[pyclass(module = "ats._native", frozen, name = "TraceIdRatio")]

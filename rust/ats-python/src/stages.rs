@@ -19,7 +19,7 @@ pub struct StageArgs {
     pub scrub_patterns: Vec<(String, String, String)>,
     pub tail_latency_ms: Option<f64>,
     pub tail_base_ratio: f64,
-    pub metrics: Option<MetricsRegistry>,
+    pub metrics: MetricsRegistry,
     pub metrics_interval_ms: u64,
     pub resource: Envelope,
 }
@@ -66,9 +66,7 @@ impl StageArgs {
             if let Some(scrubber) = &scrubber {
                 stages.processors.push(Box::new(Redactor::new(Arc::clone(scrubber))));
             }
-            if let Some(registry) = &metrics {
-                stages.collectors.push(Box::new(MetricsCollector::new(registry.clone(), interval_ns, resource.clone())));
-            }
+            stages.collectors.push(Box::new(MetricsCollector::new(metrics.clone(), interval_ns, resource.clone())));
             stages
         }))
     }

@@ -7,7 +7,7 @@
 //! day of the year, then count whole 400-year eras (146 097 days each).
 //! UTC has no leap seconds in Unix time, so a day is always 86 400 s.
 
-use super::json::write_u64;
+use super::json::{push_ascii, write_u64, DEC_PAIRS};
 
 pub const NS_PER_SEC: u64 = 1_000_000_000;
 pub const NS_PER_DAY: u64 = 86_400 * NS_PER_SEC;
@@ -104,6 +104,61 @@ pub fn write_rfc3339_millis(out: &mut String, ts_ns: u64) {
     out.push('.');
     write_padded(out, in_day % NS_PER_SEC / 1_000_000, 3);
     out.push('Z');
+}
+
+/// [`write_rfc3339_millis`] for a stream of timestamps: the date part is
+/// computed once per UTC day and the time of day is written from digit-pair
+/// tables, so a record costs no calendar arithmetic.
+#[derive(Debug, Clone, Default)]
+pub struct TimestampWriter {
+    /// `(day, "YYYY-MM-DDT")` of the last timestamp written.
+    day: Option<(i64, String)>,
+}
+
+impl TimestampWriter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Append the same text as [`write_rfc3339_millis`]`(out, ts_ns)`.
+    #[inline]
+    pub fn write(&mut self, out: &mut String, ts_ns: u64) {
+        let day = day_of_ns(ts_ns);
+        let prefix = match &self.day {
+            Some((d, p)) if *d == day => p,
+            _ => {
+                let mut p = String::with_capacity(12);
+                write_date(&mut p, day);
+                p.push('T');
+                &self.day.insert((day, p)).1
+            }
+        };
+        out.push_str(prefix);
+        let in_day = ts_ns % NS_PER_DAY;
+        let secs = in_day / NS_PER_SEC;
+        let millis = (in_day % NS_PER_SEC / 1_000_000) as usize;
+        let pair = |v: u64| {
+            let i = v as usize * 2;
+            [DEC_PAIRS[i], DEC_PAIRS[i + 1]]
+        };
+        let (h, m, sec) = (pair(secs / 3600), pair(secs / 60 % 60), pair(secs % 60));
+        let buf = [
+            h[0],
+            h[1],
+            b':',
+            m[0],
+            m[1],
+            b':',
+            sec[0],
+            sec[1],
+            b'.',
+            b'0' + (millis / 100) as u8,
+            b'0' + (millis / 10 % 10) as u8,
+            b'0' + (millis % 10) as u8,
+            b'Z',
+        ];
+        push_ascii(out, &buf);
+    }
 }
 
 /// Parse a strict `YYYY-MM-DD` into a day number; `None` if malformed or
@@ -214,5 +269,37 @@ mod tests {
         let mut out = String::new();
         write_date(&mut out, 19_782);
         assert_eq!(out, "2024-02-29");
+    }
+
+    #[test]
+    fn timestamp_writer_matches_write_rfc3339_millis() {
+        let mut w = TimestampWriter::new();
+        let day = NS_PER_DAY;
+        let mut samples = vec![
+            0,
+            1,
+            999_999,
+            1_000_000,
+            day - 1,
+            day,
+            day + 1,
+            u64::MAX,
+            u64::MAX - day,
+        ];
+        // Walk across day boundaries back and forth so the cache is exercised.
+        let mut x: u64 = 1_760_623_265_345_678_901;
+        for k in 0..2_000u64 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            samples.push(1_760_000_000_000_000_000 + (x % (40 * day)));
+            samples.push(k * (day / 7));
+        }
+        for ts in samples {
+            let (mut a, mut b) = (String::new(), String::new());
+            w.write(&mut a, ts);
+            write_rfc3339_millis(&mut b, ts);
+            assert_eq!(a, b, "{ts}");
+        }
     }
 }

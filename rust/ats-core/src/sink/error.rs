@@ -33,6 +33,18 @@ pub enum StoreError {
 
     #[error("store is closed")]
     Closed,
+
+    /// `open_readonly` found an older layout; opening the store for writing
+    /// (the flusher does) upgrades it.
+    #[error("store schema version {found} is older than this ATS reads ({supported}); open it for writing once to upgrade it")]
+    SchemaTooOld { found: u32, supported: u32 },
+
+    #[error("store was opened read-only")]
+    ReadOnly,
+
+    /// A stored row does not decode (written by something else, or damaged).
+    #[error("store row is invalid: {0}")]
+    InvalidRow(String),
 }
 
 /// Errors of the JSONL file sink.

@@ -49,33 +49,69 @@ pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// True when any of the 8 bytes of `w` is a control character, `"` or `\\`.
+/// The classic "has a byte less than n / equal to c" word tricks: exact as
+/// an any-test (individual flag bits may be off, which is never used).
+#[inline]
+fn word_needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    let q = w ^ (ONES * u64::from(b'"'));
+    let quote = q.wrapping_sub(ONES) & !q & HIGH;
+    let bs = w ^ (ONES * u64::from(b'\\'));
+    let backslash = bs.wrapping_sub(ONES) & !bs & HIGH;
+    (below_space | quote | backslash) != 0
+}
+
 /// Append the escaped contents of `s` without the surrounding quotes.
 pub fn write_str_body(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     // Copy unescaped runs in one go; every byte that needs escaping is ASCII,
     // so the run boundaries are always char boundaries and slicing is safe.
+    // Clean 8-byte words are skipped whole (most strings need no escaping).
     let mut run_start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let class = ESCAPE[b as usize];
-        if class == 0 {
-            continue;
+    let mut i = 0;
+    while i < bytes.len() {
+        while let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if word_needs_escape(u64::from_le_bytes(word)) {
+                break;
+            }
+            i += 8;
         }
-        out.push_str(&s[run_start..i]);
-        out.push('\\');
-        if class == b'u' {
-            out.push_str("u00");
-            out.push(HEX_DIGITS[(b >> 4) as usize] as char);
-            out.push(HEX_DIGITS[(b & 0xf) as usize] as char);
-        } else {
-            out.push(class as char);
+        let end = (i + 8).min(bytes.len());
+        while i < end {
+            let b = bytes[i];
+            let class = ESCAPE[b as usize];
+            if class != 0 {
+                out.push_str(&s[run_start..i]);
+                if class == b'u' {
+                    push_ascii(
+                        out,
+                        &[
+                            b'\\',
+                            b'u',
+                            b'0',
+                            b'0',
+                            HEX_DIGITS[(b >> 4) as usize],
+                            HEX_DIGITS[(b & 0xf) as usize],
+                        ],
+                    );
+                } else {
+                    push_ascii(out, &[b'\\', class]);
+                }
+                run_start = i + 1;
+            }
+            i += 1;
         }
-        run_start = i + 1;
     }
     out.push_str(&s[run_start..]);
 }
 
 /// "00" "01" … "99": two digits per division halves the work of printing.
-const DEC_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+pub(crate) const DEC_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 2021222324252627282930313233343536373839\
 4041424344454647484950515253545556575859\
 6061626364656667686970717273747576777879\
@@ -127,6 +163,41 @@ pub fn write_f64(out: &mut String, v: f64) {
     }
 }
 
+/// Append `ns / 1e6` (a duration in ms) exactly as [`write_f64`] would
+/// write that quotient, without float formatting in the common range.
+///
+/// For `100 <= ns < 10^15` the quotient has at most 15 significant digits
+/// and lies in `[1e-4, 1e9)`, so (f64 keeps 15 decimal digits exactly) the
+/// shortest representation is the exact decimal `ns / 10^6` with trailing
+/// zeros trimmed, in plain (not exponent) form; elsewhere, fall back.
+#[inline]
+pub fn write_ms_from_ns(out: &mut String, ns: u64) {
+    if !(100..1_000_000_000_000_000).contains(&ns) {
+        write_f64(out, ns as f64 / 1e6);
+        return;
+    }
+    write_u64(out, ns / 1_000_000);
+    let mut frac = ns % 1_000_000;
+    if frac == 0 {
+        out.push_str(".0");
+        return;
+    }
+    let mut digits = 6;
+    while frac.is_multiple_of(10) {
+        frac /= 10;
+        digits -= 1;
+    }
+    let mut buf = [b'0'; 7];
+    buf[0] = b'.';
+    let mut k = digits;
+    while frac > 0 {
+        buf[k] = b'0' + (frac % 10) as u8;
+        frac /= 10;
+        k -= 1;
+    }
+    push_ascii(out, &buf[..=digits]);
+}
+
 #[inline]
 pub fn write_bool(out: &mut String, v: bool) {
     out.push_str(if v { "true" } else { "false" });
@@ -159,10 +230,19 @@ pub fn span_id_bytes(id: u64) -> [u8; 16] {
 
 /// Append ASCII bytes produced by the digit / hex helpers in one copy.
 #[inline]
-fn push_ascii(out: &mut String, bytes: &[u8]) {
-    // Always ASCII here, so validation succeeds (and is cheap for short
-    // runs); the fallback keeps this panic-free without `unsafe`.
-    out.push_str(std::str::from_utf8(bytes).unwrap_or_default());
+pub(crate) fn push_ascii(out: &mut String, bytes: &[u8]) {
+    // Callers only pass bytes from the digit / hex tables and literal ASCII,
+    // so the UTF-8 check `push_str(from_utf8(..))` would do is pure cost
+    // (it measured ~9% of the JSONL sink). Checked in debug builds; a
+    // non-ASCII byte is replaced rather than trusted in release builds.
+    debug_assert!(bytes.is_ascii());
+    if bytes.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8 on their own, so the String
+        // stays valid UTF-8.
+        unsafe { out.as_mut_vec().extend_from_slice(bytes) }
+    } else {
+        out.push_str(&String::from_utf8_lossy(bytes));
+    }
 }
 
 /// Append `"0123…"` (quoted 32-digit hex trace id).
@@ -454,7 +534,24 @@ mod tests {
         fn any_string_round_trips(text in "\\PC*|[\\x00-\\x7f]*") {
             let json = s(|o| write_str(o, &text));
             let back: String = serde_json::from_str(&json).expect("valid JSON string");
-            proptest::prop_assert_eq!(back, text);
+            proptest::prop_assert_eq!(&back, &text);
+            // Same escaping rules as serde_json (named short escapes,
+            // `\u00XX` for other controls, nothing else escaped).
+            proptest::prop_assert_eq!(json, serde_json::to_string(&text).expect("serde"));
+        }
+
+        #[test]
+        fn escape_heavy_strings_match_serde(text in "[a\"\\\\\x00-\x1f\x7fé😀]{0,40}") {
+            let json = s(|o| write_str(o, &text));
+            proptest::prop_assert_eq!(json, serde_json::to_string(&text).expect("serde"));
+        }
+
+        #[test]
+        fn millis_from_ns_matches_float_division(ns in 0u64..2_000_000_000_000_000) {
+            proptest::prop_assert_eq!(
+                s(|o| write_ms_from_ns(o, ns)),
+                s(|o| write_f64(o, ns as f64 / 1e6))
+            );
         }
 
         #[test]

@@ -49,17 +49,34 @@
 //! as whole encoded lines, so a killed process leaves at most one partial
 //! last line; [`read_jsonl_lenient`] skips it.
 
+//! # Performance
+//!
+//! `examples/store_throughput.rs`, 1M small spans, batches of 4,096, shared
+//! 2-core machine: the previous version ran at 450k–820k lines/s; profiles
+//! showed the UTF-8 check on ASCII digit pushes (~9%), calendar arithmetic
+//! per record, float formatting of `duration_ms`, and a `BTreeMap` update
+//! per line. Now: the date prefix is computed once per UTC day
+//! ([`TimestampWriter`]), `duration_ms` is written from the integer
+//! nanoseconds (identical text, proven by a property test against float
+//! formatting), strings are scanned for escapes 8 bytes at a time, the
+//! current file's size is a plain counter. Writes go out in 1 MiB chunks:
+//! 256 KiB–1 MiB measured 1.8M–2.7M lines/s, 4 MiB only 0.9M–1.0M (the
+//! buffer falls out of cache before the kernel copies it). Encoding alone
+//! runs at 2.0M–3.8M lines/s (~0.25 µs of CPU per line); end to end, with
+//! `write(2)` into the page cache and the final fsync, 1.8M–2.7M lines/s
+//! (runs under load: 0.77M–1.25M).
+
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::civil_time::{day_of_ns, parse_date, write_date, write_rfc3339_millis};
+use super::civil_time::{day_of_ns, parse_date, write_date, TimestampWriter};
 use super::error::JsonlError;
 use super::json::{
     metric_kind_str, slo_class_str, status_str, write_air_id, write_attributes, write_bool,
-    write_f64, write_histogram, write_labels, write_plan_hash, write_span_id, write_str,
-    write_str_body, write_trace_id, write_u64,
+    write_f64, write_histogram, write_labels, write_ms_from_ns, write_plan_hash, write_span_id,
+    write_str, write_str_body, write_trace_id, write_u64,
 };
 use crate::record::{Envelope, LogRecord, MetricPoint, Record, RewardRecord, SpanRecord, Status};
 
@@ -76,7 +93,9 @@ pub struct JsonlConfig {
 }
 
 impl JsonlConfig {
-    /// 128 MiB per file, no directory cap, 1 MiB write buffer.
+    /// 128 MiB per file, no directory cap, 1 MiB write buffer: 256 KiB–1 MiB
+    /// measured fastest; 4 MiB was ~2× slower (the buffer no longer fits in
+    /// cache, so the kernel's copy in `write(2)` reads it from memory).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         JsonlConfig {
             dir: dir.into(),
@@ -107,6 +126,10 @@ struct OpenFile {
     key: FileKey,
     path: PathBuf,
     file: File,
+    /// Bytes of this file including buffered lines. Authoritative while the
+    /// file is current (the `files` map is brought up to date by
+    /// `sync_current_size`), so a line costs no map update.
+    size: u64,
 }
 
 /// The JSONL file sink. See the module docs for the line and file layout.
@@ -121,6 +144,8 @@ pub struct JsonlSink {
     total_bytes: u64,
     stats: JsonlStats,
     closed: bool,
+    /// Caches the current day's date text for the `ts` field.
+    ts: TimestampWriter,
 }
 
 /// `ats-YYYY-MM-DD.jsonl` or `ats-YYYY-MM-DD.N.jsonl`.
@@ -205,6 +230,7 @@ impl JsonlSink {
             total_bytes,
             stats: JsonlStats::default(),
             closed: false,
+            ts: TimestampWriter::new(),
         })
     }
 
@@ -236,22 +262,43 @@ impl JsonlSink {
     fn write_batch_inner(&mut self, batch: &[Record]) -> Result<(), JsonlError> {
         for rec in batch {
             let start = self.buf.len();
-            encode_record(&mut self.buf, rec);
+            encode_record_with(&mut self.buf, rec, &mut self.ts);
             let len = (self.buf.len() - start) as u64;
-            let key = self.target_file(day_of_ns(rec.envelope().ts_ns), len);
-            if self.current.as_ref().map(|c| c.key) != Some(key) {
-                // Everything before this line belongs to the old file.
-                self.write_out(start)?;
-                self.open_file(key)?;
+            let day = day_of_ns(rec.envelope().ts_ns);
+            let cap = self.cfg.max_file_bytes;
+            // Fast path: same day, still fits the current file. This is
+            // exactly the case where `target_file` returns the current key.
+            let fits_current = self.current.as_ref().is_some_and(|c| {
+                c.key.0 == day
+                    && !cap.is_some_and(|cap| c.size > 0 && c.size.saturating_add(len) > cap)
+            });
+            if !fits_current {
+                self.sync_current_size();
+                let key = self.target_file(day, len);
+                if self.current.as_ref().map(|c| c.key) != Some(key) {
+                    // Everything before this line belongs to the old file.
+                    self.write_out(start)?;
+                    self.open_file(key)?;
+                }
             }
-            *self.files.entry(key).or_insert(0) += len;
+            if let Some(cur) = self.current.as_mut() {
+                cur.size += len;
+            }
             self.total_bytes += len;
             self.stats.lines_written += 1;
             if self.buf.len() >= self.cfg.buffer_bytes {
                 self.write_out(self.buf.len())?;
             }
         }
+        self.sync_current_size();
         self.enforce_total_cap()
+    }
+
+    /// Copy the current file's size into the `files` map.
+    fn sync_current_size(&mut self) {
+        if let Some(cur) = &self.current {
+            self.files.insert(cur.key, cur.size);
+        }
     }
 
     /// Hand all buffered lines to the OS (no fsync).
@@ -321,9 +368,14 @@ impl JsonlSink {
                 path: path.clone(),
                 source,
             })?;
-        self.files.entry(key).or_insert(0);
+        let size = *self.files.entry(key).or_insert(0);
         self.stats.files_opened += 1;
-        self.current = Some(OpenFile { key, path, file });
+        self.current = Some(OpenFile {
+            key,
+            path,
+            file,
+            size,
+        });
         Ok(())
     }
 
@@ -394,18 +446,24 @@ impl Drop for JsonlSink {
 
 /// Append one record as a JSON line (with the trailing `\n`).
 pub fn encode_record(out: &mut String, rec: &Record) {
+    encode_record_with(out, rec, &mut TimestampWriter::new());
+}
+
+/// [`encode_record`] reusing the caller's timestamp writer (which caches
+/// the current day's date text across records).
+pub fn encode_record_with(out: &mut String, rec: &Record, ts: &mut TimestampWriter) {
     match rec {
-        Record::Span(r) => encode_span(out, r),
-        Record::Log(r) => encode_log(out, r),
-        Record::Metric(r) => encode_metric(out, r),
-        Record::Reward(r) => encode_reward(out, r),
+        Record::Span(r) => encode_span(out, r, ts),
+        Record::Log(r) => encode_log(out, r, ts),
+        Record::Metric(r) => encode_metric(out, r, ts),
+        Record::Reward(r) => encode_reward(out, r, ts),
     }
     out.push_str("}\n");
 }
 
-fn encode_envelope(out: &mut String, e: &Envelope, kind: &str) {
+fn encode_envelope(out: &mut String, e: &Envelope, kind: &str, ts: &mut TimestampWriter) {
     out.push_str("{\"ts\":\"");
-    write_rfc3339_millis(out, e.ts_ns);
+    ts.write(out, e.ts_ns);
     out.push_str("\",\"tenant\":");
     write_str(out, &e.tenant);
     out.push_str(",\"workspace\":");
@@ -439,9 +497,9 @@ fn encode_envelope(out: &mut String, e: &Envelope, kind: &str) {
     out.push('"');
 }
 
-fn encode_span(out: &mut String, r: &SpanRecord) {
+fn encode_span(out: &mut String, r: &SpanRecord, ts: &mut TimestampWriter) {
     let e = &r.envelope;
-    encode_envelope(out, e, "span");
+    encode_envelope(out, e, "span", ts);
     out.push_str(",\"evt\":\"");
     write_str_body(out, &r.name);
     match r.status {
@@ -458,13 +516,13 @@ fn encode_span(out: &mut String, r: &SpanRecord) {
     out.push_str(",\"end_ns\":");
     write_u64(out, r.end_ns);
     out.push_str(",\"duration_ms\":");
-    write_f64(out, r.end_ns.saturating_sub(e.ts_ns) as f64 / 1e6);
+    write_ms_from_ns(out, r.end_ns.saturating_sub(e.ts_ns));
     out.push_str(",\"attributes\":");
     write_attributes(out, &r.attributes);
 }
 
-fn encode_log(out: &mut String, r: &LogRecord) {
-    encode_envelope(out, &r.envelope, "log");
+fn encode_log(out: &mut String, r: &LogRecord, ts: &mut TimestampWriter) {
+    encode_envelope(out, &r.envelope, "log", ts);
     out.push_str(",\"evt\":");
     write_str(out, &r.event);
     out.push_str(",\"component\":");
@@ -477,8 +535,8 @@ fn encode_log(out: &mut String, r: &LogRecord) {
     write_attributes(out, &r.attributes);
 }
 
-fn encode_metric(out: &mut String, r: &MetricPoint) {
-    encode_envelope(out, &r.envelope, "metric");
+fn encode_metric(out: &mut String, r: &MetricPoint, ts: &mut TimestampWriter) {
+    encode_envelope(out, &r.envelope, "metric", ts);
     out.push_str(",\"name\":");
     write_str(out, &r.name);
     out.push_str(",\"unit\":");
@@ -497,9 +555,9 @@ fn encode_metric(out: &mut String, r: &MetricPoint) {
     }
 }
 
-fn encode_reward(out: &mut String, r: &RewardRecord) {
+fn encode_reward(out: &mut String, r: &RewardRecord, ts: &mut TimestampWriter) {
     let e = &r.envelope;
-    encode_envelope(out, e, "reward");
+    encode_envelope(out, e, "reward", ts);
     out.push_str(",\"class\":\"");
     out.push_str(slo_class_str(r.class));
     out.push_str("\",\"latency_ms\":");

@@ -19,6 +19,9 @@ pub mod store_schema;
 
 pub use error::{JsonlError, StoreError};
 pub use jsonl::{read_jsonl_lenient, JsonlConfig, JsonlSink, JsonlStats, LenientRead};
-pub use sqlite_store::{PruneCounts, PruneCutoffs, SqliteStore, StoreStats, DEFAULT_STORE_PATH};
+pub use sqlite_store::{
+    parse_air_id, parse_attributes, parse_plan_hash, parse_span_id, parse_trace_id, PruneCounts,
+    PruneCutoffs, SqliteStore, StoreOptions, StoreStats, TraceSummary, DEFAULT_STORE_PATH,
+};
 pub mod open;
 pub use open::{open_sinks, OpenError, SinkSpec};

@@ -15,7 +15,11 @@ pub enum SinkSpec {
     /// The embedded SQLite store at `path` (parent directories are created).
     Store { path: PathBuf },
     /// JSONL files in `dir`, rotated daily and by size.
-    Jsonl { dir: PathBuf, max_file_bytes: u64, max_total_bytes: Option<u64> },
+    Jsonl {
+        dir: PathBuf,
+        max_file_bytes: u64,
+        max_total_bytes: Option<u64>,
+    },
 }
 
 /// A sink could not be opened; names the sink and the path.
@@ -36,20 +40,35 @@ fn open_one(spec: &SinkSpec) -> Result<Box<dyn Sink>, OpenError> {
     match spec {
         SinkSpec::Store { path } => SqliteStore::open(path)
             .map(|s| Box::new(s) as Box<dyn Sink>)
-            .map_err(|e| OpenError { kind: "store", path: path.clone(), message: e.to_string() }),
-        SinkSpec::Jsonl { dir, max_file_bytes, max_total_bytes } => {
+            .map_err(|e| OpenError {
+                kind: "store",
+                path: path.clone(),
+                message: e.to_string(),
+            }),
+        SinkSpec::Jsonl {
+            dir,
+            max_file_bytes,
+            max_total_bytes,
+        } => {
             let mut config = JsonlConfig::new(dir.clone());
             config.max_file_bytes = Some(*max_file_bytes);
             config.max_total_bytes = *max_total_bytes;
             JsonlSink::open(config)
                 .map(|s| Box::new(s) as Box<dyn Sink>)
-                .map_err(|e| OpenError { kind: "jsonl", path: dir.clone(), message: e.to_string() })
+                .map_err(|e| OpenError {
+                    kind: "jsonl",
+                    path: dir.clone(),
+                    message: e.to_string(),
+                })
         }
     }
 }
 
 fn failed(sink: &str, e: impl std::fmt::Display) -> SinkError {
-    SinkError::Failed { sink: sink.to_owned(), message: e.to_string() }
+    SinkError::Failed {
+        sink: sink.to_owned(),
+        message: e.to_string(),
+    }
 }
 
 /// Forwards the trait to a sink's inherent methods, mapping its typed error.

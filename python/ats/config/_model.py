@@ -1,0 +1,302 @@
+"""The typed, frozen :class:`Config` and its construction from merged layers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+from ats.config._keys import KEYS
+from ats.config._values import ConfigError, Invalid, Raw, render, render_bytes
+
+
+@dataclass(frozen=True)
+class SamplingRule:
+    """Spans whose name starts with ``prefix`` are kept at ``ok_rate`` (``error_rate`` if failed)."""
+
+    prefix: str
+    ok_rate: float
+    error_rate: float = 1.0
+
+
+@dataclass(frozen=True)
+class RedactionPattern:
+    """Every match of ``regex`` (Rust syntax) is replaced by ``marker``."""
+
+    name: str
+    regex: str
+    marker: str
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    name: str
+    resource_attributes: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    enabled: bool
+    path: Path
+
+
+@dataclass(frozen=True)
+class JsonlConfig:
+    enabled: bool
+    dir: Path
+    max_file_bytes: int
+    max_total_bytes: int | None
+
+
+@dataclass(frozen=True)
+class RingConfig:
+    bytes: int
+
+
+@dataclass(frozen=True)
+class FlushConfig:
+    interval_ms: int
+    batch_max_records: int
+
+
+@dataclass(frozen=True)
+class ShutdownConfig:
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    ratio: float
+    parent_based: bool
+    rules: tuple[SamplingRule, ...]
+    rate_limit_per_second: float | None
+    daily_cap: int | None
+
+
+@dataclass(frozen=True)
+class TailConfig:
+    enabled: bool
+    latency_ms: float
+    base_ratio: float
+
+
+@dataclass(frozen=True)
+class RedactionConfig:
+    enabled: bool
+    patterns: tuple[RedactionPattern, ...]
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    interval_ms: int
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    traces_days: int
+    logs_days: int
+    metrics_days: int
+    learning_days: int
+
+
+@dataclass(frozen=True)
+class PluginsConfig:
+    disabled: tuple[str, ...]
+    allowed: tuple[str, ...] | None
+    trace_hooks: bool
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    enabled: bool
+    endpoint: str
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "service": ServiceConfig, "store": StoreConfig, "jsonl": JsonlConfig, "ring": RingConfig,
+    "flush": FlushConfig, "shutdown": ShutdownConfig, "sampling": SamplingConfig, "tail": TailConfig,
+    "redaction": RedactionConfig, "metrics": MetricsConfig, "retention": RetentionConfig,
+    "plugins": PluginsConfig, "export": ExportConfig,
+}
+_BYTE_KEYS = frozenset({"ring.bytes", "jsonl.max_file_bytes", "jsonl.max_total_bytes"})
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration. Attribute paths match the dotted keys:
+    ``config.sampling.ratio`` is key ``sampling.ratio``."""
+
+    service: ServiceConfig
+    tenant: str
+    workspace: str
+    region: str
+    mode: Literal["prod", "dev"]
+    home: Path
+    disabled: bool
+    store: StoreConfig
+    jsonl: JsonlConfig
+    ring: RingConfig
+    flush: FlushConfig
+    shutdown: ShutdownConfig
+    sampling: SamplingConfig
+    tail: TailConfig
+    redaction: RedactionConfig
+    metrics: MetricsConfig
+    retention: RetentionConfig
+    plugins: PluginsConfig
+    export: ExportConfig
+    sources: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
+
+    def get(self, key: str) -> Any:
+        """The value of a dotted key, e.g. ``config.get("sampling.ratio")``."""
+        self._check(key)
+        value: Any = self
+        for part in key.split("."):
+            value = getattr(value, part)
+        return value
+
+    def provenance(self, key: str) -> str:
+        """Where the value came from: ``default``, ``file /abs/ats.toml``,
+        ``env OTEL_SERVICE_NAME``, ``init()`` or ``init(config)``."""
+        self._check(key)
+        return self.sources[key]
+
+    def as_rows(self) -> list[tuple[str, str, str]]:
+        """``(key, rendered value, source)`` for every key, sorted by key (``ats config show``)."""
+        return [(k, _render_key(k, self.get(k)), self.sources[k]) for k in sorted(KEYS)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested plain data (JSON-serialisable): paths as strings, tuples as lists."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "sources"}
+
+    def changed_keys(self, other: Config) -> frozenset[str]:
+        """Keys whose values differ between two configurations (for ``ats.reload()``)."""
+        return frozenset(k for k in KEYS if self.get(k) != other.get(k))
+
+    def pipeline_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``ats._native.Pipeline`` built from this configuration.
+
+        """
+        return {
+            "store_path": str(self.store.path) if self.store.enabled else None,
+            "jsonl_dir": str(self.jsonl.dir) if self.jsonl.enabled else None,
+            "jsonl_max_file_bytes": self.jsonl.max_file_bytes,
+            "jsonl_max_total_bytes": self.jsonl.max_total_bytes,
+            "ring_bytes": self.ring.bytes,
+            "flush_interval_ms": self.flush.interval_ms,
+            "batch_max_records": self.flush.batch_max_records,
+            "tenant": self.tenant,
+            "workspace": self.workspace,
+            "region": self.region,
+            "sample_ratio": self.sampling.ratio,
+            "parent_based": self.sampling.parent_based,
+            "sampling_rules": [(r.prefix, r.ok_rate, r.error_rate) for r in self.sampling.rules],
+            "rate_limit_per_second": self.sampling.rate_limit_per_second,
+            "daily_cap": self.sampling.daily_cap,
+            "redact": self.redaction.enabled,
+            "scrub_patterns": [(p.name, p.regex, p.marker) for p in self.redaction.patterns],
+            "tail_latency_ms": self.tail.latency_ms if self.tail.enabled else None,
+            "tail_base_ratio": self.tail.base_ratio,
+            "metrics_interval_ms": self.metrics.interval_ms,
+        }
+
+    def _check(self, key: str) -> None:
+        if key not in KEYS:
+            from ats.config._sources import suggest
+
+            hint = suggest(key, KEYS)
+            raise KeyError(f"unknown configuration key {key!r}" + (f"; did you mean {hint}?" if hint else ""))
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _render_key(key: str, value: Any) -> str:
+    """Renders a value so that it could be pasted back into its env var."""
+    from urllib.parse import quote
+
+    if value is None:
+        return "none"
+    if key in _BYTE_KEYS:
+        return render_bytes(value)
+    if key == "service.resource_attributes":
+        return ",".join(f"{quote(k, safe='/:@._-~')}={quote(v, safe='/:@._-~')}" for k, v in value.items())
+    if key == "sampling.rules":
+        return ",".join(f"{r.prefix}:{r.ok_rate}:{r.error_rate}" for r in value)
+    if key == "redaction.patterns":
+        return json.dumps(_plain(value)) if value else "[]"
+    if key.startswith("plugins.") and isinstance(value, tuple):
+        return ",".join(value)
+    return render(value)
+
+
+def default_service_name() -> str:
+    """The script's name (``app`` for ``python app.py``), else ``unknown_service``."""
+    argv = getattr(sys, "argv", None) or [""]
+    first = argv[0]
+    if not first or first in ("-c", "-m", "-"):
+        return "unknown_service"
+    p = Path(first)
+    name = p.parent.name if p.stem == "__main__" else p.stem
+    return name or "unknown_service"
+
+
+def build(merged: Mapping[str, Raw], cwd: Path) -> Config:
+    """Validates the winning raw value of every key and assembles the Config."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, spec in KEYS.items():
+        raw = merged.get(name)
+        if raw is None:
+            values[name], sources[name] = spec.default, "default"
+            continue
+        try:
+            values[name] = spec.parse(raw.value, raw.base)
+        except Invalid as e:
+            raise ConfigError(raw.label or name, raw.value, e.allowed or spec.allowed, raw.source) from None
+        sources[name] = raw.source
+
+    def fail(key: str, allowed: str) -> ConfigError:
+        raw = merged[key]
+        return ConfigError(raw.label or key, raw.value, allowed, raw.source)
+
+    if values["service.name"] is None:
+        values["service.name"] = default_service_name()
+    if values["home"] is None:
+        values["home"] = cwd / ".ats"
+    if values["store.path"] is None:
+        values["store.path"] = values["home"] / "ats.db"
+    if values["jsonl.dir"] is None:
+        values["jsonl.dir"] = values["home"] / "jsonl"
+    if not values["redaction.enabled"] and values["mode"] != "dev":
+        raise fail("redaction.enabled", "true unless mode = dev (turning redaction off, "
+                                        "telemetry.debugRedact=false, is dev-only)")
+    total = values["jsonl.max_total_bytes"]
+    if total is not None and total < values["jsonl.max_file_bytes"]:
+        raise fail("jsonl.max_total_bytes",
+                   f"none or at least jsonl.max_file_bytes ({render_bytes(values['jsonl.max_file_bytes'])})")
+    if values["export.enabled"] and not values["export.endpoint"]:
+        raise fail("export.enabled", "false while export.endpoint is empty")
+    values["service.resource_attributes"] = MappingProxyType(dict(values["service.resource_attributes"]))
+    values["sampling.rules"] = tuple(SamplingRule(*r) for r in values["sampling.rules"])
+    values["redaction.patterns"] = tuple(RedactionPattern(*p) for p in values["redaction.patterns"])
+
+    top: dict[str, Any] = {}
+    for section, cls in _SECTIONS.items():
+        top[section] = cls(**{f.name: values[f"{section}.{f.name}"] for f in fields(cls)})
+    for name in ("tenant", "workspace", "region", "mode", "home", "disabled"):
+        top[name] = values[name]
+    return Config(**top, sources=MappingProxyType(sources))
