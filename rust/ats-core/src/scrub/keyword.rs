@@ -312,6 +312,10 @@ pub(crate) fn forward(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) ->
         }
         ie += 1;
     }
+    // `[API_KEY]`, `[SECRET]`: a marker (or a bracketed label), not a name.
+    if is > 0 && b[is - 1] == b'[' && b.get(ie) == Some(&b']') {
+        return e;
+    }
     let Some(info) = secret_name(&b[is..ie]) else { return e };
 
     // Closing quote / bracket of the name: `"password":`, `['password'] =`.
@@ -386,6 +390,9 @@ pub(crate) fn reverse(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) ->
             return c;
         }
         ie += 1;
+    }
+    if b.get(e) == Some(&b'[') {
+        return c;
     }
     let Some(info) = secret_name(&b[e..ie]) else { return c };
     let v = &text[s + 1..c];

@@ -56,7 +56,11 @@
 //!
 //! Scrubbing is idempotent for the built-in rules (`scrub(scrub(x)) == scrub(x)`):
 //! markers never match a rule, and a position right after a replacement counts as a
-//! boundary in the first pass just as the marker's `]` does in the second.
+//! boundary in the first pass just as the marker's `]` does in the second. One
+//! case cannot be seen in a single pass: a candidate rejected because its body ran
+//! into a secret that a later rule then replaced (`glpat-…-ghp_…`). When a
+//! replacement follows a rejected candidate closely, a confirming pass runs over
+//! the output; clean text never pays for it, and most dirty text does not either.
 //! Extra patterns are the caller's: a marker that its own regex matches breaks that.
 
 mod keyword;
@@ -317,9 +321,35 @@ impl Scrubber {
     /// Like [`Scrubber::scrub`], also counting replacements per kind.
     pub fn scrub_with_counts<'a>(&self, text: &'a str) -> (Cow<'a, str>, Counts) {
         let mut counts = Counts::default();
+        let Some((mut current, mut confirm)) = self.pass(text, &mut counts) else {
+            return (Cow::Borrowed(text), counts);
+        };
+        // A confirming pass, only when a rejected candidate sat right before a
+        // replacement: its validator may have read into text that is now a
+        // marker, and a second look must agree with the first (idempotence).
+        for _ in 0..MAX_CONFIRM {
+            if !confirm {
+                break;
+            }
+            match self.pass(&current, &mut counts) {
+                Some((next, again)) => {
+                    current = next;
+                    confirm = again;
+                }
+                None => break,
+            }
+        }
+        (Cow::Owned(current), counts)
+    }
+
+    /// One scan. `None` when nothing was replaced; otherwise the new text and
+    /// whether a confirming pass is needed.
+    fn pass(&self, text: &str, counts: &mut Counts) -> Option<(String, bool)> {
         let mut out: Option<String> = None;
         let mut emitted = 0usize; // text[..emitted] is already in `out`
         let mut redacted_to: Option<usize> = None;
+        let mut last_reject: Option<usize> = None; // start of the latest rejected candidate
+        let mut confirm = false;
         let mut hits: Vec<Hit> = Vec::new(); // allocates only on the first hit
         let mut pos = 0usize;
         let len = text.len();
@@ -328,41 +358,42 @@ impl Scrubber {
             let ctx = Ctx { text, redacted_to };
             hits.clear();
             let rule = &self.rules[m.pattern().as_usize()];
-            let resume = match rule.handler {
+            let (resume, extra_marker) = match rule.handler {
                 Handler::Extra(i) => {
                     if m.end() > m.start() {
                         hits.push(Hit { start: m.start(), end: m.end(), kind: Kind::Extra });
                     }
-                    let marker = self.extra_markers.get(usize::from(i)).map(String::as_str).unwrap_or("");
-                    for h in &hits {
-                        let buf = out.get_or_insert_with(|| String::with_capacity(len));
-                        buf.push_str(&text[emitted..h.start]);
-                        buf.push_str(marker);
-                        emitted = h.end;
-                        redacted_to = Some(h.end);
-                        counts.bump(Kind::Extra);
-                    }
-                    m.end()
+                    (m.end(), Some(self.extra_markers.get(usize::from(i)).map(String::as_str).unwrap_or("")))
                 }
-                h => {
-                    let resume = patterns::run(h, &ctx, m.start(), m.end(), &mut hits);
-                    for h in &hits {
-                        // Validators return ordered hits at or after `pos`; anything
-                        // else would be a bug, and is skipped rather than panicking.
-                        if h.start < emitted || h.end < h.start || h.end > len {
-                            debug_assert!(false, "bad hit {h:?}");
-                            continue;
-                        }
-                        let buf = out.get_or_insert_with(|| String::with_capacity(len));
-                        buf.push_str(&text[emitted..h.start]);
-                        buf.push_str(h.kind.marker());
-                        emitted = h.end;
-                        redacted_to = Some(h.end);
-                        counts.bump(h.kind);
-                    }
-                    resume
-                }
+                h => (patterns::run(h, &ctx, m.start(), m.end(), &mut hits), None),
             };
+            if hits.is_empty() {
+                last_reject = Some(m.start());
+            } else if matches!(rule.handler, Handler::KeywordForward | Handler::KeywordReverse) {
+                // The name around the keyword was read but not scanned; a second
+                // pass (seeing the value as a marker) would scan it.
+                let covered: usize = hits.iter().map(|h| h.end - h.start).sum();
+                if resume.saturating_sub(m.start()).saturating_sub(covered) > KEYWORD_SKIP_MAX {
+                    confirm = true;
+                }
+            }
+            for h in &hits {
+                // Validators return ordered hits at or after `pos`; anything
+                // else would be a bug, and is skipped rather than panicking.
+                if h.start < emitted || h.end < h.start || h.end > len {
+                    debug_assert!(false, "bad hit {h:?}");
+                    continue;
+                }
+                if last_reject.is_some_and(|r| r >= emitted && h.start.abs_diff(r) <= CONFIRM_WINDOW) {
+                    confirm = true;
+                }
+                let buf = out.get_or_insert_with(|| String::with_capacity(len));
+                buf.push_str(&text[emitted..h.start]);
+                buf.push_str(extra_marker.unwrap_or(h.kind.marker()));
+                emitted = h.end;
+                redacted_to = Some(h.end);
+                counts.bump(h.kind);
+            }
             // Always make progress, never land inside a replacement or a char.
             let mut next = resume.max(m.start() + 1).max(emitted);
             while next < len && !text.is_char_boundary(next) {
@@ -370,15 +401,21 @@ impl Scrubber {
             }
             pos = next;
         }
-        match out {
-            None => (Cow::Borrowed(text), counts),
-            Some(mut buf) => {
-                buf.push_str(&text[emitted..]);
-                (Cow::Owned(buf), counts)
-            }
-        }
+        out.map(|mut buf| {
+            buf.push_str(&text[emitted..]);
+            (buf, confirm)
+        })
     }
 }
+
+/// How far before a replacement a rejected candidate may start and still have
+/// read into it (token bodies and keyword values are short).
+const CONFIRM_WINDOW: usize = 512;
+/// Bytes of name, operator and quotes a keyword match may step over before a
+/// confirming pass is asked for (`password_super_secure = "` is 24).
+const KEYWORD_SKIP_MAX: usize = 28;
+/// Most confirming passes; each only runs when the previous one changed text.
+const MAX_CONFIRM: usize = 3;
 
 /// The scrubber with built-in rules only, built on first use.
 pub fn default_scrubber() -> &'static Scrubber {

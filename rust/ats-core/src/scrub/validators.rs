@@ -43,6 +43,16 @@ pub(crate) fn extend(b: &[u8], mut i: usize, f: impl Fn(u8) -> bool) -> usize {
     i
 }
 
+/// `end` cut back to the start of a `-----BEGIN` inside `text[start..end]`:
+/// PEM armour never belongs to a token, and a token glued to a key block must
+/// end where a second pass (seeing `[PRIVATE_KEY]` there) would end it.
+pub(crate) fn cut_armor(text: &str, start: usize, end: usize) -> usize {
+    match text[start..end].find("-----BEGIN") {
+        Some(i) => start + i,
+        None => end,
+    }
+}
+
 /// True when the byte before `i` (as a second pass would see it) is not in `class`.
 #[inline]
 pub(crate) fn left_ok(ctx: &Ctx<'_>, i: usize, class: impl Fn(u8) -> bool) -> bool {
@@ -52,30 +62,28 @@ pub(crate) fn left_ok(ctx: &Ctx<'_>, i: usize, class: impl Fn(u8) -> bool) -> bo
     }
 }
 
-/// True when the byte at `i` is absent or not in `class`.
+/// True when the byte at `i` is absent or not in `class`, or PEM armour
+/// (`-----BEGIN`) starts there.
 #[inline]
 pub(crate) fn right_ok(b: &[u8], i: usize, class: impl Fn(u8) -> bool) -> bool {
+    if b.get(i..).is_some_and(|r| r.starts_with(b"-----BEGIN")) {
+        return true;
+    }
     match b.get(i) {
         Some(&c) => !class(c),
         None => true,
     }
 }
 
-/// `xxxx`, `XXXX-XXXX`, `hf_xxxxxxxx…`, `glc_1111…`: three or more
-/// alphanumerics drawn from at most two distinct characters, or eight or more
-/// where one character is the majority (case-insensitive). Random secrets
+/// `xxxx`, `XXXX-XXXX`, `****`, `hf_xxxxxxxx…`, `glc_1111…`: three or more
+/// characters drawn from at most two distinct ones, or eight or more where
+/// one character is the majority (ASCII case-insensitive). Random secrets
 /// never look like this.
 pub(crate) fn few_distinct(v: &str) -> bool {
-    let mut freq = [0u32; 36];
+    let mut freq = [0u32; 256];
     let mut n = 0u32;
-    for c in v.bytes() {
-        let slot = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'z' => c - b'a' + 10,
-            b'A'..=b'Z' => c - b'A' + 10,
-            _ => continue,
-        };
-        freq[usize::from(slot)] += 1;
+    for c in v.bytes().filter(|c| !c.is_ascii_whitespace()) {
+        freq[usize::from(c.to_ascii_lowercase())] += 1;
         n += 1;
     }
     let distinct = freq.iter().filter(|&&f| f > 0).count();
@@ -390,11 +398,11 @@ pub(crate) fn jwt(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> us
     if !left_ok(ctx, s, |c| is_token_char(c) || c == b'.') {
         return s + 1;
     }
-    let h_end = extend(b, s, is_token_char);
+    let h_end = cut_armor(ctx.text, s, extend(b, s, is_token_char));
     if b.get(h_end) != Some(&b'.') {
         return h_end;
     }
-    let p_end = extend(b, h_end + 1, is_token_char);
+    let p_end = cut_armor(ctx.text, h_end + 1, extend(b, h_end + 1, is_token_char));
     if p_end - (h_end + 1) < 2 || !json_object_b64(&ctx.text[s..h_end]) {
         return h_end;
     }
@@ -404,7 +412,7 @@ pub(crate) fn jwt(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> us
         if b.get(end) != Some(&b'.') {
             break;
         }
-        end = extend(b, end + 1, is_token_char);
+        end = cut_armor(ctx.text, end + 1, extend(b, end + 1, is_token_char));
     }
     hits.push(Hit { start: s, end, kind: Kind::Jwt });
     end
@@ -445,7 +453,7 @@ fn prefixed(
     if !left_ok(ctx, s, boundary) {
         return s + 1;
     }
-    let end = extend(b, body_start, class);
+    let end = cut_armor(ctx.text, body_start, extend(b, body_start, class));
     let body = &ctx.text[body_start..end];
     if body.len() < min || body.len() > max || !right_ok(b, end, boundary) || few_distinct(body) {
         return s + 1;
@@ -489,11 +497,11 @@ pub(crate) fn gitlab(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) ->
             None => return s + 1,
         }
     };
-    let body_end = extend(b, body_start, is_token_char);
+    let body_end = cut_armor(text, body_start, extend(b, body_start, is_token_char));
     // Routable tokens carry `.part` suffixes (`glpat-….01.xxxxxxxxx`).
     let mut end = body_end;
     while b.get(end) == Some(&b'.') && b.get(end + 1).is_some_and(|&c| is_alnum(c)) {
-        end = extend(b, end + 1, is_token_char);
+        end = cut_armor(text, end + 1, extend(b, end + 1, is_token_char));
     }
     let routable = end > body_end;
     let n = body_end - body_start;
@@ -532,7 +540,7 @@ pub(crate) fn slack(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> 
     }
     let is_body = |c: u8| is_alnum(c) || c == b'-';
     if text[s..].starts_with("xapp-") {
-        let end = extend(b, s + 5, is_body);
+        let end = cut_armor(text, s, extend(b, s + 5, is_body));
         if end - s < 25 || few_distinct(&text[s + 5..end]) {
             return s + 1;
         }
@@ -540,7 +548,7 @@ pub(crate) fn slack(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> 
         return end;
     }
     let body_start = if text[s..].starts_with("xoxe.") { s + 10 } else { s + 5 };
-    let end = extend(b, body_start, is_body);
+    let end = cut_armor(text, body_start, extend(b, body_start, is_body));
     if !slack_body_ok(&text[body_start..end]) {
         return s + 1;
     }
@@ -588,7 +596,7 @@ pub(crate) fn anthropic(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>)
     if !left_ok(ctx, s, is_token_char) {
         return s + 1;
     }
-    let end = extend(b, s, is_token_char);
+    let end = cut_armor(text, s, extend(b, s, is_token_char));
     // After `sk-ant-<kind>NN-`.
     let body_start = match text[s + 7..end].find('-') {
         Some(i) => s + 7 + i + 1,
@@ -608,7 +616,7 @@ pub(crate) fn openai(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) ->
     if !left_ok(ctx, s, is_token_char) {
         return s + 1;
     }
-    let end = extend(b, s, is_token_char);
+    let end = cut_armor(text, s, extend(b, s, is_token_char));
     let tok = &text[s..end];
     // `T3BlbkFJ` is base64 of "OpenAI" and sits inside every OpenAI key format.
     if tok.starts_with("sk-ant-") || tok.len() > 512 || !tok.contains("T3BlbkFJ") {
