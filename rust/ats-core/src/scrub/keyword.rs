@@ -9,7 +9,7 @@
 //!
 //! Only the value is replaced; the name, the operator and any quotes stay.
 
-use super::validators::{extend, few_distinct, is_placeholder_word, is_template_or_marker};
+use super::validators::{extend, few_distinct, is_marker, is_placeholder_word, is_template_or_marker};
 use super::{Ctx, Hit, Kind};
 
 /// Longest identifier looked at on either side of the keyword. Longer names are
@@ -344,7 +344,7 @@ pub(crate) fn forward(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) ->
         match closing_quote(b, i) {
             Some(c) => (i + 1, c, true, c + 1),
             None if matches!(op, Op::Assign | Op::Colon) => {
-                let le = extend(b, i + 1, |c| c != b'\n');
+                let le = extend(b, i + 1, |c| c != b'\n' && c != b'\r');
                 let ve = trim_value(b, i + 1, le);
                 (i + 1, ve, true, ve)
             }
@@ -360,13 +360,16 @@ pub(crate) fn forward(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) ->
         } else {
             // key: value / key = value (YAML, INI): the rest of the line, up to
             // the next `name =` / `name:` pair on it.
-            let le = extend(b, i, |c| !matches!(c, b'\n' | b'"' | b'\'' | b'`'));
+            let le = extend(b, i, |c| !matches!(c, b'\n' | b'\r' | b'"' | b'\'' | b'`'));
             let le = next_pair(b, i, le).unwrap_or(le);
             trim_value(b, i, le)
         };
         (i, ve, false, ve)
     };
     let v = &text[vs..ve];
+    if is_marker(v) {
+        return resume;
+    }
     if !value_ok(v, quoted, info, &b[is..ie]) {
         return e;
     }
@@ -396,6 +399,9 @@ pub(crate) fn reverse(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) ->
     }
     let Some(info) = secret_name(&b[e..ie]) else { return c };
     let v = &text[s + 1..c];
+    if is_marker(v) {
+        return ie;
+    }
     if !value_ok(v, true, info, &b[e..ie]) {
         return c;
     }

@@ -19,7 +19,9 @@
 use super::{Ctx, Hit, Kind};
 
 /// Groups looked at in one run; a longer run continues at the next trigger.
-const MAX_GROUPS: usize = 64;
+/// Large enough that no real text reaches it (the cut could otherwise split a
+/// card differently from a second pass), small enough to bound memory.
+const MAX_GROUPS: usize = 1024;
 
 /// Luhn checksum over ASCII digits (other bytes skipped).
 pub(crate) fn luhn_valid(digits: impl DoubleEndedIterator<Item = u8>) -> bool {
@@ -67,15 +69,13 @@ pub(crate) fn digits(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) -> 
     // Separator before the run that joins it to an earlier (unredacted) number.
     let lead_sep = lead_separator(b, rs, floor);
 
-    let mut buf = [Group { start: 0, end: 0 }; MAX_GROUPS];
-    let mut n = 0;
+    let mut buf: Vec<Group> = Vec::with_capacity(8);
     let mut i = rs;
     loop {
         let ge = super::validators::extend(b, i, |c| c.is_ascii_digit());
-        buf[n] = Group { start: i, end: ge };
-        n += 1;
+        buf.push(Group { start: i, end: ge });
         i = ge;
-        if n >= MAX_GROUPS {
+        if buf.len() >= MAX_GROUPS {
             break;
         }
         // One or two separator bytes, then a digit.
@@ -95,7 +95,7 @@ pub(crate) fn digits(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) -> 
         }
     }
     let run_end = i;
-    let groups = &buf[..n];
+    let groups = &buf[..];
     let glued_right = !super::validators::right_ok(b, run_end, |c| c.is_ascii_alphanumeric() || c == b'_');
 
     let trail = trail_separator(b, run_end);

@@ -369,13 +369,6 @@ impl Scrubber {
             };
             if hits.is_empty() {
                 last_reject = Some(m.start());
-            } else if matches!(rule.handler, Handler::KeywordForward | Handler::KeywordReverse) {
-                // The name around the keyword was read but not scanned; a second
-                // pass (seeing the value as a marker) would scan it.
-                let covered: usize = hits.iter().map(|h| h.end - h.start).sum();
-                if resume.saturating_sub(m.start()).saturating_sub(covered) > KEYWORD_SKIP_MAX {
-                    confirm = true;
-                }
             }
             for h in &hits {
                 // Validators return ordered hits at or after `pos`; anything
@@ -411,9 +404,6 @@ impl Scrubber {
 /// How far before a replacement a rejected candidate may start and still have
 /// read into it (token bodies and keyword values are short).
 const CONFIRM_WINDOW: usize = 512;
-/// Bytes of name, operator and quotes a keyword match may step over before a
-/// confirming pass is asked for (`password_super_secure = "` is 24).
-const KEYWORD_SKIP_MAX: usize = 28;
 /// Most confirming passes; each only runs when the previous one changed text.
 const MAX_CONFIRM: usize = 3;
 

@@ -110,6 +110,17 @@ pub(crate) fn is_template_or_marker(v: &str) -> bool {
     (b.first() == Some(&b'<') && b.last() == Some(&b'>')) || (b.first() == Some(&b'[') && b.last() == Some(&b']'))
 }
 
+/// A marker this module writes (`[SECRET]`, `[API_KEY]`, …). A validator that
+/// finds one where its value goes resumes exactly where it would have after
+/// replacing the value, so a second pass skips what the first pass skipped.
+pub(crate) fn is_marker(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() >= 3
+        && b[0] == b'['
+        && b[b.len() - 1] == b']'
+        && b[1..b.len() - 1].iter().all(|&c| c.is_ascii_uppercase() || c == b'_')
+}
+
 /// Words people write where a real value would go, whole (`changeme`) or as a
 /// telling part (`insert_key_here`, `your-api-key`, `example-secret`).
 pub(crate) fn is_placeholder_word(v: &str) -> bool {
@@ -158,23 +169,27 @@ pub(crate) fn b64_decode(s: &str) -> Option<Vec<u8>> {
 
 // ---------------------------------------------------------------- e-mail
 
-/// The regex matches an ASCII local part (kept ASCII and bounded so the
-/// automaton stays small); non-ASCII letters right before it (`jürgen@…`)
-/// belong to the address too. `ssh://git@host` is a URL's user, not an e-mail.
+/// The trigger starts at the `@` and covers the domain; the local part is
+/// found by walking back (at most 64 bytes, RFC 5321's limit), non-ASCII
+/// letters included (`jürgen@…`). `ssh://git@host` is a URL's user.
 pub(crate) fn email(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) -> usize {
-    const BACK_MAX: usize = 64;
+    const LOCAL_MAX: usize = 64;
     let text = ctx.text;
     let floor = ctx.floor();
     let mut start = s;
     for (i, c) in text[floor..s].char_indices().rev() {
         let i = floor + i;
-        if s - i > BACK_MAX || !(c.is_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-')) {
+        if s - i > LOCAL_MAX || !(c.is_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-')) {
             break;
         }
         start = i;
     }
-    if text[..start].ends_with("://") {
-        return e;
+    // No leading dots (`…sentence.bob@x.io` keeps the sentence's dot).
+    while start < s && text.as_bytes()[start] == b'.' {
+        start += 1;
+    }
+    if start == s || text[..start].ends_with("://") {
+        return s + 1;
     }
     hits.push(Hit { start, end: e, kind: Kind::Email });
     e
@@ -362,17 +377,49 @@ fn looks_like_email(v: &str) -> bool {
     }
 }
 
-/// `scheme://user:password@host`: only the password goes. The password runs to
-/// the last `@` before the authority ends, so `p@ss` is removed whole.
-pub(crate) fn url_password(ctx: &Ctx<'_>, _s: usize, e: usize, hits: &mut Vec<Hit>) -> usize {
+/// `scheme://user:password@host`: only the password goes. The trigger is the
+/// `://`; the scheme is found by walking back (at most 32 bytes) and the user
+/// by walking forward (at most 128). The password runs to the last `@` before
+/// the authority ends, so `p@ss` is removed whole.
+pub(crate) fn url_password(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) -> usize {
+    const MAX_SCHEME: usize = 32;
+    const MAX_USER: usize = 128;
     const MAX_PW: usize = 256;
     let b = ctx.text.as_bytes();
-    let mut last_at = None;
+    let floor = ctx.floor();
+    // Scheme: letters, digits, `+ . -`, starting with a letter.
+    let mut ss = s;
+    while ss > floor && s - ss < MAX_SCHEME && (b[ss - 1].is_ascii_alphanumeric() || matches!(b[ss - 1], b'+' | b'.' | b'-')) {
+        ss -= 1;
+    }
+    while ss < s && !b[ss].is_ascii_alphabetic() {
+        ss += 1;
+    }
+    if ss == s {
+        return e;
+    }
+    // User: up to the first `:`; an `@` or the end of the authority first
+    // means there is no password.
     let mut i = e;
-    while i < b.len() && i - e <= MAX_PW {
+    loop {
+        match b.get(i) {
+            Some(b':') => break,
+            Some(&c) if i - e < MAX_USER && !c.is_ascii_whitespace() && !matches!(c, b'/' | b'?' | b'#' | b'@' | b'"' | b'\'' | b'<' | b'>') => i += 1,
+            _ => return e,
+        }
+    }
+    let ps = i + 1;
+    let mut last_at = None;
+    let mut i = ps;
+    while i < b.len() {
         let c = b[i];
         if c.is_ascii_whitespace() || matches!(c, b'/' | b'?' | b'#' | b'"' | b'\'' | b'<' | b'>' | b'`' | b'\\') {
             break;
+        }
+        if i - ps > MAX_PW {
+            // No authority is this long; deciding on a cut-off `@` would make
+            // the result depend on where the bound fell.
+            return e;
         }
         if c == b'@' {
             last_at = Some(i);
@@ -381,11 +428,14 @@ pub(crate) fn url_password(ctx: &Ctx<'_>, _s: usize, e: usize, hits: &mut Vec<Hi
     }
     let Some(at) = last_at else { return e };
     let host_ok = b.get(at + 1).is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'[' || c >= 0x80);
-    let pw = &ctx.text[e..at];
-    if at == e || !host_ok || is_template_or_marker(pw) {
+    let pw = &ctx.text[ps..at];
+    if is_marker(pw) {
+        return at;
+    }
+    if at == ps || !host_ok || is_template_or_marker(pw) {
         return e;
     }
-    hits.push(Hit { start: e, end: at, kind: Kind::UrlPassword });
+    hits.push(Hit { start: ps, end: at, kind: Kind::UrlPassword });
     at
 }
 
