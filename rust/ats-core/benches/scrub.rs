@@ -45,19 +45,31 @@ fn log_text(len: usize) -> String {
 
 fn bench(c: &mut Criterion) {
     let scrubber = default_scrubber();
-    let clean = pad_to("GET /api/v1/items?page=2 took 12.3ms version 1.2.3 on 2025-10-16".to_string(), 200);
+    let clean = pad_to(
+        "GET /api/v1/items?page=2 took 12.3ms version 1.2.3 on 2025-10-16".to_string(),
+        200,
+    );
     let dirty = pad_to(
         "user bob@example.com used token 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 and".to_string(),
         200,
     );
     let log = log_text(64 * 1024);
-    assert!(matches!(scrubber.scrub(&clean), std::borrow::Cow::Borrowed(_)));
+    assert!(matches!(
+        scrubber.scrub(&clean),
+        std::borrow::Cow::Borrowed(_)
+    ));
     assert_ne!(scrubber.scrub(&dirty), dirty.as_str());
 
     let mut g = c.benchmark_group("scrub");
-    for (name, text) in [("clean_200B", &clean), ("email_token_200B", &dirty), ("log_64KiB", &log)] {
+    for (name, text) in [
+        ("clean_200B", &clean),
+        ("email_token_200B", &dirty),
+        ("log_64KiB", &log),
+    ] {
         g.throughput(Throughput::Bytes(text.len() as u64));
-        g.bench_function(name, |b| b.iter(|| scrubber.scrub(black_box(text.as_str()))));
+        g.bench_function(name, |b| {
+            b.iter(|| scrubber.scrub(black_box(text.as_str())))
+        });
     }
     g.finish();
 }

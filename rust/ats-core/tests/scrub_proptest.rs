@@ -4,7 +4,7 @@
 //! 2. scrubbing is idempotent;
 //! 3. scrubbing never panics, whatever the input.
 
-use ats_core::scrub::{scrub, Kind, default_scrubber};
+use ats_core::scrub::{default_scrubber, scrub, Kind};
 use proptest::prelude::*;
 
 /// Text that must pass through untouched, joined by spaces.
@@ -37,7 +37,10 @@ fn b64url(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
         for i in 0..=chunk.len() {
             out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
         }
@@ -52,7 +55,11 @@ fn luhn_complete(body: &str) -> String {
         let d = u32::from(c - b'0');
         sum += if i % 2 == 0 {
             let x = d * 2;
-            if x > 9 { x - 9 } else { x }
+            if x > 9 {
+                x - 9
+            } else {
+                x
+            }
         } else {
             d
         };
@@ -99,10 +106,12 @@ fn secret() -> impl Strategy<Value = (String, String)> {
         "sk-proj-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}".prop_map(|s| (s.clone(), s)),
         "sk-ant-api03-[A-Za-z0-9_-]{93}AA".prop_map(|s| (s.clone(), s)),
         "[a-z]{1,10}(\\.[a-z]{1,5})?@[a-z]{2,10}\\.(com|org|io)".prop_map(|s| (s.clone(), s)),
-        (1u32..900, 1u32..100, 1u32..10000).prop_filter("valid area", |(a, _, _)| *a != 666).prop_map(|(a, g, s)| {
-            let v = format!("{a:03}-{g:02}-{s:04}");
-            (v.clone(), v)
-        }),
+        (1u32..900, 1u32..100, 1u32..10000)
+            .prop_filter("valid area", |(a, _, _)| *a != 666)
+            .prop_map(|(a, g, s)| {
+                let v = format!("{a:03}-{g:02}-{s:04}");
+                (v.clone(), v)
+            }),
         ("[A-Za-z0-9]{4,12}", "[A-Za-z0-9]{4,30}").prop_map(|(sub, sig)| {
             let jwt = format!(
                 "{}.{}.{}",
@@ -112,14 +121,21 @@ fn secret() -> impl Strategy<Value = (String, String)> {
             );
             (jwt.clone(), jwt)
         }),
-        "[A-Za-z0-9]{10,24}".prop_map(|pw| (format!("postgres://app:{pw}@db.example.com:5432/x"), format!(":{pw}@"))),
+        "[A-Za-z0-9]{10,24}".prop_map(|pw| (
+            format!("postgres://app:{pw}@db.example.com:5432/x"),
+            format!(":{pw}@")
+        )),
         "[A-Za-z0-9!#%^*]{10,24}".prop_map(|v| (format!("password={v}"), v)),
         "[A-Za-z0-9]{10,24}".prop_map(|v| (format!("{{\"api_key\": \"{v}\"}}"), v)),
         "[A-Za-z0-9._-]{20,40}".prop_map(|v| (format!("Authorization: Bearer {v}"), v)),
         "[A-Za-z0-9+/]{40,64}".prop_map(|body| {
-            (format!("-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----"), body)
+            (
+                format!("-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----"),
+                body,
+            )
         }),
-        "[a-z]{3,10}".prop_map(|name| (format!("/home/{name}/src/app.py"), format!("/home/{name}"))),
+        "[a-z]{3,10}"
+            .prop_map(|name| (format!("/home/{name}/src/app.py"), format!("/home/{name}"))),
     ]
 }
 

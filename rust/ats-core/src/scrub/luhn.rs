@@ -26,7 +26,12 @@ const MAX_GROUPS: usize = 1024;
 /// Luhn checksum over ASCII digits (other bytes skipped).
 pub(crate) fn luhn_valid(digits: impl DoubleEndedIterator<Item = u8>) -> bool {
     let mut sum = 0u32;
-    for (i, d) in digits.rev().filter(u8::is_ascii_digit).map(|c| u32::from(c - b'0')).enumerate() {
+    for (i, d) in digits
+        .rev()
+        .filter(u8::is_ascii_digit)
+        .map(|c| u32::from(c - b'0'))
+        .enumerate()
+    {
         sum += if i % 2 == 1 {
             let x = d * 2;
             if x > 9 {
@@ -65,7 +70,8 @@ pub(crate) fn digits(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) -> 
     }
     // Letters or `_` glued to the front: the first group is part of an
     // identifier (`a456-…`), the rest of the run is still looked at.
-    let glued_left = !super::validators::left_ok(ctx, rs, |c| c.is_ascii_alphanumeric() || c == b'_');
+    let glued_left =
+        !super::validators::left_ok(ctx, rs, |c| c.is_ascii_alphanumeric() || c == b'_');
     // Separator before the run that joins it to an earlier (unredacted) number.
     let lead_sep = lead_separator(b, rs, floor);
 
@@ -96,7 +102,8 @@ pub(crate) fn digits(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) -> 
     }
     let run_end = i;
     let groups = &buf[..];
-    let glued_right = !super::validators::right_ok(b, run_end, |c| c.is_ascii_alphanumeric() || c == b'_');
+    let glued_right =
+        !super::validators::right_ok(b, run_end, |c| c.is_ascii_alphanumeric() || c == b'_');
 
     let trail = trail_separator(b, run_end);
     let sep = |k: usize| -> &[u8] { &b[groups[k - 1].end..groups[k].start] };
@@ -104,16 +111,30 @@ pub(crate) fn digits(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) -> 
     // not the neighbouring group gets replaced: a marker (`…]`, `[…`) joins
     // like a digit, so a second pass sees exactly the same neighbours.
     let before = |k: usize| if k == 0 { lead_sep } else { Some(sep(k)) };
-    let after = |w: usize| if w + 1 < groups.len() { Some(sep(w + 1)) } else { trail };
+    let after = |w: usize| {
+        if w + 1 < groups.len() {
+            Some(sep(w + 1))
+        } else {
+            trail
+        }
+    };
     let mut k = usize::from(glued_left);
     while k < groups.len() {
         if let Some(w) = card_window(b, groups, k, &before, &after, glued_right, &sep) {
-            hits.push(Hit { start: groups[k].start, end: groups[w].end, kind: Kind::CreditCard });
+            hits.push(Hit {
+                start: groups[k].start,
+                end: groups[w].end,
+                kind: Kind::CreditCard,
+            });
             k = w + 1;
             continue;
         }
         if ssn_window(b, groups, k, &before, &after, glued_right, &sep) {
-            hits.push(Hit { start: groups[k].start, end: groups[k + 2].end, kind: Kind::Ssn });
+            hits.push(Hit {
+                start: groups[k].start,
+                end: groups[k + 2].end,
+                kind: Kind::Ssn,
+            });
             k += 3;
             continue;
         }
@@ -209,7 +230,11 @@ fn card_window<'b>(
             let after_ok = !joined(after(w)) && (!last || !glued_right);
             let first = b[groups[k].start];
             // Unseparated numbers must carry an issuer prefix (2–6).
-            let prefix_ok = if w == k { (b'2'..=b'6').contains(&first) } else { first != b'0' };
+            let prefix_ok = if w == k {
+                (b'2'..=b'6').contains(&first)
+            } else {
+                first != b'0'
+            };
             if after_ok
                 && prefix_ok
                 && layout_ok(&groups[k..=w])
@@ -259,7 +284,9 @@ fn ssn_window<'b>(
         return false;
     }
     // Part of a longer number written the same way (`1-800-55-1234`)?
-    if before(k).is_some_and(|p| p.contains(&s1[0])) || after(k + 2).is_some_and(|p| p.contains(&s1[0])) {
+    if before(k).is_some_and(|p| p.contains(&s1[0]))
+        || after(k + 2).is_some_and(|p| p.contains(&s1[0]))
+    {
         return false;
     }
     if k + 3 == groups.len() && glued_right {

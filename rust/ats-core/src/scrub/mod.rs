@@ -49,24 +49,31 @@
 //! ([`regex_automata::meta::Regex`], leftmost-first, linear time). The text is
 //! scanned once; each trigger hands its position to a small hand-written
 //! validator that checks boundaries, extends the match (token bodies, quoted
-//! values, digit groups) and decides. A rejected trigger resumes the scan just
-//! after its own start; validators check the left boundary before extending, so
-//! a rejected candidate never causes the same run of characters to be re-read
-//! more than a bounded number of times. Total work is linear in the input.
+//! values, digit groups; backwards for an e-mail's local part from the `@` and a
+//! URL's scheme from the `://`) and decides. Triggers carry no counted
+//! repetition over word characters, which keeps the lazy DFA small and fast. A
+//! rejected trigger resumes the scan just after its own start; validators check
+//! the left boundary before extending and bound every look-around (names 128
+//! bytes, local parts 64, URL users 128 and passwords 256), so no run of
+//! characters is re-read more than a bounded number of times. Total work is
+//! linear in the input; text with nothing to replace is returned borrowed.
 //!
 //! Scrubbing is idempotent for the built-in rules (`scrub(scrub(x)) == scrub(x)`):
-//! markers never match a rule, and a position right after a replacement counts as a
-//! boundary in the first pass just as the marker's `]` does in the second. One
-//! case cannot be seen in a single pass: a candidate rejected because its body ran
+//! markers never match a rule; a position right after a replacement counts as a
+//! boundary in the first pass just as the marker's `]` does in the second; a
+//! validator that finds a marker where its value goes resumes where it would
+//! have after replacing it; keyword values never span a line break. One case
+//! cannot be seen in a single pass: a candidate rejected because its body ran
 //! into a secret that a later rule then replaced (`glpat-…-ghp_…`). When a
-//! replacement follows a rejected candidate closely, a confirming pass runs over
-//! the output; clean text never pays for it, and most dirty text does not either.
+//! replacement lands within 512 bytes of a rejected candidate, a confirming
+//! pass runs over the output (at most three); clean text never pays for it.
 //! Extra patterns are the caller's: a marker that its own regex matches breaks that.
 
 mod keyword;
 mod luhn;
 mod path;
 mod patterns;
+mod tokens;
 mod validators;
 
 use std::borrow::Cow;
@@ -294,7 +301,10 @@ impl Scrubber {
     /// Builds a scrubber with the built-in rules plus `extra`.
     pub fn new(extra: &[ExtraPattern]) -> Result<Scrubber, ScrubError> {
         if extra.len() > MAX_EXTRA {
-            return Err(ScrubError::TooManyPatterns { count: extra.len(), max: MAX_EXTRA });
+            return Err(ScrubError::TooManyPatterns {
+                count: extra.len(),
+                max: MAX_EXTRA,
+            });
         }
         let mut rules = patterns::builtin_rules();
         let mut sources: Vec<String> = rules.iter().map(|r| r.regex.to_string()).collect();
@@ -302,15 +312,27 @@ impl Scrubber {
         for (i, p) in extra.iter().enumerate() {
             // Compile alone first so the error names the offending pattern.
             if let Err(e) = Regex::new(&p.regex) {
-                return Err(ScrubError::InvalidPattern { name: p.name.clone(), message: e.to_string() });
+                return Err(ScrubError::InvalidPattern {
+                    name: p.name.clone(),
+                    message: e.to_string(),
+                });
             }
             sources.push(p.regex.clone());
             // `i < MAX_EXTRA` fits in u16.
-            rules.push(Rule { regex: "", handler: Handler::Extra(i as u16) });
+            rules.push(Rule {
+                regex: "",
+                handler: Handler::Extra(i as u16),
+            });
             extra_markers.push(p.marker.clone());
         }
-        let regex = Regex::new_many(&sources).map_err(|e| ScrubError::Build { message: e.to_string() })?;
-        Ok(Scrubber { regex, rules, extra_markers })
+        let regex = Regex::new_many(&sources).map_err(|e| ScrubError::Build {
+            message: e.to_string(),
+        })?;
+        Ok(Scrubber {
+            regex,
+            rules,
+            extra_markers,
+        })
     }
 
     /// Returns `text` with every detected secret replaced by its marker.
@@ -354,16 +376,30 @@ impl Scrubber {
         let mut pos = 0usize;
         let len = text.len();
         while pos < len {
-            let Some(m) = self.regex.search(&Input::new(text).span(pos..len)) else { break };
+            let Some(m) = self.regex.search(&Input::new(text).span(pos..len)) else {
+                break;
+            };
             let ctx = Ctx { text, redacted_to };
             hits.clear();
             let rule = &self.rules[m.pattern().as_usize()];
             let (resume, extra_marker) = match rule.handler {
                 Handler::Extra(i) => {
                     if m.end() > m.start() {
-                        hits.push(Hit { start: m.start(), end: m.end(), kind: Kind::Extra });
+                        hits.push(Hit {
+                            start: m.start(),
+                            end: m.end(),
+                            kind: Kind::Extra,
+                        });
                     }
-                    (m.end(), Some(self.extra_markers.get(usize::from(i)).map(String::as_str).unwrap_or("")))
+                    (
+                        m.end(),
+                        Some(
+                            self.extra_markers
+                                .get(usize::from(i))
+                                .map(String::as_str)
+                                .unwrap_or(""),
+                        ),
+                    )
                 }
                 h => (patterns::run(h, &ctx, m.start(), m.end(), &mut hits), None),
             };
@@ -377,7 +413,9 @@ impl Scrubber {
                     debug_assert!(false, "bad hit {h:?}");
                     continue;
                 }
-                if last_reject.is_some_and(|r| r >= emitted && h.start.abs_diff(r) <= CONFIRM_WINDOW) {
+                if last_reject
+                    .is_some_and(|r| r >= emitted && h.start.abs_diff(r) <= CONFIRM_WINDOW)
+                {
                     confirm = true;
                 }
                 let buf = out.get_or_insert_with(|| String::with_capacity(len));

@@ -11,7 +11,7 @@
 //! Order matters only between triggers that start at the same byte
 //! (leftmost-first): the more specific rule comes first.
 
-use super::{keyword, luhn, path, validators, Ctx, Hit};
+use super::{keyword, luhn, path, tokens, validators, Ctx, Hit};
 
 /// Which validator a trigger belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,10 +54,22 @@ const fn rule(regex: &'static str, handler: Handler) -> Rule {
 pub(crate) fn builtin_rules() -> Vec<Rule> {
     use Handler::*;
     vec![
-        rule(r"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----", PrivateKey),
-        rule(r#"(?i-u:(?:proxy-)?authorization)["']?[ \t]{0,4}[:=][ \t]{0,4}["']?"#, AuthHeader),
-        rule(r"(?:Basic|BASIC|basic)[ \t]{1,4}[A-Za-z0-9+/]{4}", BareBasic),
-        rule(r"(?:Bearer|BEARER|bearer)[ \t]{1,4}[A-Za-z0-9._~+/-]{4}", BareBearer),
+        rule(
+            r"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----",
+            PrivateKey,
+        ),
+        rule(
+            r#"(?i-u:(?:proxy-)?authorization)["']?[ \t]{0,4}[:=][ \t]{0,4}["']?"#,
+            AuthHeader,
+        ),
+        rule(
+            r"(?:Basic|BASIC|basic)[ \t]{1,4}[A-Za-z0-9+/]{4}",
+            BareBasic,
+        ),
+        rule(
+            r"(?:Bearer|BEARER|bearer)[ \t]{1,4}[A-Za-z0-9._~+/-]{4}",
+            BareBearer,
+        ),
         rule(r"(?:^|[ \t\n])(?:-u|--user)(?:[ \t]{1,8}|=)", CurlUser),
         rule(r"://", UrlPassword),
         // From the `@`: the local part is found by walking back (bounded), so
@@ -67,8 +79,14 @@ pub(crate) fn builtin_rules() -> Vec<Rule> {
             Email,
         ),
         rule(r"eyJ[A-Za-z0-9_-]{4}", Jwt),
-        rule(r"(?:A3T[A-Z0-9]|AKIA|ABIA|ACCA|ASIA)[A-Z0-9]{16}", AwsAccessKey),
-        rule(r"gh[pousr]_[A-Za-z0-9]{4}|github_pat_[A-Za-z0-9_]{4}", Github),
+        rule(
+            r"(?:A3T[A-Z0-9]|AKIA|ABIA|ACCA|ASIA)[A-Z0-9]{16}",
+            AwsAccessKey,
+        ),
+        rule(
+            r"gh[pousr]_[A-Za-z0-9]{4}|github_pat_[A-Za-z0-9_]{4}",
+            Github,
+        ),
         rule(
             r"(?:gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas|ffct|wt|cit|drt|rtr|fct|sat)-|GR1348941)[A-Za-z0-9_-]{4}",
             Gitlab,
@@ -85,16 +103,31 @@ pub(crate) fn builtin_rules() -> Vec<Rule> {
             r"(?i-u:pass|pwd|secret|token|credential|(?:api|access|private|secret|auth|signing|encryption|master|client|session|app|account|storage)[_.-]?key)",
             KeywordForward,
         ),
-        rule(r#"["'`][^"'`\r\n]+["'`][ \t]{0,4}(?:===?|!==?)[ \t]{0,4}"#, KeywordReverse),
-        rule(r"[0-9](?:[ -]{0,2}[0-9]){12}|[0-9]{3}[ .-][0-9]{2}[ .-][0-9]{4}", Digits),
+        rule(
+            r#"["'`][^"'`\r\n]+["'`][ \t]{0,4}(?:===?|!==?)[ \t]{0,4}"#,
+            KeywordReverse,
+        ),
+        rule(
+            r"[0-9](?:[ -]{0,2}[0-9]){12}|[0-9]{3}[ .-][0-9]{2}[ .-][0-9]{4}",
+            Digits,
+        ),
         rule(r"/(?:home|Users)/[A-Za-z0-9._-]", HomeUnix),
-        rule(r"[A-Za-z]:(?:\\{1,2}|/)(?i-u:users)(?:\\{1,2}|/)[A-Za-z0-9._-]", HomeWindows),
+        rule(
+            r"[A-Za-z]:(?:\\{1,2}|/)(?i-u:users)(?:\\{1,2}|/)[A-Za-z0-9._-]",
+            HomeWindows,
+        ),
     ]
 }
 
 /// Runs the validator for `handler` on the trigger `text[start..end]`, pushing
 /// ordered replacements to `hits`. Returns where the scan resumes.
-pub(crate) fn run(handler: Handler, ctx: &Ctx<'_>, start: usize, end: usize, hits: &mut Vec<Hit>) -> usize {
+pub(crate) fn run(
+    handler: Handler,
+    ctx: &Ctx<'_>,
+    start: usize,
+    end: usize,
+    hits: &mut Vec<Hit>,
+) -> usize {
     match handler {
         Handler::PrivateKey => validators::private_key(ctx, start, end, hits),
         Handler::AuthHeader => validators::auth_header(ctx, start, end, hits),
@@ -104,14 +137,14 @@ pub(crate) fn run(handler: Handler, ctx: &Ctx<'_>, start: usize, end: usize, hit
         Handler::UrlPassword => validators::url_password(ctx, start, end, hits),
         Handler::Email => validators::email(ctx, start, end, hits),
         Handler::Jwt => validators::jwt(ctx, start, end, hits),
-        Handler::AwsAccessKey => validators::aws_access_key(ctx, start, end, hits),
-        Handler::Github => validators::github(ctx, start, end, hits),
-        Handler::Gitlab => validators::gitlab(ctx, start, end, hits),
-        Handler::Slack => validators::slack(ctx, start, end, hits),
-        Handler::Stripe => validators::stripe(ctx, start, end, hits),
-        Handler::Google => validators::google(ctx, start, end, hits),
-        Handler::Anthropic => validators::anthropic(ctx, start, end, hits),
-        Handler::Openai => validators::openai(ctx, start, end, hits),
+        Handler::AwsAccessKey => tokens::aws_access_key(ctx, start, end, hits),
+        Handler::Github => tokens::github(ctx, start, end, hits),
+        Handler::Gitlab => tokens::gitlab(ctx, start, end, hits),
+        Handler::Slack => tokens::slack(ctx, start, end, hits),
+        Handler::Stripe => tokens::stripe(ctx, start, end, hits),
+        Handler::Google => tokens::google(ctx, start, end, hits),
+        Handler::Anthropic => tokens::anthropic(ctx, start, end, hits),
+        Handler::Openai => tokens::openai(ctx, start, end, hits),
         Handler::KeywordForward => keyword::forward(ctx, start, end, hits),
         Handler::KeywordReverse => keyword::reverse(ctx, start, end, hits),
         Handler::Digits => luhn::digits(ctx, start, end, hits),
