@@ -346,9 +346,30 @@ fn trim_value(b: &[u8], start: usize, mut end: usize) -> usize {
 /// `b[from..to]` (`password = x, user = bob` stops after `x`).
 fn next_pair(b: &[u8], from: usize, to: usize) -> Option<usize> {
     const LOOKAHEAD: usize = 64;
+    // `name` then optional blanks then `=` / `:` (not `==`, `::`, `://`);
+    // returns the end of the name.
+    let pair_at = |id: usize| -> Option<usize> {
+        let mut j = id;
+        while j < to && j - id < LOOKAHEAD && is_ident(b[j]) {
+            j += 1;
+        }
+        if j == id {
+            return None;
+        }
+        let name_end = j;
+        j = extend(b, j, |c| c == b' ' || c == b'\t').min(to);
+        let pair = match b.get(j) {
+            Some(b'=') => b.get(j + 1) != Some(&b'='),
+            Some(b':') => b.get(j + 1) != Some(&b'/') && b.get(j + 1) != Some(&b':'),
+            _ => false,
+        };
+        (pair && j < to).then_some(name_end)
+    };
     let mut i = from;
     while i < to {
-        if matches!(b[i], b' ' | b'\t' | b',' | b';') {
+        let c = b[i];
+        if matches!(c, b' ' | b'\t' | b',' | b';') {
+            // `, user = bob` / ` user: bob`: any name starts a new pair.
             let sep = i;
             let mut j = i;
             while j < to && matches!(b[j], b',' | b';') {
@@ -356,24 +377,19 @@ fn next_pair(b: &[u8], from: usize, to: usize) -> Option<usize> {
             }
             let ws = j;
             j = extend(b, j, |c| c == b' ' || c == b'\t').min(to);
-            if j > ws || (j > sep && matches!(b[sep], b',' | b';')) {
-                let id = j;
-                while j < to && j - id < LOOKAHEAD && is_ident(b[j]) {
-                    j += 1;
-                }
-                if j > id {
-                    j = extend(b, j, |c| c == b' ' || c == b'\t').min(to);
-                    let pair = match b.get(j) {
-                        Some(b'=') => b.get(j + 1) != Some(&b'='),
-                        Some(b':') => b.get(j + 1) != Some(&b'/') && b.get(j + 1) != Some(&b':'),
-                        _ => false,
-                    };
-                    if pair && j < to {
-                        return Some(sep);
-                    }
-                }
+            if (j > ws || j > sep && matches!(b[sep], b',' | b';')) && pair_at(j).is_some() {
+                return Some(sep);
             }
             i = ws.max(i + 1);
+        } else if !is_ident(c) && i + 1 < to && is_ident(b[i + 1]) {
+            // `…|token: x`: without a blank only a secret name starts a pair,
+            // so that one replacement never swallows the next pair's value.
+            if let Some(name_end) = pair_at(i + 1) {
+                if secret_name(&b[i + 1..name_end]).is_some() {
+                    return Some(i + 1);
+                }
+            }
+            i += 1;
         } else {
             i += 1;
         }
@@ -498,7 +514,9 @@ pub(crate) fn forward(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) ->
         } else {
             // key: value / key = value (YAML, INI): the rest of the line, up to
             // the next `name =` / `name:` pair on it.
-            let le = extend(b, i, |c| !matches!(c, b'\n' | b'\r' | b'"' | b'\'' | b'`'));
+            let le = extend(b, i, |c| {
+                !matches!(c, b'"' | b'\'' | b'`') && (c >= 0x20 || c == b'\t')
+            });
             let le = next_pair(b, i, le).unwrap_or(le);
             trim_value(b, i, le)
         };
