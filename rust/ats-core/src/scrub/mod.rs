@@ -259,9 +259,11 @@ pub(crate) struct Hit {
 pub(crate) struct Ctx<'t> {
     pub text: &'t str,
     /// End of the last replacement, if any. The byte before this position is
-    /// treated as `]` (the last byte of a marker) so that a second pass over the
-    /// output sees the same boundaries as the first.
+    /// treated as the last byte of the marker written there, so that a second
+    /// pass over the output sees the same boundaries as the first.
     pub redacted_to: Option<usize>,
+    /// Last byte of that marker (`]`, or `~` for a home directory).
+    pub marker_last: u8,
 }
 
 impl Ctx<'_> {
@@ -272,7 +274,7 @@ impl Ctx<'_> {
             return None;
         }
         if self.redacted_to == Some(i) {
-            return Some(b']');
+            return Some(self.marker_last);
         }
         self.text.as_bytes().get(i - 1).copied()
     }
@@ -370,6 +372,7 @@ impl Scrubber {
         let mut out: Option<String> = None;
         let mut emitted = 0usize; // text[..emitted] is already in `out`
         let mut redacted_to: Option<usize> = None;
+        let mut marker_last = b']';
         let mut last_reject: Option<usize> = None; // start of the latest rejected candidate
         let mut confirm = false;
         let mut hits: Vec<Hit> = Vec::new(); // allocates only on the first hit
@@ -379,7 +382,11 @@ impl Scrubber {
             let Some(m) = self.regex.search(&Input::new(text).span(pos..len)) else {
                 break;
             };
-            let ctx = Ctx { text, redacted_to };
+            let ctx = Ctx {
+                text,
+                redacted_to,
+                marker_last,
+            };
             hits.clear();
             let rule = &self.rules[m.pattern().as_usize()];
             let (resume, extra_marker) = match rule.handler {
@@ -420,9 +427,16 @@ impl Scrubber {
                 }
                 let buf = out.get_or_insert_with(|| String::with_capacity(len));
                 buf.push_str(&text[emitted..h.start]);
-                buf.push_str(extra_marker.unwrap_or(h.kind.marker()));
+                let marker = extra_marker.unwrap_or(h.kind.marker());
+                buf.push_str(marker);
                 emitted = h.end;
                 redacted_to = Some(h.end);
+                // An empty extra marker leaves the byte before the hit in place.
+                marker_last = marker.as_bytes().last().copied().unwrap_or(if h.start > 0 {
+                    text.as_bytes()[h.start - 1]
+                } else {
+                    b' '
+                });
                 counts.bump(h.kind);
             }
             // Always make progress, never land inside a replacement or a char.

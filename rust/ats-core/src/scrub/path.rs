@@ -40,7 +40,8 @@ fn replace(
         || name.bytes().all(|c| c == b'.')
         || shared.iter().any(|x| name.eq_ignore_ascii_case(x))
     {
-        return end;
+        // Resume at the name: it may itself be something else (a token).
+        return name_start;
     }
     hits.push(Hit {
         start: s,
