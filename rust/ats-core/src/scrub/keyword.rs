@@ -295,6 +295,7 @@ fn operator(b: &[u8], i: usize) -> Option<(Op, usize)> {
         (b'=', Some(b'>'), _) | (b':', Some(b'='), _) => (Op::Bind, 2),
         (b'=', _, _) => (Op::Assign, 1),
         (b':', Some(b':'), _) => return None, // `Secret::new`: a path, not a pair
+        (b':', Some(b'/'), Some(b'/')) => return None, // `token://`: a URL scheme
         (b':', _, _) => (Op::Colon, 1),
         _ => return None,
     })

@@ -707,7 +707,15 @@ fn fuzz_regressions() {
         37, 32, 51, 57, 103, 57, 56, 32, 107, 101, 110, 58, 65, 45, 0, 57, 57, 51, 32, 51, 56, 56,
         0, 0, 0, 0, 0, 0,
     ];
-    for data in [CRASH_1, CRASH_2, CRASH_3, CRASH_4, CRASH_5] {
+    // A keyword value that swallowed the `/` ending an earlier URL's authority.
+    const CRASH_6: &[u8] = &[
+        1, 78, 50, 53, 49, 50, 53, 49, 58, 47, 47, 53, 49, 50, 53, 53, 46, 49, 78, 50, 58, 78, 1,
+        0, 0, 0, 50, 64, 116, 111, 107, 101, 58, 47, 47, 53, 49, 50, 53, 53, 46, 49, 78, 50, 58,
+        78, 1, 0, 0, 0, 50, 64, 116, 111, 107, 101, 110, 53, 49, 50, 53, 49, 58, 47, 47, 53, 49,
+        50, 53, 53, 46, 49, 78, 50, 58, 78, 1, 0, 0, 0, 50, 64, 116, 111, 107, 101, 58, 61, 120,
+        91,
+    ];
+    for data in [CRASH_1, CRASH_2, CRASH_3, CRASH_4, CRASH_5, CRASH_6] {
         let text = String::from_utf8_lossy(data);
         let once = scrub(&text);
         assert_eq!(scrub(&once), once);

@@ -540,6 +540,13 @@ pub(crate) fn url_password(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit
     if is_marker(pw) {
         return at;
     }
+    // Already replaced, and what follows the marker was scanned on its own the
+    // first time (a later replacement may since have removed the `/` that
+    // ended this authority): resume right after the marker, as then.
+    let marker = Kind::UrlPassword.marker();
+    if pw.starts_with(marker) && b.get(ps + marker.len()) == Some(&b'@') {
+        return ps + marker.len();
+    }
     if at == ps || !host_ok || is_template_or_marker(pw) {
         return e;
     }
