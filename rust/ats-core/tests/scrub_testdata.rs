@@ -16,7 +16,10 @@ use std::collections::BTreeMap;
 use ats_core::scrub::{default_scrubber, Kind};
 use serde_json::Value;
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata/secrets_pii.json");
+const DATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/testdata/secrets_pii.json"
+);
 
 /// File kind → our kinds that implement it.
 fn our_kinds(kind: &str) -> Option<&'static [Kind]> {
@@ -80,19 +83,28 @@ struct Score {
 }
 
 fn char_slice(s: &str, start: usize, end: usize) -> String {
-    s.chars().skip(start).take(end.saturating_sub(start)).collect()
+    s.chars()
+        .skip(start)
+        .take(end.saturating_sub(start))
+        .collect()
 }
 
 #[test]
 fn score_against_third_party_vectors() {
-    let raw = std::fs::read_to_string(DATA).unwrap_or_else(|e| panic!("test vectors missing at {DATA}: {e}"));
+    let raw = std::fs::read_to_string(DATA)
+        .unwrap_or_else(|e| panic!("test vectors missing at {DATA}: {e}"));
     let doc: Value = serde_json::from_str(&raw).expect("valid JSON");
     let cases = doc["cases"].as_array().expect("cases array");
-    assert!(cases.len() > 1000, "unexpectedly few cases: {}", cases.len());
+    assert!(
+        cases.len() > 1000,
+        "unexpectedly few cases: {}",
+        cases.len()
+    );
     let scrubber = default_scrubber();
 
     let mut scores: BTreeMap<String, Score> = BTreeMap::new();
-    let (mut other_pos, mut other_caught, mut other_neg, mut other_changed) = (0u32, 0u32, 0u32, 0u32);
+    let (mut other_pos, mut other_caught, mut other_neg, mut other_changed) =
+        (0u32, 0u32, 0u32, 0u32);
     for case in cases {
         let text = case["text"].as_str().expect("text");
         let kind = case["kind"].as_str().expect("kind");
@@ -144,12 +156,23 @@ fn score_against_third_party_vectors() {
     }
 
     let verbose = std::env::var_os("SCRUB_VERBOSE").is_some();
-    println!("{:<28} {:>9} {:>8} {:>9} {:>8}", "kind", "detected", "recall", "FP", "FP rate");
+    println!(
+        "{:<28} {:>9} {:>8} {:>9} {:>8}",
+        "kind", "detected", "recall", "FP", "FP rate"
+    );
     let mut failures = Vec::new();
     let (mut tp, mut tpos, mut tfp, mut tneg) = (0, 0, 0, 0);
     for (kind, sc) in &scores {
-        let recall = if sc.pos == 0 { 1.0 } else { f64::from(sc.hit) / f64::from(sc.pos) };
-        let fp_rate = if sc.neg == 0 { 0.0 } else { f64::from(sc.fp) / f64::from(sc.neg) };
+        let recall = if sc.pos == 0 {
+            1.0
+        } else {
+            f64::from(sc.hit) / f64::from(sc.pos)
+        };
+        let fp_rate = if sc.neg == 0 {
+            0.0
+        } else {
+            f64::from(sc.fp) / f64::from(sc.neg)
+        };
         println!(
             "{kind:<28} {:>4}/{:<4} {:>7.1}% {:>4}/{:<4} {:>7.1}%",
             sc.hit,

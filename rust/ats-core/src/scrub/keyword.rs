@@ -9,7 +9,9 @@
 //!
 //! Only the value is replaced; the name, the operator and any quotes stay.
 
-use super::validators::{extend, few_distinct, is_placeholder_word, is_template_or_marker};
+use super::validators::{
+    extend, few_distinct, is_marker, is_placeholder_word, is_template_or_marker,
+};
 use super::{Ctx, Hit, Kind};
 
 /// Longest identifier looked at on either side of the keyword. Longer names are
@@ -96,29 +98,152 @@ fn ends_with_ci(w: &[u8], suffix: &str) -> bool {
 }
 
 const SECRET_WORDS: &[&str] = &[
-    "password", "passwd", "pwd", "pass", "passphrase", "passcode", "passwort", "secret", "token",
-    "apikey", "apitoken", "credential", "credentials", "privatekey", "secretkey", "accesskey", "authkey",
-    "accesstoken", "refreshtoken", "authtoken", "clientsecret", "sessionkey",
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "passphrase",
+    "passcode",
+    "passwort",
+    "secret",
+    "token",
+    "apikey",
+    "apitoken",
+    "credential",
+    "credentials",
+    "privatekey",
+    "secretkey",
+    "accesskey",
+    "authkey",
+    "accesstoken",
+    "refreshtoken",
+    "authtoken",
+    "clientsecret",
+    "sessionkey",
 ];
 /// `<qualifier>_key` is a secret (`api_key`, `private_key`, …); `some_key` is not.
 const KEY_QUALIFIERS: &[&str] = &[
-    "api", "access", "private", "secret", "auth", "signing", "encryption", "master", "client", "session", "app",
-    "account", "storage",
+    "api",
+    "access",
+    "private",
+    "secret",
+    "auth",
+    "signing",
+    "encryption",
+    "master",
+    "client",
+    "session",
+    "app",
+    "account",
+    "storage",
 ];
 /// A later word that says the value is metadata about the secret, not the secret.
 const METADATA_WORDS: &[&str] = &[
-    "count", "counts", "limit", "limits", "len", "length", "size", "type", "types", "kind", "usage", "used", "max",
-    "min", "name", "names", "file", "filename", "path", "dir", "url", "uri", "endpoint", "host", "id", "ids", "arn",
-    "ttl", "expiry", "expires", "expiration", "exp", "lifetime", "header", "field", "policy", "hint", "prompt",
-    "budget", "index", "idx", "hash", "version", "format", "mode", "enabled", "enable", "required", "rotation",
-    "created", "updated", "source", "ref", "location", "env", "var", "manager", "store", "provider", "label",
-    "regex", "pattern", "prefix", "suffix", "strength", "reset", "changed", "valid", "validation", "timeout", "rate",
-    "per", "total", "estimate", "through", "fail", "placeholder", "input", "param", "length",
+    "count",
+    "counts",
+    "limit",
+    "limits",
+    "len",
+    "length",
+    "size",
+    "type",
+    "types",
+    "kind",
+    "usage",
+    "used",
+    "max",
+    "min",
+    "name",
+    "names",
+    "file",
+    "filename",
+    "path",
+    "dir",
+    "url",
+    "uri",
+    "endpoint",
+    "host",
+    "id",
+    "ids",
+    "arn",
+    "ttl",
+    "expiry",
+    "expires",
+    "expiration",
+    "exp",
+    "lifetime",
+    "header",
+    "field",
+    "policy",
+    "hint",
+    "prompt",
+    "budget",
+    "index",
+    "idx",
+    "hash",
+    "version",
+    "format",
+    "mode",
+    "enabled",
+    "enable",
+    "required",
+    "rotation",
+    "created",
+    "updated",
+    "source",
+    "ref",
+    "location",
+    "env",
+    "var",
+    "manager",
+    "store",
+    "provider",
+    "label",
+    "regex",
+    "pattern",
+    "prefix",
+    "suffix",
+    "strength",
+    "reset",
+    "changed",
+    "valid",
+    "validation",
+    "timeout",
+    "rate",
+    "per",
+    "total",
+    "estimate",
+    "through",
+    "fail",
+    "placeholder",
+    "input",
+    "param",
+    "length",
 ];
 /// `max_token`, `prompt_token`, `next_token`: counts and cursors, not credentials.
 const TOKEN_NOT_SECRET_BEFORE: &[&str] = &[
-    "max", "min", "num", "total", "input", "output", "prompt", "completion", "cached", "reasoning", "next", "page",
-    "continuation", "cancellation", "sync", "audio", "text", "image", "thinking", "estimated", "remaining", "used",
+    "max",
+    "min",
+    "num",
+    "total",
+    "input",
+    "output",
+    "prompt",
+    "completion",
+    "cached",
+    "reasoning",
+    "next",
+    "page",
+    "continuation",
+    "cancellation",
+    "sync",
+    "audio",
+    "text",
+    "image",
+    "thinking",
+    "estimated",
+    "remaining",
+    "used",
     "per",
 ];
 
@@ -136,7 +261,9 @@ fn secret_name(ident: &[u8]) -> Option<NameInfo> {
         }
         let secret = eq_any(w, SECRET_WORDS)
             || (w.eq_ignore_ascii_case(b"key") && k > 0 && eq_any(word(k - 1), KEY_QUALIFIERS))
-            || ["password", "passwd", "secret", "apikey", "passphrase"].iter().any(|s| ends_with_ci(w, s));
+            || ["password", "passwd", "secret", "apikey", "passphrase"]
+                .iter()
+                .any(|s| ends_with_ci(w, s));
         if secret {
             key_at = Some(k);
         }
@@ -148,7 +275,10 @@ fn secret_name(ident: &[u8]) -> Option<NameInfo> {
     if k > 0 && eq_any(word(k - 1), &["public", "publishable"]) {
         return None;
     }
-    if word(k).eq_ignore_ascii_case(b"token") && k > 0 && eq_any(word(k - 1), TOKEN_NOT_SECRET_BEFORE) {
+    if word(k).eq_ignore_ascii_case(b"token")
+        && k > 0
+        && eq_any(word(k - 1), TOKEN_NOT_SECRET_BEFORE)
+    {
         return None;
     }
     info.pwd = word(k).eq_ignore_ascii_case(b"pwd");
@@ -165,6 +295,7 @@ fn operator(b: &[u8], i: usize) -> Option<(Op, usize)> {
         (b'=', Some(b'>'), _) | (b':', Some(b'='), _) => (Op::Bind, 2),
         (b'=', _, _) => (Op::Assign, 1),
         (b':', Some(b':'), _) => return None, // `Secret::new`: a path, not a pair
+        (b':', Some(b'/'), Some(b'/')) => return None, // `token://`: a URL scheme
         (b':', _, _) => (Op::Colon, 1),
         _ => return None,
     })
@@ -216,9 +347,30 @@ fn trim_value(b: &[u8], start: usize, mut end: usize) -> usize {
 /// `b[from..to]` (`password = x, user = bob` stops after `x`).
 fn next_pair(b: &[u8], from: usize, to: usize) -> Option<usize> {
     const LOOKAHEAD: usize = 64;
+    // `name` then optional blanks then `=` / `:` (not `==`, `::`, `://`);
+    // returns the end of the name.
+    let pair_at = |id: usize| -> Option<usize> {
+        let mut j = id;
+        while j < to && j - id < LOOKAHEAD && is_ident(b[j]) {
+            j += 1;
+        }
+        if j == id {
+            return None;
+        }
+        let name_end = j;
+        j = extend(b, j, |c| c == b' ' || c == b'\t').min(to);
+        let pair = match b.get(j) {
+            Some(b'=') => b.get(j + 1) != Some(&b'='),
+            Some(b':') => b.get(j + 1) != Some(&b'/') && b.get(j + 1) != Some(&b':'),
+            _ => false,
+        };
+        (pair && j < to).then_some(name_end)
+    };
     let mut i = from;
     while i < to {
-        if matches!(b[i], b' ' | b'\t' | b',' | b';') {
+        let c = b[i];
+        if matches!(c, b' ' | b'\t' | b',' | b';') {
+            // `, user = bob` / ` user: bob`: any name starts a new pair.
             let sep = i;
             let mut j = i;
             while j < to && matches!(b[j], b',' | b';') {
@@ -226,24 +378,19 @@ fn next_pair(b: &[u8], from: usize, to: usize) -> Option<usize> {
             }
             let ws = j;
             j = extend(b, j, |c| c == b' ' || c == b'\t').min(to);
-            if j > ws || (j > sep && matches!(b[sep], b',' | b';')) {
-                let id = j;
-                while j < to && j - id < LOOKAHEAD && is_ident(b[j]) {
-                    j += 1;
-                }
-                if j > id {
-                    j = extend(b, j, |c| c == b' ' || c == b'\t').min(to);
-                    let pair = match b.get(j) {
-                        Some(b'=') => b.get(j + 1) != Some(&b'='),
-                        Some(b':') => b.get(j + 1) != Some(&b'/') && b.get(j + 1) != Some(&b':'),
-                        _ => false,
-                    };
-                    if pair && j < to {
-                        return Some(sep);
-                    }
-                }
+            if (j > ws || j > sep && matches!(b[sep], b',' | b';')) && pair_at(j).is_some() {
+                return Some(sep);
             }
             i = ws.max(i + 1);
+        } else if !is_ident(c) && i + 1 < to && is_ident(b[i + 1]) {
+            // `…|token: x`: without a blank only a secret name starts a pair,
+            // so that one replacement never swallows the next pair's value.
+            if let Some(name_end) = pair_at(i + 1) {
+                if secret_name(&b[i + 1..name_end]).is_some() {
+                    return Some(i + 1);
+                }
+            }
+            i += 1;
         } else {
             i += 1;
         }
@@ -276,7 +423,9 @@ fn value_ok(v: &str, quoted: bool, info: NameInfo, name: &[u8]) -> bool {
         if matches!(b[0], b'{' | b'[' | b':' | b'=' | b'(' | b'<') {
             return false;
         }
-        let id_end = extend(b, 0, |c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.');
+        let id_end = extend(b, 0, |c| {
+            c.is_ascii_alphanumeric() || c == b'_' || c == b'.'
+        });
         if id_end > 0 && matches!(b.get(id_end), Some(b'(') | Some(b'[')) {
             return false;
         }
@@ -285,7 +434,9 @@ fn value_ok(v: &str, quoted: bool, info: NameInfo, name: &[u8]) -> bool {
 }
 
 fn kind_for(v: &str, info: NameInfo) -> Kind {
-    let aws_shape = v.len() == 40 && v.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'/' || c == b'+');
+    let aws_shape = v.len() == 40
+        && v.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'/' || c == b'+');
     if info.aws && aws_shape {
         Kind::AwsSecretKey
     } else {
@@ -312,7 +463,13 @@ pub(crate) fn forward(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) ->
         }
         ie += 1;
     }
-    let Some(info) = secret_name(&b[is..ie]) else { return e };
+    // `[API_KEY]`, `[SECRET]`: a marker (or a bracketed label), not a name.
+    if is > 0 && b[is - 1] == b'[' && b.get(ie) == Some(&b']') {
+        return e;
+    }
+    let Some(info) = secret_name(&b[is..ie]) else {
+        return e;
+    };
 
     // Closing quote / bracket of the name: `"password":`, `['password'] =`.
     let mut i = ie;
@@ -340,7 +497,7 @@ pub(crate) fn forward(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) ->
         match closing_quote(b, i) {
             Some(c) => (i + 1, c, true, c + 1),
             None if matches!(op, Op::Assign | Op::Colon) => {
-                let le = extend(b, i + 1, |c| c != b'\n');
+                let le = extend(b, i + 1, |c| c != b'\n' && c != b'\r');
                 let ve = trim_value(b, i + 1, le);
                 (i + 1, ve, true, ve)
             }
@@ -352,21 +509,32 @@ pub(crate) fn forward(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) ->
         }
         let ve = if op == Op::Assign && !ws_before && !ws_after {
             // key=value (logfmt, query strings, env): one word.
-            extend(b, i, |c| !c.is_ascii_whitespace() && !matches!(c, b'&' | b',' | b';' | b'"' | b'\'' | b'`'))
+            extend(b, i, |c| {
+                !c.is_ascii_whitespace() && !matches!(c, b'&' | b',' | b';' | b'"' | b'\'' | b'`')
+            })
         } else {
             // key: value / key = value (YAML, INI): the rest of the line, up to
             // the next `name =` / `name:` pair on it.
-            let le = extend(b, i, |c| !matches!(c, b'\n' | b'"' | b'\'' | b'`'));
+            let le = extend(b, i, |c| {
+                !matches!(c, b'"' | b'\'' | b'`') && (c >= 0x20 || c == b'\t')
+            });
             let le = next_pair(b, i, le).unwrap_or(le);
             trim_value(b, i, le)
         };
         (i, ve, false, ve)
     };
     let v = &text[vs..ve];
+    if is_marker(v) {
+        return resume;
+    }
     if !value_ok(v, quoted, info, &b[is..ie]) {
         return e;
     }
-    hits.push(Hit { start: vs, end: ve, kind: kind_for(v, info) });
+    hits.push(Hit {
+        start: vs,
+        end: ve,
+        kind: kind_for(v, info),
+    });
     resume
 }
 
@@ -376,22 +544,40 @@ pub(crate) fn reverse(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) ->
     let b = text.as_bytes();
     let q = b[s];
     // The trigger's value excludes every quote, so the first one closes it.
-    let Some(c) = b[s + 1..e].iter().position(|&x| is_quote(x)).map(|j| s + 1 + j) else { return e };
+    let Some(c) = b[s + 1..e]
+        .iter()
+        .position(|&x| is_quote(x))
+        .map(|j| s + 1 + j)
+    else {
+        return s + 1;
+    };
     if b[c] != q {
-        return c;
+        return s + 1;
     }
     let mut ie = e;
     while ie < b.len() && is_ident(b[ie]) {
         if ie - e >= IDENT_MAX {
-            return c;
+            return s + 1;
         }
         ie += 1;
     }
-    let Some(info) = secret_name(&b[e..ie]) else { return c };
-    let v = &text[s + 1..c];
-    if !value_ok(v, true, info, &b[e..ie]) {
-        return c;
+    if b.get(e) == Some(&b'[') {
+        return s + 1;
     }
-    hits.push(Hit { start: s + 1, end: c, kind: kind_for(v, info) });
+    let Some(info) = secret_name(&b[e..ie]) else {
+        return s + 1;
+    };
+    let v = &text[s + 1..c];
+    if is_marker(v) {
+        return ie;
+    }
+    if !value_ok(v, true, info, &b[e..ie]) {
+        return s + 1;
+    }
+    hits.push(Hit {
+        start: s + 1,
+        end: c,
+        kind: kind_for(v, info),
+    });
     ie
 }

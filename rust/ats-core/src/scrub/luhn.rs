@@ -12,18 +12,26 @@
 //!   or `.`), not 000/666/9xx, 00, 0000, and not part of a longer number
 //!   written with the same separator.
 //!
-//! Windows next to a `.` that joins digits (decimals, versions, addresses) are
-//! never cards. The run is parsed once and the scan resumes after it.
+//! A card window may touch a neighbouring number only through spaces: next to
+//! a `.` (decimals, versions, addresses) or a `-` (dashed ids, SSNs) it is not
+//! a card. The run is parsed once and the scan resumes after it.
 
 use super::{Ctx, Hit, Kind};
 
 /// Groups looked at in one run; a longer run continues at the next trigger.
-const MAX_GROUPS: usize = 64;
+/// Large enough that no real text reaches it (the cut could otherwise split a
+/// card differently from a second pass), small enough to bound memory.
+const MAX_GROUPS: usize = 1024;
 
 /// Luhn checksum over ASCII digits (other bytes skipped).
 pub(crate) fn luhn_valid(digits: impl DoubleEndedIterator<Item = u8>) -> bool {
     let mut sum = 0u32;
-    for (i, d) in digits.rev().filter(u8::is_ascii_digit).map(|c| u32::from(c - b'0')).enumerate() {
+    for (i, d) in digits
+        .rev()
+        .filter(u8::is_ascii_digit)
+        .map(|c| u32::from(c - b'0'))
+        .enumerate()
+    {
         sum += if i % 2 == 1 {
             let x = d * 2;
             if x > 9 {
@@ -60,22 +68,20 @@ pub(crate) fn digits(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) -> 
     while rs > floor && b[rs - 1].is_ascii_digit() {
         rs -= 1;
     }
-    // Letters, `_` or digits glued to the front: part of an identifier.
-    if !super::validators::left_ok(ctx, rs, |c| c.is_ascii_alphanumeric() || c == b'_') {
-        return e.max(skip_run(b, rs));
-    }
+    // Letters or `_` glued to the front: the first group is part of an
+    // identifier (`a456-…`), the rest of the run is still looked at.
+    let glued_left =
+        !super::validators::left_ok(ctx, rs, |c| c.is_ascii_alphanumeric() || c == b'_');
     // Separator before the run that joins it to an earlier (unredacted) number.
     let lead_sep = lead_separator(b, rs, floor);
 
-    let mut buf = [Group { start: 0, end: 0 }; MAX_GROUPS];
-    let mut n = 0;
+    let mut buf: Vec<Group> = Vec::with_capacity(8);
     let mut i = rs;
     loop {
         let ge = super::validators::extend(b, i, |c| c.is_ascii_digit());
-        buf[n] = Group { start: i, end: ge };
-        n += 1;
+        buf.push(Group { start: i, end: ge });
         i = ge;
-        if n >= MAX_GROUPS {
+        if buf.len() >= MAX_GROUPS {
             break;
         }
         // One or two separator bytes, then a digit.
@@ -95,8 +101,9 @@ pub(crate) fn digits(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) -> 
         }
     }
     let run_end = i;
-    let groups = &buf[..n];
-    let glued_right = !super::validators::right_ok(b, run_end, |c| c.is_ascii_alphanumeric() || c == b'_');
+    let groups = &buf[..];
+    let glued_right =
+        !super::validators::right_ok(b, run_end, |c| c.is_ascii_alphanumeric() || c == b'_');
 
     let trail = trail_separator(b, run_end);
     let sep = |k: usize| -> &[u8] { &b[groups[k - 1].end..groups[k].start] };
@@ -104,30 +111,36 @@ pub(crate) fn digits(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) -> 
     // not the neighbouring group gets replaced: a marker (`…]`, `[…`) joins
     // like a digit, so a second pass sees exactly the same neighbours.
     let before = |k: usize| if k == 0 { lead_sep } else { Some(sep(k)) };
-    let after = |w: usize| if w + 1 < groups.len() { Some(sep(w + 1)) } else { trail };
-    let mut k = 0;
+    let after = |w: usize| {
+        if w + 1 < groups.len() {
+            Some(sep(w + 1))
+        } else {
+            trail
+        }
+    };
+    let mut k = usize::from(glued_left);
     while k < groups.len() {
         if let Some(w) = card_window(b, groups, k, &before, &after, glued_right, &sep) {
-            hits.push(Hit { start: groups[k].start, end: groups[w].end, kind: Kind::CreditCard });
+            hits.push(Hit {
+                start: groups[k].start,
+                end: groups[w].end,
+                kind: Kind::CreditCard,
+            });
             k = w + 1;
             continue;
         }
         if ssn_window(b, groups, k, &before, &after, glued_right, &sep) {
-            hits.push(Hit { start: groups[k].start, end: groups[k + 2].end, kind: Kind::Ssn });
+            hits.push(Hit {
+                start: groups[k].start,
+                end: groups[k + 2].end,
+                kind: Kind::Ssn,
+            });
             k += 3;
             continue;
         }
         k += 1;
     }
     run_end.max(e)
-}
-
-/// End of the digit/separator run at `i` (used to skip a glued run at once).
-fn skip_run(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && (b[i].is_ascii_digit() || (is_sep(b[i]) && b.get(i + 1).is_some_and(u8::is_ascii_digit))) {
-        i += 1;
-    }
-    i
 }
 
 /// The 1–2 separator bytes before `rs` if a digit, a `]` or replaced text
@@ -178,7 +191,11 @@ fn card_window<'b>(
     glued_right: bool,
     sep: &dyn Fn(usize) -> &'b [u8],
 ) -> Option<usize> {
-    if before(k).is_some_and(|s| s.contains(&b'.')) {
+    // Only whitespace may join a card to a neighbouring number: a `.` makes it
+    // a decimal or version, a `-` makes the edge group part of a dashed number
+    // (`…4000 001-01-0001`).
+    let joined = |s: Option<&[u8]>| s.is_some_and(|s| s.iter().any(|&c| c != b' '));
+    if joined(before(k)) {
         return None;
     }
     // Candidate ends: extend while the separator stays the same and digits <= 19.
@@ -210,18 +227,38 @@ fn card_window<'b>(
         }
         if digits >= 13 {
             let last = w + 1 == groups.len();
-            let dotted = after(w).is_some_and(|s| s.contains(&b'.'));
-            let after_ok = !dotted && (!last || !glued_right);
+            let after_ok = !joined(after(w)) && (!last || !glued_right);
             let first = b[groups[k].start];
             // Unseparated numbers must carry an issuer prefix (2–6).
-            let prefix_ok = if w == k { (b'2'..=b'6').contains(&first) } else { first != b'0' };
-            if after_ok && prefix_ok && luhn_valid(b[groups[k].start..groups[w].end].iter().copied()) {
+            let prefix_ok = if w == k {
+                (b'2'..=b'6').contains(&first)
+            } else {
+                first != b'0'
+            };
+            if after_ok
+                && prefix_ok
+                && layout_ok(&groups[k..=w])
+                && luhn_valid(b[groups[k].start..groups[w].end].iter().copied())
+            {
                 return Some(w);
             }
         }
         w += 1;
     }
     None
+}
+
+/// How cards are written: one block, two blocks (`422222 2222222`), fours with
+/// a shorter last block (`4-4-4-4`, `4-4-4-4-3`, `4-4-4-2`), or `4-6-5` / `4-6-4`
+/// (Amex, Diners). Anything else (`1024 3770 887226`) is several numbers.
+fn layout_ok(window: &[Group]) -> bool {
+    let len = |g: &Group| g.end - g.start;
+    match window {
+        [_] | [_, _] => true,
+        [a, b, c] if len(a) == 4 && len(b) == 6 && (4..=5).contains(&len(c)) => true,
+        [init @ .., last] => init.iter().all(|g| len(g) == 4) && (1..=4).contains(&len(last)),
+        [] => false,
+    }
 }
 
 /// `AAA-GG-SSSS` at group `k` with a single consistent separator.
@@ -247,7 +284,9 @@ fn ssn_window<'b>(
         return false;
     }
     // Part of a longer number written the same way (`1-800-55-1234`)?
-    if before(k).is_some_and(|p| p.contains(&s1[0])) || after(k + 2).is_some_and(|p| p.contains(&s1[0])) {
+    if before(k).is_some_and(|p| p.contains(&s1[0]))
+        || after(k + 2).is_some_and(|p| p.contains(&s1[0]))
+    {
         return false;
     }
     if k + 3 == groups.len() && glued_right {

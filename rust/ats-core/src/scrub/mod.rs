@@ -49,20 +49,31 @@
 //! ([`regex_automata::meta::Regex`], leftmost-first, linear time). The text is
 //! scanned once; each trigger hands its position to a small hand-written
 //! validator that checks boundaries, extends the match (token bodies, quoted
-//! values, digit groups) and decides. A rejected trigger resumes the scan just
-//! after its own start; validators check the left boundary before extending, so
-//! a rejected candidate never causes the same run of characters to be re-read
-//! more than a bounded number of times. Total work is linear in the input.
+//! values, digit groups; backwards for an e-mail's local part from the `@` and a
+//! URL's scheme from the `://`) and decides. Triggers carry no counted
+//! repetition over word characters, which keeps the lazy DFA small and fast. A
+//! rejected trigger resumes the scan just after its own start; validators check
+//! the left boundary before extending and bound every look-around (names 128
+//! bytes, local parts 64, URL users 128 and passwords 256), so no run of
+//! characters is re-read more than a bounded number of times. Total work is
+//! linear in the input; text with nothing to replace is returned borrowed.
 //!
 //! Scrubbing is idempotent for the built-in rules (`scrub(scrub(x)) == scrub(x)`):
-//! markers never match a rule, and a position right after a replacement counts as a
-//! boundary in the first pass just as the marker's `]` does in the second.
+//! markers never match a rule; a position right after a replacement counts as a
+//! boundary in the first pass just as the marker's `]` does in the second; a
+//! validator that finds a marker where its value goes resumes where it would
+//! have after replacing it; keyword values never span a line break. One case
+//! cannot be seen in a single pass: a candidate rejected because its body ran
+//! into a secret that a later rule then replaced (`glpat-…-ghp_…`). When a
+//! replacement lands within 512 bytes of a rejected candidate, a confirming
+//! pass runs over the output (at most three); clean text never pays for it.
 //! Extra patterns are the caller's: a marker that its own regex matches breaks that.
 
 mod keyword;
 mod luhn;
 mod path;
 mod patterns;
+mod tokens;
 mod validators;
 
 use std::borrow::Cow;
@@ -248,9 +259,11 @@ pub(crate) struct Hit {
 pub(crate) struct Ctx<'t> {
     pub text: &'t str,
     /// End of the last replacement, if any. The byte before this position is
-    /// treated as `]` (the last byte of a marker) so that a second pass over the
-    /// output sees the same boundaries as the first.
+    /// treated as the last byte of the marker written there, so that a second
+    /// pass over the output sees the same boundaries as the first.
     pub redacted_to: Option<usize>,
+    /// Last byte of that marker (`]`, or `~` for a home directory).
+    pub marker_last: u8,
 }
 
 impl Ctx<'_> {
@@ -261,7 +274,7 @@ impl Ctx<'_> {
             return None;
         }
         if self.redacted_to == Some(i) {
-            return Some(b']');
+            return Some(self.marker_last);
         }
         self.text.as_bytes().get(i - 1).copied()
     }
@@ -290,7 +303,10 @@ impl Scrubber {
     /// Builds a scrubber with the built-in rules plus `extra`.
     pub fn new(extra: &[ExtraPattern]) -> Result<Scrubber, ScrubError> {
         if extra.len() > MAX_EXTRA {
-            return Err(ScrubError::TooManyPatterns { count: extra.len(), max: MAX_EXTRA });
+            return Err(ScrubError::TooManyPatterns {
+                count: extra.len(),
+                max: MAX_EXTRA,
+            });
         }
         let mut rules = patterns::builtin_rules();
         let mut sources: Vec<String> = rules.iter().map(|r| r.regex.to_string()).collect();
@@ -298,15 +314,27 @@ impl Scrubber {
         for (i, p) in extra.iter().enumerate() {
             // Compile alone first so the error names the offending pattern.
             if let Err(e) = Regex::new(&p.regex) {
-                return Err(ScrubError::InvalidPattern { name: p.name.clone(), message: e.to_string() });
+                return Err(ScrubError::InvalidPattern {
+                    name: p.name.clone(),
+                    message: e.to_string(),
+                });
             }
             sources.push(p.regex.clone());
             // `i < MAX_EXTRA` fits in u16.
-            rules.push(Rule { regex: "", handler: Handler::Extra(i as u16) });
+            rules.push(Rule {
+                regex: "",
+                handler: Handler::Extra(i as u16),
+            });
             extra_markers.push(p.marker.clone());
         }
-        let regex = Regex::new_many(&sources).map_err(|e| ScrubError::Build { message: e.to_string() })?;
-        Ok(Scrubber { regex, rules, extra_markers })
+        let regex = Regex::new_many(&sources).map_err(|e| ScrubError::Build {
+            message: e.to_string(),
+        })?;
+        Ok(Scrubber {
+            regex,
+            rules,
+            extra_markers,
+        })
     }
 
     /// Returns `text` with every detected secret replaced by its marker.
@@ -317,52 +345,100 @@ impl Scrubber {
     /// Like [`Scrubber::scrub`], also counting replacements per kind.
     pub fn scrub_with_counts<'a>(&self, text: &'a str) -> (Cow<'a, str>, Counts) {
         let mut counts = Counts::default();
+        let Some((mut current, mut confirm)) = self.pass(text, &mut counts) else {
+            return (Cow::Borrowed(text), counts);
+        };
+        // A confirming pass, only when a rejected candidate sat right before a
+        // replacement: its validator may have read into text that is now a
+        // marker, and a second look must agree with the first (idempotence).
+        for _ in 0..MAX_CONFIRM {
+            if !confirm {
+                break;
+            }
+            match self.pass(&current, &mut counts) {
+                Some((next, again)) => {
+                    current = next;
+                    confirm = again;
+                }
+                None => break,
+            }
+        }
+        (Cow::Owned(current), counts)
+    }
+
+    /// One scan. `None` when nothing was replaced; otherwise the new text and
+    /// whether a confirming pass is needed.
+    fn pass(&self, text: &str, counts: &mut Counts) -> Option<(String, bool)> {
         let mut out: Option<String> = None;
         let mut emitted = 0usize; // text[..emitted] is already in `out`
         let mut redacted_to: Option<usize> = None;
+        let mut marker_last = b']';
+        let mut last_reject: Option<usize> = None; // start of the latest rejected candidate
+        let mut confirm = false;
         let mut hits: Vec<Hit> = Vec::new(); // allocates only on the first hit
         let mut pos = 0usize;
         let len = text.len();
         while pos < len {
-            let Some(m) = self.regex.search(&Input::new(text).span(pos..len)) else { break };
-            let ctx = Ctx { text, redacted_to };
+            let Some(m) = self.regex.search(&Input::new(text).span(pos..len)) else {
+                break;
+            };
+            let ctx = Ctx {
+                text,
+                redacted_to,
+                marker_last,
+            };
             hits.clear();
             let rule = &self.rules[m.pattern().as_usize()];
-            let resume = match rule.handler {
+            let (resume, extra_marker) = match rule.handler {
                 Handler::Extra(i) => {
                     if m.end() > m.start() {
-                        hits.push(Hit { start: m.start(), end: m.end(), kind: Kind::Extra });
+                        hits.push(Hit {
+                            start: m.start(),
+                            end: m.end(),
+                            kind: Kind::Extra,
+                        });
                     }
-                    let marker = self.extra_markers.get(usize::from(i)).map(String::as_str).unwrap_or("");
-                    for h in &hits {
-                        let buf = out.get_or_insert_with(|| String::with_capacity(len));
-                        buf.push_str(&text[emitted..h.start]);
-                        buf.push_str(marker);
-                        emitted = h.end;
-                        redacted_to = Some(h.end);
-                        counts.bump(Kind::Extra);
-                    }
-                    m.end()
+                    (
+                        m.end(),
+                        Some(
+                            self.extra_markers
+                                .get(usize::from(i))
+                                .map(String::as_str)
+                                .unwrap_or(""),
+                        ),
+                    )
                 }
-                h => {
-                    let resume = patterns::run(h, &ctx, m.start(), m.end(), &mut hits);
-                    for h in &hits {
-                        // Validators return ordered hits at or after `pos`; anything
-                        // else would be a bug, and is skipped rather than panicking.
-                        if h.start < emitted || h.end < h.start || h.end > len {
-                            debug_assert!(false, "bad hit {h:?}");
-                            continue;
-                        }
-                        let buf = out.get_or_insert_with(|| String::with_capacity(len));
-                        buf.push_str(&text[emitted..h.start]);
-                        buf.push_str(h.kind.marker());
-                        emitted = h.end;
-                        redacted_to = Some(h.end);
-                        counts.bump(h.kind);
-                    }
-                    resume
-                }
+                h => (patterns::run(h, &ctx, m.start(), m.end(), &mut hits), None),
             };
+            if hits.is_empty() {
+                last_reject = Some(m.start());
+            }
+            for h in &hits {
+                // Validators return ordered hits at or after `pos`; anything
+                // else would be a bug, and is skipped rather than panicking.
+                if h.start < emitted || h.end < h.start || h.end > len {
+                    debug_assert!(false, "bad hit {h:?}");
+                    continue;
+                }
+                if last_reject
+                    .is_some_and(|r| r >= emitted && h.start.abs_diff(r) <= CONFIRM_WINDOW)
+                {
+                    confirm = true;
+                }
+                let buf = out.get_or_insert_with(|| String::with_capacity(len));
+                buf.push_str(&text[emitted..h.start]);
+                let marker = extra_marker.unwrap_or(h.kind.marker());
+                buf.push_str(marker);
+                emitted = h.end;
+                redacted_to = Some(h.end);
+                // An empty extra marker leaves the byte before the hit in place.
+                marker_last = marker.as_bytes().last().copied().unwrap_or(if h.start > 0 {
+                    text.as_bytes()[h.start - 1]
+                } else {
+                    b' '
+                });
+                counts.bump(h.kind);
+            }
             // Always make progress, never land inside a replacement or a char.
             let mut next = resume.max(m.start() + 1).max(emitted);
             while next < len && !text.is_char_boundary(next) {
@@ -370,15 +446,18 @@ impl Scrubber {
             }
             pos = next;
         }
-        match out {
-            None => (Cow::Borrowed(text), counts),
-            Some(mut buf) => {
-                buf.push_str(&text[emitted..]);
-                (Cow::Owned(buf), counts)
-            }
-        }
+        out.map(|mut buf| {
+            buf.push_str(&text[emitted..]);
+            (buf, confirm)
+        })
     }
 }
+
+/// How far before a replacement a rejected candidate may start and still have
+/// read into it (token bodies and keyword values are short).
+const CONFIRM_WINDOW: usize = 512;
+/// Most confirming passes; each only runs when the previous one changed text.
+const MAX_CONFIRM: usize = 3;
 
 /// The scrubber with built-in rules only, built on first use.
 pub fn default_scrubber() -> &'static Scrubber {

@@ -23,17 +23,31 @@ fn glued(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'~' | b'/' | b'\\' | b'-' | b'$')
 }
 
-fn replace(ctx: &Ctx<'_>, s: usize, name_start: usize, shared: &[&str], hits: &mut Vec<Hit>) -> usize {
+fn replace(
+    ctx: &Ctx<'_>,
+    s: usize,
+    name_start: usize,
+    shared: &[&str],
+    hits: &mut Vec<Hit>,
+) -> usize {
     let b = ctx.text.as_bytes();
     if !left_ok(ctx, s, glued) {
         return name_start;
     }
     let end = extend(b, name_start, is_name);
     let name = &ctx.text[name_start..end];
-    if end - name_start > NAME_MAX || name.bytes().all(|c| c == b'.') || shared.iter().any(|x| name.eq_ignore_ascii_case(x)) {
-        return end;
+    if end - name_start > NAME_MAX
+        || name.bytes().all(|c| c == b'.')
+        || shared.iter().any(|x| name.eq_ignore_ascii_case(x))
+    {
+        // Resume at the name: it may itself be something else (a token).
+        return name_start;
     }
-    hits.push(Hit { start: s, end, kind: Kind::HomePath });
+    hits.push(Hit {
+        start: s,
+        end,
+        kind: Kind::HomePath,
+    });
     end
 }
 
@@ -43,5 +57,11 @@ pub(crate) fn home_unix(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) 
 }
 
 pub(crate) fn home_windows(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) -> usize {
-    replace(ctx, s, e - 1, &["Public", "Default", "All Users", "Default User"], hits)
+    replace(
+        ctx,
+        s,
+        e - 1,
+        &["Public", "Default", "All Users", "Default User"],
+        hits,
+    )
 }

@@ -43,6 +43,16 @@ pub(crate) fn extend(b: &[u8], mut i: usize, f: impl Fn(u8) -> bool) -> usize {
     i
 }
 
+/// `end` cut back to the start of a `-----BEGIN` inside `text[start..end]`:
+/// PEM armour never belongs to a token, and a token glued to a key block must
+/// end where a second pass (seeing `[PRIVATE_KEY]` there) would end it.
+pub(crate) fn cut_armor(text: &str, start: usize, end: usize) -> usize {
+    match text[start..end].find("-----BEGIN") {
+        Some(i) => start + i,
+        None => end,
+    }
+}
+
 /// True when the byte before `i` (as a second pass would see it) is not in `class`.
 #[inline]
 pub(crate) fn left_ok(ctx: &Ctx<'_>, i: usize, class: impl Fn(u8) -> bool) -> bool {
@@ -52,30 +62,28 @@ pub(crate) fn left_ok(ctx: &Ctx<'_>, i: usize, class: impl Fn(u8) -> bool) -> bo
     }
 }
 
-/// True when the byte at `i` is absent or not in `class`.
+/// True when the byte at `i` is absent or not in `class`, or PEM armour
+/// (`-----BEGIN`) starts there.
 #[inline]
 pub(crate) fn right_ok(b: &[u8], i: usize, class: impl Fn(u8) -> bool) -> bool {
+    if b.get(i..).is_some_and(|r| r.starts_with(b"-----BEGIN")) {
+        return true;
+    }
     match b.get(i) {
         Some(&c) => !class(c),
         None => true,
     }
 }
 
-/// `xxxx`, `XXXX-XXXX`, `hf_xxxxxxxx…`, `glc_1111…`: three or more
-/// alphanumerics drawn from at most two distinct characters, or eight or more
-/// where one character is the majority (case-insensitive). Random secrets
+/// `xxxx`, `XXXX-XXXX`, `****`, `hf_xxxxxxxx…`, `glc_1111…`: three or more
+/// characters drawn from at most two distinct ones, or eight or more where
+/// one character is the majority (ASCII case-insensitive). Random secrets
 /// never look like this.
 pub(crate) fn few_distinct(v: &str) -> bool {
-    let mut freq = [0u32; 36];
+    let mut freq = [0u32; 256];
     let mut n = 0u32;
-    for c in v.bytes() {
-        let slot = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'z' => c - b'a' + 10,
-            b'A'..=b'Z' => c - b'A' + 10,
-            _ => continue,
-        };
-        freq[usize::from(slot)] += 1;
+    for c in v.bytes().filter(|c| !c.is_ascii_whitespace()) {
+        freq[usize::from(c.to_ascii_lowercase())] += 1;
         n += 1;
     }
     let distinct = freq.iter().filter(|&&f| f > 0).count();
@@ -88,7 +96,10 @@ pub(crate) fn few_distinct(v: &str) -> bool {
 /// markers out is what makes scrubbing idempotent.
 pub(crate) fn is_template_or_marker(v: &str) -> bool {
     let b = v.as_bytes();
-    if ["${", "{{", "$(", "%(", "%{", "#{", "<%"].iter().any(|p| v.starts_with(p)) {
+    if ["${", "{{", "$(", "%(", "%{", "#{", "<%"]
+        .iter()
+        .any(|p| v.starts_with(p))
+    {
         return true;
     }
     // printf conversions: `%s`, `%d`, `%-5s`.
@@ -99,24 +110,74 @@ pub(crate) fn is_template_or_marker(v: &str) -> bool {
     if b.len() >= 2 && b[0] == b'$' && (b[1].is_ascii_alphanumeric() || b[1] == b'_') {
         return true;
     }
-    (b.first() == Some(&b'<') && b.last() == Some(&b'>')) || (b.first() == Some(&b'[') && b.last() == Some(&b']'))
+    (b.first() == Some(&b'<') && b.last() == Some(&b'>'))
+        || (b.first() == Some(&b'[') && b.last() == Some(&b']'))
+}
+
+/// A marker this module writes (`[SECRET]`, `[API_KEY]`, …). A validator that
+/// finds one where its value goes resumes exactly where it would have after
+/// replacing the value, so a second pass skips what the first pass skipped.
+pub(crate) fn is_marker(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() >= 3
+        && b[0] == b'['
+        && b[b.len() - 1] == b']'
+        && b[1..b.len() - 1]
+            .iter()
+            .all(|&c| c.is_ascii_uppercase() || c == b'_')
 }
 
 /// Words people write where a real value would go, whole (`changeme`) or as a
 /// telling part (`insert_key_here`, `your-api-key`, `example-secret`).
 pub(crate) fn is_placeholder_word(v: &str) -> bool {
-    const PARTS: &[&str] =
-        &["placeholder", "your_", "your-", "_here", "-here", "changeme", "dummy", "insert_", "replace_me"];
+    const PARTS: &[&str] = &[
+        "placeholder",
+        "your_",
+        "your-",
+        "_here",
+        "-here",
+        "changeme",
+        "dummy",
+        "insert_",
+        "replace_me",
+    ];
     let lower_has = |p: &str| {
-        v.as_bytes().windows(p.len()).any(|w| w.eq_ignore_ascii_case(p.as_bytes()))
+        v.as_bytes()
+            .windows(p.len())
+            .any(|w| w.eq_ignore_ascii_case(p.as_bytes()))
     };
     if PARTS.iter().any(|p| lower_has(p)) {
         return true;
     }
     const WORDS: &[&str] = &[
-        "password", "passwd", "pass", "pwd", "secret", "token", "changeme", "change_me", "test", "example",
-        "placeholder", "redacted", "dummy", "null", "none", "nil", "undefined", "true", "false", "empty",
-        "your_password", "yourpassword", "mypassword", "my_password", "username", "user", "api_key", "apikey",
+        "password",
+        "passwd",
+        "pass",
+        "pwd",
+        "secret",
+        "token",
+        "changeme",
+        "change_me",
+        "test",
+        "example",
+        "placeholder",
+        "redacted",
+        "dummy",
+        "null",
+        "none",
+        "nil",
+        "undefined",
+        "true",
+        "false",
+        "empty",
+        "your_password",
+        "yourpassword",
+        "mypassword",
+        "my_password",
+        "username",
+        "user",
+        "api_key",
+        "apikey",
     ];
     WORDS.iter().any(|w| v.eq_ignore_ascii_case(w))
 }
@@ -150,25 +211,33 @@ pub(crate) fn b64_decode(s: &str) -> Option<Vec<u8>> {
 
 // ---------------------------------------------------------------- e-mail
 
-/// The regex matches an ASCII local part (kept ASCII and bounded so the
-/// automaton stays small); non-ASCII letters right before it (`jürgen@…`)
-/// belong to the address too. `ssh://git@host` is a URL's user, not an e-mail.
+/// The trigger starts at the `@` and covers the domain; the local part is
+/// found by walking back (at most 64 bytes, RFC 5321's limit), non-ASCII
+/// letters included (`jürgen@…`). `ssh://git@host` is a URL's user.
 pub(crate) fn email(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) -> usize {
-    const BACK_MAX: usize = 64;
+    const LOCAL_MAX: usize = 64;
     let text = ctx.text;
     let floor = ctx.floor();
     let mut start = s;
     for (i, c) in text[floor..s].char_indices().rev() {
         let i = floor + i;
-        if s - i > BACK_MAX || !(c.is_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-')) {
+        if s - i > LOCAL_MAX || !(c.is_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-')) {
             break;
         }
         start = i;
     }
-    if text[..start].ends_with("://") {
-        return e;
+    // No leading dots (`…sentence.bob@x.io` keeps the sentence's dot).
+    while start < s && text.as_bytes()[start] == b'.' {
+        start += 1;
     }
-    hits.push(Hit { start, end: e, kind: Kind::Email });
+    if start == s || text[..start].ends_with("://") {
+        return s + 1;
+    }
+    hits.push(Hit {
+        start,
+        end: e,
+        kind: Kind::Email,
+    });
     e
 }
 
@@ -194,7 +263,11 @@ pub(crate) fn private_key(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>
     if text[e..body_end].trim().is_empty() {
         return e;
     }
-    hits.push(Hit { start: s, end, kind: Kind::PrivateKey });
+    hits.push(Hit {
+        start: s,
+        end,
+        kind: Kind::PrivateKey,
+    });
     end
 }
 
@@ -210,22 +283,24 @@ pub(crate) fn auth_header(ctx: &Ctx<'_>, _s: usize, e: usize, hits: &mut Vec<Hit
     let after_ws = extend(b, w_end, |c| c == b' ' || c == b'\t');
     let word = &ctx.text[e..w_end];
     let scheme_like = word.bytes().all(|c| c.is_ascii_alphabetic() || c == b'-');
-    let (scheme, cs, ce) = if after_ws > w_end && after_ws < b.len() && is_cred_char(b[after_ws]) && scheme_like {
-        (Some(word), after_ws, extend(b, after_ws, is_cred_char))
-    } else if after_ws > w_end && scheme_like {
-        // A scheme followed by something that is not a credential (`$TOKEN`,
-        // `<token>`, `{base64(...)}`): nothing to remove.
-        return after_ws;
-    } else {
-        // No scheme. Prose ("authorization: required") is not a credential.
-        if !(word.bytes().any(|c| c.is_ascii_digit()) || word.len() >= 16) {
-            return w_end;
-        }
-        (None, e, w_end)
-    };
+    let (scheme, cs, ce) =
+        if after_ws > w_end && after_ws < b.len() && is_cred_char(b[after_ws]) && scheme_like {
+            (Some(word), after_ws, extend(b, after_ws, is_cred_char))
+        } else if after_ws > w_end && scheme_like {
+            // A scheme followed by something that is not a credential (`$TOKEN`,
+            // `<token>`, `{base64(...)}`): nothing to remove. Every rejection
+            // resumes right after the trigger so no other rule's text is skipped.
+            return e;
+        } else {
+            // No scheme. Prose ("authorization: required") is not a credential.
+            if !(word.bytes().any(|c| c.is_ascii_digit()) || word.len() >= 16) {
+                return e;
+            }
+            (None, e, w_end)
+        };
     let cred = &ctx.text[cs..ce];
     if !cred.bytes().any(is_alnum) || few_distinct(cred) || is_placeholder_word(cred) {
-        return ce;
+        return e;
     }
     let kind = match scheme {
         Some(sc) if sc.eq_ignore_ascii_case("basic") => {
@@ -237,7 +312,11 @@ pub(crate) fn auth_header(ctx: &Ctx<'_>, _s: usize, e: usize, hits: &mut Vec<Hit
         }
         _ => Kind::BearerCredential,
     };
-    hits.push(Hit { start: cs, end: ce, kind });
+    hits.push(Hit {
+        start: cs,
+        end: ce,
+        kind,
+    });
     ce
 }
 
@@ -253,11 +332,20 @@ pub(crate) fn bare_basic(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>)
         return s + 1;
     }
     let ts = extend(b, s + 5, |c| c == b' ' || c == b'\t');
-    let te = extend(b, ts, |c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
-    if !right_ok(b, te, is_cred_char) || !is_basic_payload(&ctx.text[ts..te]) || few_distinct(&ctx.text[ts..te]) {
+    let te = extend(b, ts, |c| {
+        c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=')
+    });
+    if !right_ok(b, te, is_cred_char)
+        || !is_basic_payload(&ctx.text[ts..te])
+        || few_distinct(&ctx.text[ts..te])
+    {
         return e;
     }
-    hits.push(Hit { start: ts, end: te, kind: Kind::BasicCredential });
+    hits.push(Hit {
+        start: ts,
+        end: te,
+        kind: Kind::BasicCredential,
+    });
     te
 }
 
@@ -274,7 +362,11 @@ pub(crate) fn bare_bearer(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>
     if !(tok.bytes().any(|c| c.is_ascii_digit()) || tok.len() >= 24) || few_distinct(tok) {
         return e;
     }
-    hits.push(Hit { start: ts, end: te, kind: Kind::BearerCredential });
+    hits.push(Hit {
+        start: ts,
+        end: te,
+        kind: Kind::BearerCredential,
+    });
     te
 }
 
@@ -287,7 +379,10 @@ pub(crate) fn curl_user(ctx: &Ctx<'_>, _s: usize, e: usize, hits: &mut Vec<Hit>)
     // One shell word: unquoted runs and quoted pieces, up to whitespace or a
     // shell operator.
     let mut i = e;
-    while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b';' | b'|' | b'&' | b'>' | b'(' | b')') {
+    while i < b.len()
+        && !b[i].is_ascii_whitespace()
+        && !matches!(b[i], b';' | b'|' | b'&' | b'>' | b'(' | b')')
+    {
         if i - e > MAX_WORD {
             return e;
         }
@@ -302,7 +397,9 @@ pub(crate) fn curl_user(ctx: &Ctx<'_>, _s: usize, e: usize, hits: &mut Vec<Hit>)
         }
     }
     let we = i;
-    let Some(colon) = text[e..we].find(':').map(|j| e + j) else { return e };
+    let Some(colon) = text[e..we].find(':').map(|j| e + j) else {
+        return e;
+    };
     let is_q = |c: u8| c == b'"' || c == b'\'';
     let trim = |mut a: usize, mut z: usize| {
         if a < z && is_q(b[a]) {
@@ -326,24 +423,42 @@ pub(crate) fn curl_user(ctx: &Ctx<'_>, _s: usize, e: usize, hits: &mut Vec<Hit>)
             || v.contains('\'')
             || !v.bytes().any(is_alnum)
     };
-    if user.starts_with('<') || is_template_or_marker(user) {
+    // A marker where the value goes: resume where replacing it would have.
+    if is_marker(pw) || (pw.is_empty() && is_marker(user)) {
         return we;
+    }
+    // Every other rejection resumes right after the trigger, so an e-mail or
+    // token inside the word is still seen.
+    if user.starts_with('<') || is_template_or_marker(user) {
+        return e;
     }
     if pw.is_empty() {
         if bad(user) {
-            return we;
+            return e;
         }
-        hits.push(Hit { start: us, end: ue, kind: Kind::BasicCredential });
+        hits.push(Hit {
+            start: us,
+            end: ue,
+            kind: Kind::BasicCredential,
+        });
         return we;
     }
     // `-u 1000:1000` is docker's uid:gid, not a password.
     if bad(pw) || (pw.len() <= 6 && pw.bytes().all(|c| c.is_ascii_digit())) {
-        return we;
+        return e;
     }
     if looks_like_email(user) {
-        hits.push(Hit { start: us, end: ue, kind: Kind::Email });
+        hits.push(Hit {
+            start: us,
+            end: ue,
+            kind: Kind::Email,
+        });
     }
-    hits.push(Hit { start: ps, end: pe, kind: Kind::BasicCredential });
+    hits.push(Hit {
+        start: ps,
+        end: pe,
+        kind: Kind::BasicCredential,
+    });
     we
 }
 
@@ -354,17 +469,63 @@ fn looks_like_email(v: &str) -> bool {
     }
 }
 
-/// `scheme://user:password@host`: only the password goes. The password runs to
-/// the last `@` before the authority ends, so `p@ss` is removed whole.
-pub(crate) fn url_password(ctx: &Ctx<'_>, _s: usize, e: usize, hits: &mut Vec<Hit>) -> usize {
+/// `scheme://user:password@host`: only the password goes. The trigger is the
+/// `://`; the scheme is found by walking back (at most 32 bytes) and the user
+/// by walking forward (at most 128). The password runs to the last `@` before
+/// the authority ends, so `p@ss` is removed whole.
+pub(crate) fn url_password(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>) -> usize {
+    const MAX_SCHEME: usize = 32;
+    const MAX_USER: usize = 128;
     const MAX_PW: usize = 256;
     let b = ctx.text.as_bytes();
-    let mut last_at = None;
+    let floor = ctx.floor();
+    // Scheme: letters, digits, `+ . -`, starting with a letter.
+    let mut ss = s;
+    while ss > floor
+        && s - ss < MAX_SCHEME
+        && (b[ss - 1].is_ascii_alphanumeric() || matches!(b[ss - 1], b'+' | b'.' | b'-'))
+    {
+        ss -= 1;
+    }
+    while ss < s && !b[ss].is_ascii_alphabetic() {
+        ss += 1;
+    }
+    if ss == s {
+        return e;
+    }
+    // User: up to the first `:`; an `@` or the end of the authority first
+    // means there is no password.
     let mut i = e;
-    while i < b.len() && i - e <= MAX_PW {
+    loop {
+        match b.get(i) {
+            Some(b':') => break,
+            Some(&c)
+                if i - e < MAX_USER
+                    && !c.is_ascii_whitespace()
+                    && !matches!(c, b'/' | b'?' | b'#' | b'@' | b'"' | b'\'' | b'<' | b'>') =>
+            {
+                i += 1
+            }
+            _ => return e,
+        }
+    }
+    let ps = i + 1;
+    let mut last_at = None;
+    let mut i = ps;
+    while i < b.len() {
         let c = b[i];
-        if c.is_ascii_whitespace() || matches!(c, b'/' | b'?' | b'#' | b'"' | b'\'' | b'<' | b'>' | b'`' | b'\\') {
+        if c.is_ascii_whitespace()
+            || matches!(
+                c,
+                b'/' | b'?' | b'#' | b'"' | b'\'' | b'<' | b'>' | b'`' | b'\\'
+            )
+        {
             break;
+        }
+        if i - ps > MAX_PW {
+            // No authority is this long; deciding on a cut-off `@` would make
+            // the result depend on where the bound fell.
+            return e;
         }
         if c == b'@' {
             last_at = Some(i);
@@ -372,12 +533,28 @@ pub(crate) fn url_password(ctx: &Ctx<'_>, _s: usize, e: usize, hits: &mut Vec<Hi
         i += 1;
     }
     let Some(at) = last_at else { return e };
-    let host_ok = b.get(at + 1).is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'[' || c >= 0x80);
-    let pw = &ctx.text[e..at];
-    if at == e || !host_ok || is_template_or_marker(pw) {
+    let host_ok = b
+        .get(at + 1)
+        .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'[' || c >= 0x80);
+    let pw = &ctx.text[ps..at];
+    if is_marker(pw) {
+        return at;
+    }
+    // Already replaced, and what follows the marker was scanned on its own the
+    // first time (a later replacement may since have removed the `/` that
+    // ended this authority): resume right after the marker, as then.
+    let marker = Kind::UrlPassword.marker();
+    if pw.starts_with(marker) && b.get(ps + marker.len()) == Some(&b'@') {
+        return ps + marker.len();
+    }
+    if at == ps || !host_ok || is_template_or_marker(pw) {
         return e;
     }
-    hits.push(Hit { start: e, end: at, kind: Kind::UrlPassword });
+    hits.push(Hit {
+        start: ps,
+        end: at,
+        kind: Kind::UrlPassword,
+    });
     at
 }
 
@@ -390,13 +567,13 @@ pub(crate) fn jwt(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> us
     if !left_ok(ctx, s, |c| is_token_char(c) || c == b'.') {
         return s + 1;
     }
-    let h_end = extend(b, s, is_token_char);
+    let h_end = cut_armor(ctx.text, s, extend(b, s, is_token_char));
     if b.get(h_end) != Some(&b'.') {
-        return h_end;
+        return s + 1;
     }
-    let p_end = extend(b, h_end + 1, is_token_char);
+    let p_end = cut_armor(ctx.text, h_end + 1, extend(b, h_end + 1, is_token_char));
     if p_end - (h_end + 1) < 2 || !json_object_b64(&ctx.text[s..h_end]) {
-        return h_end;
+        return s + 1;
     }
     // Signature (possibly empty) and, for JWE, up to two more segments.
     let mut end = p_end;
@@ -404,14 +581,20 @@ pub(crate) fn jwt(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> us
         if b.get(end) != Some(&b'.') {
             break;
         }
-        end = extend(b, end + 1, is_token_char);
+        end = cut_armor(ctx.text, end + 1, extend(b, end + 1, is_token_char));
     }
-    hits.push(Hit { start: s, end, kind: Kind::Jwt });
+    hits.push(Hit {
+        start: s,
+        end,
+        kind: Kind::Jwt,
+    });
     end
 }
 
 fn json_object_b64(seg: &str) -> bool {
-    let Some(raw) = b64_decode(seg) else { return false };
+    let Some(raw) = b64_decode(seg) else {
+        return false;
+    };
     let t = raw.trim_ascii();
     if t.first() != Some(&b'{') || t.last() != Some(&b'}') {
         return false;
@@ -421,199 +604,9 @@ fn json_object_b64(seg: &str) -> bool {
     }
     // Slightly damaged headers (a stray byte in a value) are still headers;
     // random base64 that happens to start with `eyJ` is mostly unprintable.
-    let odd = t.iter().filter(|&&c| !(0x20..0x7f).contains(&c) && !c.is_ascii_whitespace()).count();
+    let odd = t
+        .iter()
+        .filter(|&&c| !(0x20..0x7f).contains(&c) && !c.is_ascii_whitespace())
+        .count();
     t.starts_with(b"{\"") && t.windows(2).any(|w| w == b"\":") && odd * 10 <= t.len()
-}
-
-// ---------------------------------------------------------------- vendor tokens
-
-/// Shared shape: left boundary, body extension over `class`, length bounds,
-/// right boundary, no placeholder body.
-#[allow(clippy::too_many_arguments)]
-fn prefixed(
-    ctx: &Ctx<'_>,
-    s: usize,
-    body_start: usize,
-    class: fn(u8) -> bool,
-    boundary: fn(u8) -> bool,
-    min: usize,
-    max: usize,
-    kind: Kind,
-    hits: &mut Vec<Hit>,
-) -> usize {
-    let b = ctx.text.as_bytes();
-    if !left_ok(ctx, s, boundary) {
-        return s + 1;
-    }
-    let end = extend(b, body_start, class);
-    let body = &ctx.text[body_start..end];
-    if body.len() < min || body.len() > max || !right_ok(b, end, boundary) || few_distinct(body) {
-        return s + 1;
-    }
-    hits.push(Hit { start: s, end, kind });
-    end
-}
-
-pub(crate) fn aws_access_key(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> usize {
-    // The body is exactly 16 of [A-Z0-9]; anything alphanumeric after it means
-    // a longer word ("TODAYINASIAASACKOFRICE…"). No placeholder check: the
-    // prefix and exact length are specific enough, and even `AKIAXXXX…` is
-    // better removed than explained.
-    let b = ctx.text.as_bytes();
-    if !left_ok(ctx, s, is_alnum) || !right_ok(b, s + 20, is_alnum) {
-        return s + 1;
-    }
-    hits.push(Hit { start: s, end: s + 20, kind: Kind::AwsAccessKey });
-    s + 20
-}
-
-pub(crate) fn github(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> usize {
-    if ctx.text[s..].starts_with("github_pat_") {
-        prefixed(ctx, s, s + 11, is_word, is_word, 80, 255, Kind::GithubToken, hits)
-    } else {
-        prefixed(ctx, s, s + 4, is_alnum, is_word, 36, 255, Kind::GithubToken, hits)
-    }
-}
-
-pub(crate) fn gitlab(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> usize {
-    let text = ctx.text;
-    let b = text.as_bytes();
-    if !left_ok(ctx, s, is_token_char) {
-        return s + 1;
-    }
-    let (prefix, body_start) = if text[s..].starts_with("GR1348941") {
-        ("GR1348941", s + 9)
-    } else {
-        match text[s..].find('-') {
-            Some(d) => (&text[s..s + d], s + d + 1),
-            None => return s + 1,
-        }
-    };
-    let body_end = extend(b, body_start, is_token_char);
-    // Routable tokens carry `.part` suffixes (`glpat-….01.xxxxxxxxx`).
-    let mut end = body_end;
-    while b.get(end) == Some(&b'.') && b.get(end + 1).is_some_and(|&c| is_alnum(c)) {
-        end = extend(b, end + 1, is_token_char);
-    }
-    let routable = end > body_end;
-    let n = body_end - body_start;
-    let (min, max) = match prefix {
-        "glimt" => (25, 25),
-        "glptt" => (40, 40),
-        "gloas" => (64, 64),
-        "glagent" => (50, 1024),
-        _ if routable => (20, 300),
-        "glpat" | "gldt" | "glft" | "glsoat" | "glrt" | "glcbt" | "GR1348941" => (20, 50),
-        _ => (20, 64),
-    };
-    if n < min || n > max || few_distinct(&text[body_start..end]) {
-        return s + 1;
-    }
-    hits.push(Hit { start: s, end, kind: Kind::GitlabToken });
-    end
-}
-
-pub(crate) fn slack(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> usize {
-    let text = ctx.text;
-    let b = text.as_bytes();
-    if text[s..].starts_with("http") {
-        // Webhook: keep the host, drop the path that authorises posting.
-        let ps = s + text[s..].find("slack.com/").map_or(0, |i| i + "slack.com/".len());
-        let ps = extend(b, ps, |c| c.is_ascii_alphabetic()) + 1; // services/ workflows/ triggers/
-        let pe = extend(b, ps.min(b.len()), |c| is_token_char(c) || c == b'/');
-        if pe <= ps || pe - ps < 10 {
-            return s + 1;
-        }
-        hits.push(Hit { start: ps, end: pe, kind: Kind::SlackToken });
-        return pe;
-    }
-    if !left_ok(ctx, s, is_token_char) {
-        return s + 1;
-    }
-    let is_body = |c: u8| is_alnum(c) || c == b'-';
-    if text[s..].starts_with("xapp-") {
-        let end = extend(b, s + 5, is_body);
-        if end - s < 25 || few_distinct(&text[s + 5..end]) {
-            return s + 1;
-        }
-        hits.push(Hit { start: s, end, kind: Kind::SlackToken });
-        return end;
-    }
-    let body_start = if text[s..].starts_with("xoxe.") { s + 10 } else { s + 5 };
-    let end = extend(b, body_start, is_body);
-    if !slack_body_ok(&text[body_start..end]) {
-        return s + 1;
-    }
-    hits.push(Hit { start: s, end, kind: Kind::SlackToken });
-    end
-}
-
-/// Slack bodies are dash-separated: a numeric id of 6+ digits (or a long
-/// mixed-alphanumeric blob for configuration tokens) and a real last part.
-fn slack_body_ok(body: &str) -> bool {
-    if body.ends_with('-') {
-        return false;
-    }
-    let mut has_id = false;
-    let mut last_len = 0;
-    for seg in body.split('-') {
-        let numeric = !seg.is_empty() && seg.bytes().all(|c| c.is_ascii_digit());
-        if numeric && seg.len() >= 6 {
-            has_id = true;
-        }
-        if seg.len() >= 30 && seg.bytes().any(|c| c.is_ascii_digit()) && seg.bytes().any(|c| c.is_ascii_alphabetic()) {
-            has_id = true;
-        }
-        if !numeric && seg.len() >= 4 && few_distinct(seg) {
-            return false;
-        }
-        last_len = seg.len();
-    }
-    has_id && last_len >= 6
-}
-
-pub(crate) fn stripe(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> usize {
-    let body_start = s + ctx.text[s..].find('_').map_or(0, |i| i + 1);
-    let body_start = body_start + ctx.text[body_start..].find('_').map_or(0, |i| i + 1);
-    prefixed(ctx, s, body_start, is_alnum, is_word, 10, 255, Kind::StripeKey, hits)
-}
-
-pub(crate) fn google(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> usize {
-    prefixed(ctx, s, s + 4, is_token_char, is_token_char, 35, 35, Kind::GoogleApiKey, hits)
-}
-
-pub(crate) fn anthropic(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> usize {
-    let text = ctx.text;
-    let b = text.as_bytes();
-    if !left_ok(ctx, s, is_token_char) {
-        return s + 1;
-    }
-    let end = extend(b, s, is_token_char);
-    // After `sk-ant-<kind>NN-`.
-    let body_start = match text[s + 7..end].find('-') {
-        Some(i) => s + 7 + i + 1,
-        None => return s + 1,
-    };
-    let n = end - body_start;
-    if !(80..=300).contains(&n) || !text[s..end].ends_with("AA") || few_distinct(&text[body_start..end]) {
-        return s + 1;
-    }
-    hits.push(Hit { start: s, end, kind: Kind::AnthropicKey });
-    end
-}
-
-pub(crate) fn openai(ctx: &Ctx<'_>, s: usize, _e: usize, hits: &mut Vec<Hit>) -> usize {
-    let text = ctx.text;
-    let b = text.as_bytes();
-    if !left_ok(ctx, s, is_token_char) {
-        return s + 1;
-    }
-    let end = extend(b, s, is_token_char);
-    let tok = &text[s..end];
-    // `T3BlbkFJ` is base64 of "OpenAI" and sits inside every OpenAI key format.
-    if tok.starts_with("sk-ant-") || tok.len() > 512 || !tok.contains("T3BlbkFJ") {
-        return s + 1;
-    }
-    hits.push(Hit { start: s, end, kind: Kind::OpenaiKey });
-    end
 }
