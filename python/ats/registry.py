@@ -91,6 +91,7 @@ STATUS_SUFFIXES: Final = (".ok", ".error", ".start")
 _NAME = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*")
 _RETENTION = re.compile(r"([0-9]{1,4})d")
 _MAX_RETENTION_DAYS = 3650
+_CACHE_MAX = 4096
 
 
 class InvalidFamilyError(ValueError):
@@ -210,6 +211,9 @@ class Registry:
         self._families: dict[str, EventFamily] = {}
         self._events: dict[str, EventFamily] = {}
         self._rejected: dict[str, int] = {}
+        # name -> lookup result; a hit is one dict probe instead of suffix and prefix walks.
+        # Bounded: event names can be user-made and unbounded in number.
+        self._cache: dict[str, EventFamily | None] = {}
         for f in families:
             self.register(f)
 
@@ -236,11 +240,24 @@ class Registry:
             events = dict(self._events)
             events.update((e, family) for e in family.events)
             self._families, self._events = families, events
+            self._cache = {}
 
     def lookup(self, event_name: str) -> EventFamily | None:
         """The family of an event: an exact event name, the name without its status suffix
         (``.ok``/``.error``/``.start``), else the longest registered family that is a dotted
         prefix of the name. ``None`` when no family owns it."""
+        cache = self._cache
+        try:
+            return cache[event_name]
+        except KeyError:
+            pass
+        found = self._lookup(event_name)
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[event_name] = found
+        return found
+
+    def _lookup(self, event_name: str) -> EventFamily | None:
         events = self._events
         found = events.get(event_name)
         if found is not None:
