@@ -12,4 +12,4 @@ rm -rf "$VENV"
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -r ci/requirements-test.txt
-"$VENV/bin/python" -m pip install --quiet .
+"$VENV/bin/python" -m pip install --quiet . ./plugins/*/

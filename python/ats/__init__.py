@@ -1,12 +1,32 @@
 """ATS: instrumentation for Python programs that use databases, MCP tools and AI agents.
 
-Importing ``ats`` starts no thread and opens no file or socket.
+Importing ``ats`` starts no thread and opens no file or socket; ``ats.init()`` (or
+``ats-run``) does.
 """
 
 from __future__ import annotations
 
-from ats import privacy, sql
+from ats import metrics, privacy, sql
 from ats._native import __version__
+from ats._runtime import flush, init, reload, shutdown
+from ats.api import Span, emit, span, traced
+from ats.context import SpanContext, current_span
 from ats.plugins import hookimpl
 
-__all__ = ["__version__", "hookimpl", "privacy", "sql"]
+__all__ = [
+    "Span",
+    "SpanContext",
+    "__version__",
+    "current_span",
+    "emit",
+    "flush",
+    "hookimpl",
+    "init",
+    "metrics",
+    "privacy",
+    "reload",
+    "shutdown",
+    "span",
+    "sql",
+    "traced",
+]

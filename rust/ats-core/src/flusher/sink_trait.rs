@@ -23,6 +23,12 @@ pub trait Sink: Send {
     fn close(&mut self) -> Result<(), SinkError> {
         self.flush()
     }
+
+    /// Adds newly counted drops (`(reason, count)` deltas) to whatever the
+    /// sink keeps for `ats trace stats`. Default: nothing to keep.
+    fn record_drops(&mut self, _drops: &[(&str, u64)]) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// Why a sink call failed.

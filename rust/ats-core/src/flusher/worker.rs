@@ -28,6 +28,8 @@ struct Worker {
     stats: FlusherStats,
     /// Records written since the sinks were last flushed.
     dirty: bool,
+    /// Drop totals already handed to the sinks, in `report_drops` order.
+    drops_reported: [u64; 6],
 }
 
 /// Marks the flusher exited even if something below unwinds, so owners
@@ -83,6 +85,7 @@ pub(crate) fn run(
             .unwrap_or_else(|e| e.into_inner())
             .clone(),
         dirty: false,
+        drops_reported: [0; 6],
     };
 
     let mut next_tick = Instant::now() + interval;
@@ -287,8 +290,33 @@ impl Worker {
     }
 
     fn flush_sinks(&mut self) {
+        self.report_drops();
         self.for_each_sink(|s| s.flush());
         self.dirty = false;
+    }
+
+    /// Hands the drops counted since the last report to the sinks, so a
+    /// store shows them (`ats trace stats`) after the process is gone.
+    fn report_drops(&mut self) {
+        let ring = self.shared.ring.stats();
+        let now = [
+            ("ring_full", ring.dropped_full),
+            ("too_large", ring.dropped_too_large),
+            ("closed", ring.dropped_closed),
+            ("sink_error", self.stats.dropped_sink_error()),
+            ("decode_error", self.stats.decode_errors),
+            ("processor_panic", self.stats.processor_dropped),
+        ];
+        let mut deltas: Vec<(&str, u64)> = Vec::new();
+        for ((reason, total), reported) in now.iter().zip(self.drops_reported.iter_mut()) {
+            if *total > *reported {
+                deltas.push((reason, *total - *reported));
+                *reported = *total;
+            }
+        }
+        if !deltas.is_empty() {
+            self.for_each_sink(|s| s.record_drops(&deltas));
+        }
     }
 
     fn close_sinks(&mut self) {

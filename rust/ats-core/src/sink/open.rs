@@ -91,5 +91,22 @@ macro_rules! forward_sink {
     };
 }
 
-forward_sink!(SqliteStore);
 forward_sink!(JsonlSink);
+
+impl Sink for SqliteStore {
+    fn name(&self) -> &str {
+        SqliteStore::name(self)
+    }
+    fn write_batch(&mut self, batch: &[Record]) -> Result<(), SinkError> {
+        SqliteStore::write_batch(self, batch).map_err(|e| failed(SqliteStore::name(self), e))
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        SqliteStore::flush(self).map_err(|e| failed(SqliteStore::name(self), e))
+    }
+    fn close(&mut self) -> Result<(), SinkError> {
+        SqliteStore::close(self).map_err(|e| failed(SqliteStore::name(self), e))
+    }
+    fn record_drops(&mut self, drops: &[(&str, u64)]) -> Result<(), SinkError> {
+        self.record_drop_counts(drops).map_err(|e| failed(SqliteStore::name(self), e))
+    }
+}

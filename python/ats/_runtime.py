@@ -1,0 +1,231 @@
+"""Process-wide ATS state: start-up, flush, shutdown, reload, fork and exit handling.
+
+``init`` builds the native pipeline from the validated configuration, loads the
+plugins and lets them instrument their libraries. It starts the flusher thread —
+importing ``ats`` never does. Everything here is idempotent and thread safe.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ats import _native
+
+if TYPE_CHECKING:
+    from ats.config import Config
+    from ats.plugins import PluginHost
+
+__all__ = ["ErrorCounter", "Runtime", "count_error", "current", "flush", "init", "reload", "shutdown"]
+
+#: One registry for the life of the process: handles created before ``init`` keep working.
+METRICS = _native.Metrics()
+
+
+class ErrorCounter:
+    """Counts failures inside ATS's own code. Each place reports once on stderr."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+
+    def count(self, where: str, exc: BaseException) -> None:
+        with self._lock:
+            n = self.counts.get(where, 0) + 1
+            self.counts[where] = n
+        if n == 1:
+            print(f"ats: internal error in {where} ({type(exc).__name__}: {exc}); the program continues",
+                  file=sys.stderr)
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.counts.values())
+
+
+#: Errors before/without a runtime are still counted.
+ERRORS = ErrorCounter()
+
+
+def count_error(where: str, exc: BaseException) -> None:
+    ERRORS.count(where, exc)
+
+
+@dataclass
+class Runtime:
+    config: Config
+    pipeline: _native.Pipeline
+    plugins: PluginHost
+    #: What ``init`` was given, so ``reload`` re-reads the same sources.
+    source: str | os.PathLike[str] | Mapping[str, Any] | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    metrics: _native.Metrics = field(default_factory=lambda: METRICS)
+    errors: ErrorCounter = field(default_factory=lambda: ERRORS)
+
+
+_LOCK = threading.RLock()
+_RUNTIME: Runtime | None = None
+
+
+def current() -> Runtime | None:
+    """The running runtime, or None before ``init`` / after ``shutdown`` / when disabled."""
+    return _RUNTIME
+
+
+def _pipeline_for(config: Config) -> _native.Pipeline:
+    return _native.Pipeline(**config.pipeline_kwargs(), metrics=METRICS)
+
+
+def init(config: str | os.PathLike[str] | Mapping[str, Any] | None = None, /, **overrides: Any) -> Runtime | None:
+    """Starts ATS once per process and returns the runtime (None when disabled by configuration).
+
+    :param config: a configuration file path or a mapping; default: files and environment.
+    :param overrides: keys that win over every other source (``sampling_ratio=0.1`` or
+        ``**{"sampling.ratio": 0.1}``).
+    :raises ats.config.ConfigError: a bad key or value, naming the key, the value and what is allowed.
+    """
+    global _RUNTIME
+    from ats.config import load_config
+    from ats.context import propagate_to_threads
+    from ats.plugins import PluginHost
+
+    with _LOCK:
+        if _RUNTIME is not None:
+            return _RUNTIME
+        cfg = load_config(config, overrides)
+        if cfg.disabled:
+            return None
+        pipeline = _pipeline_for(cfg)
+        plugins = PluginHost()
+        _RUNTIME = Runtime(cfg, pipeline, plugins, source=config, overrides=dict(overrides))
+        propagate_to_threads()
+        _install_process_hooks()
+    # Plugins run outside the lock: their hooks may call back into ats.
+    try:
+        plugins.load(disabled=cfg.plugins.disabled, allowed=cfg.plugins.allowed, trace_hooks=cfg.plugins.trace_hooks)
+        plugins.configure(cfg)
+        for instrumentor in plugins.instrumentors():
+            try:
+                instrumentor.instrument()
+            except Exception as exc:
+                count_error(f"instrument {getattr(instrumentor, 'name', instrumentor)!s}", exc)
+    except Exception as exc:
+        count_error("plugins", exc)
+    return _RUNTIME
+
+
+_ENV_INIT_DONE = False
+
+
+def init_once_from_environment() -> None:
+    """``ats-run`` / ``import ats.auto``: initialise from files and environment, at most once."""
+    global _ENV_INIT_DONE
+    with _LOCK:
+        if _ENV_INIT_DONE:
+            return
+        _ENV_INIT_DONE = True
+    try:
+        init()
+    except Exception as exc:
+        # A bad configuration is reported clearly, but the program still runs, uninstrumented.
+        print(f"ats: not started: {exc}", file=sys.stderr)
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Waits until everything recorded so far reached the sinks, at most ``timeout`` seconds."""
+    rt = _RUNTIME
+    return True if rt is None else rt.pipeline.flush(timeout)
+
+
+def shutdown(timeout: float = 5.0) -> bool:
+    """Uninstruments, drains and closes the sinks within ``timeout`` seconds; later calls are no-ops."""
+    global _RUNTIME
+    from ats.context import restore_threads
+
+    with _LOCK:
+        rt, _RUNTIME = _RUNTIME, None
+    if rt is None:
+        return True
+    try:
+        rt.plugins.shutdown()
+        for instrumentor in rt.plugins.instrumentors():
+            try:
+                instrumentor.uninstrument()
+            except Exception as exc:
+                count_error("uninstrument", exc)
+    except Exception as exc:
+        count_error("plugins.shutdown", exc)
+    restore_threads()
+    return rt.pipeline.shutdown(timeout)
+
+
+def reload() -> bool:
+    """Re-reads configuration and swaps in a pipeline with the new sampling, redaction and sink
+    settings; the old one is drained first-come. Returns False when the new configuration is invalid
+    (the old settings stay, and the error is reported)."""
+    from ats.config import load_config
+
+    rt = _RUNTIME
+    if rt is None:
+        return False
+    try:
+        cfg = load_config(rt.source, rt.overrides)
+        new_pipeline = _pipeline_for(cfg)
+    except Exception as exc:
+        print(f"ats: reload rejected: {exc}", file=sys.stderr)
+        return False
+    old = rt.pipeline
+    rt.pipeline, rt.config = new_pipeline, cfg
+    old.shutdown(cfg.shutdown.timeout_s)
+    return True
+
+
+_HOOKS_INSTALLED = False
+
+
+def _install_process_hooks() -> None:
+    global _HOOKS_INSTALLED
+    if _HOOKS_INSTALLED:
+        return
+    _HOOKS_INSTALLED = True
+    atexit.register(_at_exit)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+    _install_sighup()
+
+
+def _at_exit() -> None:
+    rt = _RUNTIME
+    if rt is not None:
+        shutdown(rt.config.shutdown.timeout_s)
+
+
+def _after_fork_in_child() -> None:
+    # The native pipeline rebuilds its ring and flusher by itself on first use. A
+    # multiprocessing child leaves through os._exit, which skips atexit: flush there too.
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        try:
+            mp_util.Finalize(None, _at_exit, exitpriority=-1000)
+        except Exception as exc:
+            count_error("fork", exc)
+
+
+def _install_sighup() -> None:
+    import signal
+
+    if not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
+        return
+    # Only take SIGHUP when the program has not claimed it.
+    if signal.getsignal(signal.SIGHUP) not in (signal.SIG_DFL, None):
+        return
+    signal.signal(signal.SIGHUP, lambda _sig, _frame: threading.Thread(target=reload, daemon=True).start())
+
+
+def home() -> Path:
+    rt = _RUNTIME
+    return Path(rt.config.home) if rt is not None else Path(os.environ.get("ATS_HOME", ".ats"))

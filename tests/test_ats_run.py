@@ -1,0 +1,58 @@
+"""End to end: `ats-run python app.py` on an unchanged program."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent / "e2e"
+BIN = Path(sys.executable).parent
+LEAKS = [b"carol.secret@example.org", b"4111111111111111", b"hunter2-zebra", b"tok-99-balloon",
+         b"child-literal-77", b"fork-literal-88"]
+
+
+def run_app(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.update(APP_DIR=str(tmp_path), ATS_HOME=str(tmp_path / ".ats"), ATS_JSONL_ENABLED="true",
+               PYTHONPATH=str(HERE / "usersite"), OTEL_SERVICE_NAME="e2e-app")
+    return subprocess.run([str(BIN / "ats-run"), sys.executable, str(HERE / "app.py")],
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_ats_run_instruments_an_unchanged_program(tmp_path: Path) -> None:
+    result = run_app(tmp_path)
+    # The program's own behaviour is untouched: stdout, exit code, its sitecustomize.
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.splitlines() == ["child ran", "app done True"]
+    assert "ats:" not in result.stderr
+
+    store = tmp_path / ".ats" / "ats.db"
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    rows = db.execute("SELECT name, status, json_extract(attributes, '$.\"db.statement\"'),"
+                      " json_extract(attributes, '$.\"error.type\"') FROM spans_v ORDER BY start_ns").fetchall()
+    statements = [r[2] for r in rows if r[0] == "driver.query"]
+    assert "INSERT INTO users (email, card) VALUES (?, ?)" in statements
+    assert "SELECT id FROM users WHERE email = ?" in statements
+    assert ("driver.query", "error", "SELECT * FROM no_such_table WHERE token = ?", "OperationalError") in rows
+    assert "SELECT ?" in statements, "child process and forked child queries are recorded"
+    assert sum(1 for s in statements if s == "SELECT ?") == 2
+    names = {r[0] for r in rows}
+    assert {"driver.handshake", "driver.query", "driver.close"} <= names
+
+    # No literal, secret or PII value anywhere in the store or the JSONL files.
+    files = [p for p in (tmp_path / ".ats").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".jsonl" for p in files)
+    for p in files:
+        data = p.read_bytes()
+        for leak in LEAKS:
+            assert leak not in data, (leak, p)
+    # Every JSONL line is one ATS envelope object.
+    for p in files:
+        if p.suffix == ".jsonl":
+            for line in p.read_text().splitlines():
+                obj = json.loads(line)
+                assert "ts" in obj and "kind" in obj
