@@ -512,3 +512,20 @@ print(conn.execute("SELECT 40 + 2").fetchone())
         "ats_sqlite3 True",
         "(42,)",
     ]
+
+
+def test_broken_runtime_lookup_never_changes_the_users_call(
+    runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = memory()
+
+    def broken() -> Any:
+        raise LookupError("runtime registry broken")
+
+    monkeypatch.setattr(ats_sqlite3, "_current", broken)
+    assert conn.execute("SELECT 8").fetchone() == (8,)
+    assert conn.cursor().execute("SELECT 9").fetchone() == (9,)
+    with pytest.raises(sqlite3.OperationalError):
+        conn.execute("SELECT * FROM nope")
+    assert instrumentation_errors() == {"sqlite3.runtime": 3}
+    assert len(runtime.pipeline.calls) == 2  # handshake + CREATE TABLE from before

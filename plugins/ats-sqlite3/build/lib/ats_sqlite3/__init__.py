@@ -1,0 +1,482 @@
+"""ATS plugin: instrumentation of the standard library ``sqlite3`` module.
+
+sqlite3 is instrumented through its own extension points, never through proxies: the patched
+``sqlite3.connect`` passes ``factory=`` a subclass of :class:`sqlite3.Connection` (or of the
+factory the caller gave, derived once per class and cached) whose ``cursor()`` defaults to a
+subclass of :class:`sqlite3.Cursor`.  Objects stay real sqlite3 objects, so C-level type
+checks (``backup``, ``sqlite3.Row``), ``create_function``, ``iterdump`` and ``isinstance`` keep
+working.
+
+Spans, one per call and one native call each (``Pipeline.record_query``):
+
+* ``connect`` -> ``driver.handshake``
+* ``execute`` / ``executemany`` / ``executescript`` (cursor or connection) -> ``driver.query``
+* ``close`` -> ``driver.close``
+* a failing call -> the same span with status error and ``error.type`` = the sqlite3
+  exception class (``OperationalError``, ``IntegrityError``, ...).
+
+``Connection.execute*`` are the documented shortcuts "create a cursor, call its method": they
+are implemented that way here, so each statement is recorded once, by the cursor, on every
+Python version.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Final
+
+from ats import hookimpl
+from ats.instrumentation import Instrumentor, count_error
+
+if TYPE_CHECKING:
+    # Not imported at run time: loading the plugin must not import sqlite3 (it is patched
+    # lazily, when the program imports it).
+    import sqlite3
+
+__all__ = ["Sqlite3Instrumentor", "ats_instrumentors", "instrumentor"]
+
+__version__ = "0.1.0"
+
+COMPONENT: Final = "ats-sqlite3"
+DIALECT: Final = "sqlite"
+
+# record_query operation codes (contract: 0 handshake, 1 query, 2 prepare, 3 close)
+_HANDSHAKE: Final = 0
+_QUERY: Final = 1
+_CLOSE: Final = 3
+
+_time_ns = time.time_ns
+
+# ``ats._runtime.current`` and ``ats.context.current_span``, bound when sqlite3 is patched
+# (one global lookup per call instead of two attribute lookups).  While not instrumented,
+# or when ATS's runtime module is absent, they say "no runtime" and nothing is recorded.
+def _no_runtime() -> Any:
+    return None
+
+
+def _no_span() -> Any:
+    return None
+
+
+_current: Callable[[], Any] = _no_runtime
+_current_span: Callable[[], Any] = _no_span
+
+
+def _runtime_failed(exc: Exception) -> Any:
+    """``_current()`` raised: count it and record nothing for this call."""
+    count_error("sqlite3.runtime", exc)
+    return None
+
+
+def _record(rt: Any, op: int, sql: str | None, start: int, end: int, conn: Any) -> None:
+    """Record one successful call: one native call; never raises."""
+    try:
+        span = _current_span()
+        if span is None:
+            rt.pipeline.record_query(
+                op, DIALECT, sql, start, end, None, None, 0, True,
+                COMPONENT, "", 0, conn._ats_db,
+            )  # fmt: skip
+        else:
+            rt.pipeline.record_query(
+                op, DIALECT, sql, start, end, None, span.trace_id, span.span_id, span.sampled,
+                COMPONENT, "", 0, conn._ats_db,
+            )  # fmt: skip
+    except Exception as exc:
+        count_error("sqlite3.record", exc)
+
+
+def _record_error(
+    rt: Any, op: int, sql: object, start: int, exc: BaseException, conn: Any
+) -> None:
+    """Record one failed call (the caller re-raises ``exc`` untouched); never raises."""
+    end = _time_ns()
+    try:
+        span = _current_span()
+        rt.pipeline.record_query(
+            op, DIALECT, sql if isinstance(sql, str) else None, start, end, type(exc).__name__,
+            None if span is None else span.trace_id,
+            0 if span is None else span.span_id,
+            True if span is None else span.sampled,
+            COMPONENT, "", 0, getattr(conn, "_ats_db", ""),
+        )  # fmt: skip
+    except Exception as record_exc:
+        count_error("sqlite3.record", record_exc)
+
+
+def db_namespace(database: object, uri: object = False) -> str:
+    """``db.namespace`` for a connection: the database file's basename, or ``":memory:"``.
+
+    Only the basename is kept (directories can name users); ``""`` (SQLite's private
+    temporary database) gives ``""``.
+    """
+    try:
+        path = os.fsdecode(database)  # type: ignore[arg-type]
+    except TypeError:
+        return ""
+    if uri and path.startswith("file:"):
+        rest, _, query = path[5:].partition("?")
+        rest = rest.partition("#")[0]
+        if rest.startswith("//"):  # file://host/path: drop the authority
+            slash = rest.find("/", 2)
+            rest = rest[slash:] if slash >= 0 else ""
+        if "mode=memory" in query.split("#")[0].split("&"):
+            return ":memory:"
+        path = rest
+    if path == ":memory:" or not path:
+        return path
+    return os.path.basename(path.rstrip("/")) or path
+
+
+# --------------------------------------------------------------------------- classes
+
+_classes_lock = threading.RLock()  # class creation nests (connection -> cursor)
+_cursor_classes: dict[type, type] = {}
+_connection_classes: dict[type, type] = {}
+
+
+def _make_cursor_class(base: type[sqlite3.Cursor]) -> type[sqlite3.Cursor]:
+    # Bound once: the wrappers call the base's methods without an attribute lookup.
+    base_execute = base.execute
+    base_executemany = base.executemany
+    base_executescript = base.executescript
+
+    class Cursor(base):  # type: ignore[valid-type,misc]
+        # No __dict__, like sqlite3.Cursor: same layout, so __class__ can be assigned too.
+        __slots__ = ()
+        _ats_instrumented: Final = True
+
+        def execute(self, sql: str, parameters: Any = (), /) -> Any:
+            try:
+                rt = _current()
+            except Exception as exc:
+                rt = _runtime_failed(exc)
+            if rt is None:
+                return base_execute(self, sql, parameters)
+            start = _time_ns()
+            try:
+                result = base_execute(self, sql, parameters)
+            except BaseException as exc:
+                _record_error(rt, _QUERY, sql, start, exc, self.connection)
+                raise
+            _record(rt, _QUERY, sql, start, _time_ns(), self.connection)
+            return result
+
+        def executemany(self, sql: str, seq_of_parameters: Any, /) -> Any:
+            try:
+                rt = _current()
+            except Exception as exc:
+                rt = _runtime_failed(exc)
+            if rt is None:
+                return base_executemany(self, sql, seq_of_parameters)
+            start = _time_ns()
+            try:
+                result = base_executemany(self, sql, seq_of_parameters)
+            except BaseException as exc:
+                _record_error(rt, _QUERY, sql, start, exc, self.connection)
+                raise
+            _record(rt, _QUERY, sql, start, _time_ns(), self.connection)
+            return result
+
+        def executescript(self, sql_script: str, /) -> Any:
+            try:
+                rt = _current()
+            except Exception as exc:
+                rt = _runtime_failed(exc)
+            if rt is None:
+                return base_executescript(self, sql_script)
+            start = _time_ns()
+            try:
+                result = base_executescript(self, sql_script)
+            except BaseException as exc:
+                _record_error(rt, _QUERY, sql_script, start, exc, self.connection)
+                raise
+            _record(rt, _QUERY, sql_script, start, _time_ns(), self.connection)
+            return result
+
+    Cursor.__name__ = base.__name__
+    Cursor.__qualname__ = base.__qualname__
+    Cursor.__doc__ = base.__doc__
+    return Cursor
+
+
+def _make_connection_class(base: type[sqlite3.Connection]) -> type[sqlite3.Connection]:
+    import sqlite3
+
+    base_init = base.__init__
+    base_cursor = base.cursor
+    base_close = base.close
+    default_cursor = cursor_class_for(None)
+    # The C methods under the instrumented default cursor's overrides.
+    cursor_execute = sqlite3.Cursor.execute
+    cursor_executemany = sqlite3.Cursor.executemany
+    cursor_executescript = sqlite3.Cursor.executescript
+
+    class Connection(base):  # type: ignore[valid-type,misc]
+        # A slot, not a __dict__: sqlite3.Connection has none and users cannot tell.
+        __slots__ = ("_ats_db",)
+        _ats_instrumented: Final = True
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                database = args[0] if args else kwargs.get("database", "")
+                uri = args[7] if len(args) > 7 else kwargs.get("uri", False)
+                self._ats_db = db_namespace(database, uri)
+            except Exception as exc:
+                self._ats_db = ""
+                count_error("sqlite3.connect", exc)
+            try:
+                rt = _current()
+            except Exception as exc:
+                rt = _runtime_failed(exc)
+            if rt is None:
+                base_init(self, *args, **kwargs)
+                return
+            start = _time_ns()
+            try:
+                base_init(self, *args, **kwargs)
+            except BaseException as exc:
+                _record_error(rt, _HANDSHAKE, None, start, exc, self)
+                raise
+            _record(rt, _HANDSHAKE, None, start, _time_ns(), self)
+
+        def cursor(self, factory: Any = default_cursor) -> Any:
+            if factory is not default_cursor:
+                factory = cursor_class_for(factory)
+            return base_cursor(self, factory)
+
+        # The shortcuts create a cursor exactly as the C implementation does (through the C
+        # cursor(), which also applies the row factory) and run the statement on it; the
+        # statement is recorded here, once, without a second Python frame.  (A base class
+        # that overrides cursor() gets delegating versions below.)
+        def execute(self, sql: str, parameters: Any = (), /) -> Any:
+            try:
+                rt = _current()
+            except Exception as exc:
+                rt = _runtime_failed(exc)
+            if rt is None:
+                cur = base_cursor(self, default_cursor)
+                cursor_execute(cur, sql, parameters)
+                return cur
+            start = _time_ns()
+            try:
+                cur = base_cursor(self, default_cursor)
+                cursor_execute(cur, sql, parameters)
+            except BaseException as exc:
+                _record_error(rt, _QUERY, sql, start, exc, self)
+                raise
+            _record(rt, _QUERY, sql, start, _time_ns(), self)
+            return cur
+
+        def executemany(self, sql: str, parameters: Any, /) -> Any:
+            try:
+                rt = _current()
+            except Exception as exc:
+                rt = _runtime_failed(exc)
+            if rt is None:
+                cur = base_cursor(self, default_cursor)
+                cursor_executemany(cur, sql, parameters)
+                return cur
+            start = _time_ns()
+            try:
+                cur = base_cursor(self, default_cursor)
+                cursor_executemany(cur, sql, parameters)
+            except BaseException as exc:
+                _record_error(rt, _QUERY, sql, start, exc, self)
+                raise
+            _record(rt, _QUERY, sql, start, _time_ns(), self)
+            return cur
+
+        def executescript(self, sql_script: str, /) -> Any:
+            try:
+                rt = _current()
+            except Exception as exc:
+                rt = _runtime_failed(exc)
+            if rt is None:
+                cur = base_cursor(self, default_cursor)
+                cursor_executescript(cur, sql_script)
+                return cur
+            start = _time_ns()
+            try:
+                cur = base_cursor(self, default_cursor)
+                cursor_executescript(cur, sql_script)
+            except BaseException as exc:
+                _record_error(rt, _QUERY, sql_script, start, exc, self)
+                raise
+            _record(rt, _QUERY, sql_script, start, _time_ns(), self)
+            return cur
+
+        def close(self) -> None:
+            try:
+                rt = _current()
+            except Exception as exc:
+                rt = _runtime_failed(exc)
+            if rt is None:
+                base_close(self)
+                return
+            start = _time_ns()
+            try:
+                base_close(self)
+            except BaseException as exc:
+                _record_error(rt, _CLOSE, None, start, exc, self)
+                raise
+            _record(rt, _CLOSE, None, start, _time_ns(), self)
+
+    if base.cursor is not sqlite3.Connection.cursor:
+        # The caller's factory overrides cursor() (typically to default to its own cursor
+        # class): keep that choice and instrument whatever cursor it returns.
+        def cursor(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if args:
+                args = (cursor_class_for(args[0]), *args[1:])
+            elif "factory" in kwargs:
+                kwargs["factory"] = cursor_class_for(kwargs["factory"])
+            return _adopt_cursor(base_cursor(self, *args, **kwargs))
+
+        def execute(self: Any, sql: str, parameters: Any = (), /) -> Any:
+            return self.cursor().execute(sql, parameters)
+
+        def executemany(self: Any, sql: str, parameters: Any, /) -> Any:
+            return self.cursor().executemany(sql, parameters)
+
+        def executescript(self: Any, sql_script: str, /) -> Any:
+            return self.cursor().executescript(sql_script)
+
+        for method in (cursor, execute, executemany, executescript):
+            method.__qualname__ = f"Connection.{method.__name__}"
+            setattr(Connection, method.__name__, method)
+
+    Connection.__name__ = base.__name__
+    Connection.__qualname__ = base.__qualname__
+    Connection.__doc__ = base.__doc__
+    return Connection
+
+
+def _adopt_cursor(cur: Any) -> Any:
+    """Give a cursor made by someone else's cursor() its instrumented class.
+
+    The derived class adds methods only (``__slots__ = ()``), so the object layout is the same
+    and ``__class__`` assignment is allowed; the object stays the caller's, with its state.
+    """
+    cls = type(cur)
+    if getattr(cls, "_ats_instrumented", False):
+        return cur
+    try:
+        target = cursor_class_for(cls)
+        if target is not cls:
+            cur.__class__ = target
+    except Exception as exc:  # e.g. a cursor class with an incompatible layout
+        count_error("sqlite3.cursor", exc)
+    return cur
+
+
+def _derived(factory: Any, root: type, cache: dict[type, type], make: Any) -> Any:
+    if factory is None:
+        factory = root
+    if not isinstance(factory, type) or not issubclass(factory, root):
+        # Any other callable: it is called as-is; sqlite3 only needs it to return the right
+        # type.  It is not instrumented (we cannot subclass a function).
+        return factory
+    if getattr(factory, "_ats_instrumented", False):
+        return factory
+    derived = cache.get(factory)
+    if derived is None:
+        with _classes_lock:
+            derived = cache.get(factory)
+            if derived is None:
+                derived = cache[factory] = make(factory)
+    return derived
+
+
+def cursor_class_for(factory: Any) -> Any:
+    """The instrumented cursor class for a cursor ``factory`` (``None`` = sqlite3.Cursor)."""
+    import sqlite3
+
+    return _derived(factory, sqlite3.Cursor, _cursor_classes, _make_cursor_class)
+
+
+def connection_class_for(factory: Any) -> Any:
+    """The instrumented connection class for a connection ``factory`` (``None`` = default)."""
+    import sqlite3
+
+    return _derived(factory, sqlite3.Connection, _connection_classes, _make_connection_class)
+
+
+# --------------------------------------------------------------------------- instrumentor
+
+# sqlite3.connect(database, timeout, detect_types, isolation_level, check_same_thread, factory, ...)
+_FACTORY_POSITION: Final = 5
+
+
+def _make_connect(original: Any) -> Any:
+    @functools.wraps(original)
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        try:
+            if len(args) > _FACTORY_POSITION:
+                factory = connection_class_for(args[_FACTORY_POSITION])
+                args = (*args[:_FACTORY_POSITION], factory, *args[_FACTORY_POSITION + 1 :])
+            else:
+                kwargs["factory"] = connection_class_for(kwargs.get("factory"))
+        except Exception as exc:
+            count_error("sqlite3.connect", exc)
+        return original(*args, **kwargs)
+
+    connect._ats_instrumented = True  # type: ignore[attr-defined]
+    return connect
+
+
+class Sqlite3Instrumentor(Instrumentor):
+    """Patches ``sqlite3.connect`` (and its ``sqlite3.dbapi2`` alias)."""
+
+    name = "sqlite3"
+    target_modules = ("sqlite3",)
+    # The SQLite library (the C module ships with CPython >= 3.10, checked by requires-python)
+    supported_versions = ">=3.7"
+
+    def target_version(self, module: ModuleType) -> str | None:
+        version = getattr(module, "sqlite_version", None)
+        return version if isinstance(version, str) else None
+
+    def _patch(self, module: ModuleType) -> None:
+        global _current, _current_span
+        runtime_mod = _optional_module("ats._runtime")
+        context_mod = _optional_module("ats.context")
+        _current = getattr(runtime_mod, "current", _no_runtime)
+        _current_span = getattr(context_mod, "current_span", _no_span)
+        for owner in (module, getattr(module, "dbapi2", None)):
+            if owner is None:
+                continue
+            original = owner.connect
+            if getattr(original, "_ats_instrumented", False):
+                continue  # already patched (the package and its dbapi2 alias share one)
+            self.replace(owner, "connect", _make_connect(original))
+
+    def _unpatch(self, module: ModuleType) -> None:
+        global _current, _current_span
+        self.restore(module)
+        # Connections made while instrumented stay instances of the subclasses (they are
+        # ordinary sqlite3 connections) but record nothing any more.
+        _current = _no_runtime
+        _current_span = _no_span
+
+
+def _optional_module(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+#: The plugin's single instrumentor (instrument() is idempotent).
+instrumentor: Final = Sqlite3Instrumentor()
+
+
+@hookimpl
+def ats_instrumentors() -> list[Instrumentor]:
+    """Provide the sqlite3 instrumentor to the ATS plugin host."""
+    return [instrumentor]
