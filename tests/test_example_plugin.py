@@ -8,6 +8,7 @@ in the test environment (``--no-build-isolation``: no network).
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -24,10 +25,13 @@ EXAMPLE = REPO / "tests" / "plugins" / "ats-example-plugin"
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     target = tmp_path_factory.mktemp("site")
+    # Build from a copy: setuptools writes build/ and *.egg-info next to the sources.
+    source = tmp_path_factory.mktemp("src") / EXAMPLE.name
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     result = subprocess.run(
         [
             sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-            "--no-build-isolation", "--target", str(target), str(EXAMPLE),
+            "--no-build-isolation", "--target", str(target), str(source),
         ],  # fmt: skip
         capture_output=True,
         text=True,
