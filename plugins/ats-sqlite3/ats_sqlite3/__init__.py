@@ -212,7 +212,7 @@ def _make_connection_class(base: type[sqlite3.Connection]) -> type[sqlite3.Conne
     base_init = base.__init__
     base_cursor = base.cursor
     base_close = base.close
-    default_cursor = cursor_class_for(None)
+    default_cursor = cursor_class_for(sqlite3.Cursor)
     # The C methods under the instrumented default cursor's overrides.
     cursor_execute = sqlite3.Cursor.execute
     cursor_executemany = sqlite3.Cursor.executemany
@@ -376,11 +376,9 @@ def _adopt_cursor(cur: Any) -> Any:
 
 
 def _derived(factory: Any, root: type, cache: dict[type, type], make: Any) -> Any:
-    if factory is None:
-        factory = root
     if not isinstance(factory, type) or not issubclass(factory, root):
-        # Any other callable: it is called as-is; sqlite3 only needs it to return the right
-        # type.  It is not instrumented (we cannot subclass a function).
+        # Any other callable (or None): passed on as-is, so sqlite3 behaves exactly as without
+        # ATS; what it makes is not instrumented (a function cannot be subclassed).
         return factory
     if getattr(factory, "_ats_instrumented", False):
         return factory
@@ -393,15 +391,21 @@ def _derived(factory: Any, root: type, cache: dict[type, type], make: Any) -> An
     return derived
 
 
+def _connection_root() -> Any:
+    import sqlite3
+
+    return sqlite3.Connection
+
+
 def cursor_class_for(factory: Any) -> Any:
-    """The instrumented cursor class for a cursor ``factory`` (``None`` = sqlite3.Cursor)."""
+    """The instrumented cursor class for a cursor ``factory`` class (else ``factory`` itself)."""
     import sqlite3
 
     return _derived(factory, sqlite3.Cursor, _cursor_classes, _make_cursor_class)
 
 
 def connection_class_for(factory: Any) -> Any:
-    """The instrumented connection class for a connection ``factory`` (``None`` = default)."""
+    """The instrumented connection class for a connection ``factory`` class (else ``factory``)."""
     import sqlite3
 
     return _derived(factory, sqlite3.Connection, _connection_classes, _make_connection_class)
@@ -421,7 +425,7 @@ def _make_connect(original: Any) -> Any:
                 factory = connection_class_for(args[_FACTORY_POSITION])
                 args = (*args[:_FACTORY_POSITION], factory, *args[_FACTORY_POSITION + 1 :])
             else:
-                kwargs["factory"] = connection_class_for(kwargs.get("factory"))
+                kwargs["factory"] = connection_class_for(kwargs.get("factory", _connection_root()))
         except Exception as exc:
             count_error("sqlite3.connect", exc)
         return original(*args, **kwargs)
