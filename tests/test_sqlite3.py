@@ -401,6 +401,20 @@ def test_user_cursor_factory(runtime: FakeRuntime) -> None:
     assert runtime.pipeline.short()[-1] == (QUERY, "SELECT 5", None, ":memory:")
 
 
+def test_none_factory_behaves_as_without_ats(runtime: FakeRuntime) -> None:
+    plain = ORIGINAL_CONNECT(":memory:")
+    with pytest.raises(TypeError) as without:
+        plain.cursor(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError) as with_ats:
+        memory().cursor(None)  # type: ignore[arg-type]
+    assert str(with_ats.value) == str(without.value)
+    with pytest.raises(TypeError) as without:
+        ORIGINAL_CONNECT(":memory:", factory=None)
+    with pytest.raises(TypeError) as with_ats:
+        sqlite3.connect(":memory:", factory=None)
+    assert str(with_ats.value) == str(without.value)
+
+
 def test_callable_factories_are_left_alone(runtime: FakeRuntime) -> None:
     made: list[Any] = []
 
@@ -423,7 +437,7 @@ def test_dbapi2_alias_is_patched_and_restored() -> None:
     ats_sqlite3.instrumentor.instrument()
     try:
         assert sqlite3.dbapi2.connect is not original
-        assert isinstance(sqlite3.dbapi2.connect(":memory:"), ats_sqlite3.connection_class_for(None))
+        assert isinstance(sqlite3.dbapi2.connect(":memory:"), ats_sqlite3.connection_class_for(sqlite3.Connection))
         assert sqlite3.connect.__wrapped__ is ORIGINAL_CONNECT  # type: ignore[attr-defined]
     finally:
         ats_sqlite3.instrumentor.uninstrument()
@@ -512,3 +526,20 @@ print(conn.execute("SELECT 40 + 2").fetchone())
         "ats_sqlite3 True",
         "(42,)",
     ]
+
+
+def test_broken_runtime_lookup_never_changes_the_users_call(
+    runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = memory()
+
+    def broken() -> Any:
+        raise LookupError("runtime registry broken")
+
+    monkeypatch.setattr(ats_sqlite3, "_current", broken)
+    assert conn.execute("SELECT 8").fetchone() == (8,)
+    assert conn.cursor().execute("SELECT 9").fetchone() == (9,)
+    with pytest.raises(sqlite3.OperationalError):
+        conn.execute("SELECT * FROM nope")
+    assert instrumentation_errors() == {"sqlite3.runtime": 3}
+    assert len(runtime.pipeline.calls) == 2  # handshake + CREATE TABLE from before

@@ -18,11 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pluggy
 
 if TYPE_CHECKING:
+    from ats.config import Config
     from ats.instrumentation import Instrumentor
-
-    # The validated configuration object (``ats.config.Config``).  Typed loosely here so this
-    # module does not depend on the configuration module.
-    Config = Any
 
 __all__ = [
     "EventFamilyRegistry",
@@ -78,7 +75,7 @@ def ats_configure(config: Config) -> None:
     Historic: a plugin registered later is called on registration with the same
     configuration.  Also called again after ``ats.reload()`` with the new configuration.
 
-    :param config: the effective ``ats.config.Config``; treat it as read-only.
+    :param config: the effective :class:`ats.config.Config` (frozen).
     """
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     import pluggy
 
+    from ats.config import Config
     from ats.hookspecs import EventFamilyRegistry, Session, ToolCall
     from ats.instrumentation import Instrumentor
 
@@ -328,7 +329,7 @@ class PluginHost:
 
     # ----------------------------------------------------------------- typed hook calls
 
-    def configure(self, config: Any) -> None:
+    def configure(self, config: Config) -> None:
         """Call ``ats_configure`` (historic: replayed for plugins registered later)."""
         try:
             self._pm.hook.ats_configure.call_historic(kwargs={"config": config})
