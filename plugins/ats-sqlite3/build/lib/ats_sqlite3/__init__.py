@@ -27,6 +27,7 @@ import importlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -52,51 +53,54 @@ _CLOSE: Final = 3
 
 _time_ns = time.time_ns
 
-# The runtime and context modules, bound while instrumented; None means "record nothing".
-# Looked up as module attributes on every call so a runtime started (or replaced in tests)
-# after patching is seen.
-_runtime_mod: Any = None
-_context_mod: Any = None
+# ``ats._runtime.current`` and ``ats.context.current_span``, bound when sqlite3 is patched
+# (one global lookup per call instead of two attribute lookups).  While not instrumented,
+# or when ATS's runtime module is absent, they say "no runtime" and nothing is recorded.
+def _no_runtime() -> Any:
+    return None
 
 
-def _record(op: int, sql: str | None, start: int, end: int, conn: object) -> None:
-    """Record one successful call; never raises."""
+def _no_span() -> Any:
+    return None
+
+
+_current: Callable[[], Any] = _no_runtime
+_current_span: Callable[[], Any] = _no_span
+
+
+def _runtime_failed(exc: Exception) -> Any:
+    """``_current()`` raised: count it and record nothing for this call."""
+    count_error("sqlite3.runtime", exc)
+    return None
+
+
+def _record(rt: Any, op: int, sql: str | None, start: int, end: int, conn: Any) -> None:
+    """Record one successful call: one native call; never raises."""
     try:
-        runtime_mod = _runtime_mod
-        if runtime_mod is None:
-            return
-        rt = runtime_mod.current()
-        if rt is None:
-            return
-        span = _context_mod.current_span() if _context_mod is not None else None
+        span = _current_span()
         if span is None:
             rt.pipeline.record_query(
                 op, DIALECT, sql, start, end, None, None, 0, True,
-                COMPONENT, "", 0, getattr(conn, "_ats_db", ""),
+                COMPONENT, "", 0, conn._ats_db,
             )  # fmt: skip
         else:
             rt.pipeline.record_query(
                 op, DIALECT, sql, start, end, None, span.trace_id, span.span_id, span.sampled,
-                COMPONENT, "", 0, getattr(conn, "_ats_db", ""),
+                COMPONENT, "", 0, conn._ats_db,
             )  # fmt: skip
     except Exception as exc:
         count_error("sqlite3.record", exc)
 
 
-def _record_error(op: int, sql: object, start: int, exc: BaseException, conn: object) -> None:
+def _record_error(
+    rt: Any, op: int, sql: object, start: int, exc: BaseException, conn: Any
+) -> None:
     """Record one failed call (the caller re-raises ``exc`` untouched); never raises."""
     end = _time_ns()
     try:
-        runtime_mod = _runtime_mod
-        if runtime_mod is None:
-            return
-        rt = runtime_mod.current()
-        if rt is None:
-            return
-        span = _context_mod.current_span() if _context_mod is not None else None
-        text = sql if isinstance(sql, str) else None
+        span = _current_span()
         rt.pipeline.record_query(
-            op, DIALECT, text, start, end, type(exc).__name__,
+            op, DIALECT, sql if isinstance(sql, str) else None, start, end, type(exc).__name__,
             None if span is None else span.trace_id,
             0 if span is None else span.span_id,
             True if span is None else span.sampled,
@@ -149,33 +153,51 @@ def _make_cursor_class(base: type[sqlite3.Cursor]) -> type[sqlite3.Cursor]:
         _ats_instrumented: Final = True
 
         def execute(self, sql: str, parameters: Any = (), /) -> Any:
+            try:
+                rt = _current()
+            except Exception as exc:
+                rt = _runtime_failed(exc)
+            if rt is None:
+                return base_execute(self, sql, parameters)
             start = _time_ns()
             try:
                 result = base_execute(self, sql, parameters)
             except BaseException as exc:
-                _record_error(_QUERY, sql, start, exc, self.connection)
+                _record_error(rt, _QUERY, sql, start, exc, self.connection)
                 raise
-            _record(_QUERY, sql, start, _time_ns(), self.connection)
+            _record(rt, _QUERY, sql, start, _time_ns(), self.connection)
             return result
 
         def executemany(self, sql: str, seq_of_parameters: Any, /) -> Any:
+            try:
+                rt = _current()
+            except Exception as exc:
+                rt = _runtime_failed(exc)
+            if rt is None:
+                return base_executemany(self, sql, seq_of_parameters)
             start = _time_ns()
             try:
                 result = base_executemany(self, sql, seq_of_parameters)
             except BaseException as exc:
-                _record_error(_QUERY, sql, start, exc, self.connection)
+                _record_error(rt, _QUERY, sql, start, exc, self.connection)
                 raise
-            _record(_QUERY, sql, start, _time_ns(), self.connection)
+            _record(rt, _QUERY, sql, start, _time_ns(), self.connection)
             return result
 
         def executescript(self, sql_script: str, /) -> Any:
+            try:
+                rt = _current()
+            except Exception as exc:
+                rt = _runtime_failed(exc)
+            if rt is None:
+                return base_executescript(self, sql_script)
             start = _time_ns()
             try:
                 result = base_executescript(self, sql_script)
             except BaseException as exc:
-                _record_error(_QUERY, sql_script, start, exc, self.connection)
+                _record_error(rt, _QUERY, sql_script, start, exc, self.connection)
                 raise
-            _record(_QUERY, sql_script, start, _time_ns(), self.connection)
+            _record(rt, _QUERY, sql_script, start, _time_ns(), self.connection)
             return result
 
     Cursor.__name__ = base.__name__
@@ -190,7 +212,7 @@ def _make_connection_class(base: type[sqlite3.Connection]) -> type[sqlite3.Conne
     base_init = base.__init__
     base_cursor = base.cursor
     base_close = base.close
-    default_cursor = cursor_class_for(None)
+    default_cursor = cursor_class_for(sqlite3.Cursor)
     # The C methods under the instrumented default cursor's overrides.
     cursor_execute = sqlite3.Cursor.execute
     cursor_executemany = sqlite3.Cursor.executemany
@@ -209,13 +231,20 @@ def _make_connection_class(base: type[sqlite3.Connection]) -> type[sqlite3.Conne
             except Exception as exc:
                 self._ats_db = ""
                 count_error("sqlite3.connect", exc)
+            try:
+                rt = _current()
+            except Exception as exc:
+                rt = _runtime_failed(exc)
+            if rt is None:
+                base_init(self, *args, **kwargs)
+                return
             start = _time_ns()
             try:
                 base_init(self, *args, **kwargs)
             except BaseException as exc:
-                _record_error(_HANDSHAKE, None, start, exc, self)
+                _record_error(rt, _HANDSHAKE, None, start, exc, self)
                 raise
-            _record(_HANDSHAKE, None, start, _time_ns(), self)
+            _record(rt, _HANDSHAKE, None, start, _time_ns(), self)
 
         def cursor(self, factory: Any = default_cursor) -> Any:
             if factory is not default_cursor:
@@ -227,46 +256,77 @@ def _make_connection_class(base: type[sqlite3.Connection]) -> type[sqlite3.Conne
         # statement is recorded here, once, without a second Python frame.  (A base class
         # that overrides cursor() gets delegating versions below.)
         def execute(self, sql: str, parameters: Any = (), /) -> Any:
+            try:
+                rt = _current()
+            except Exception as exc:
+                rt = _runtime_failed(exc)
+            if rt is None:
+                cur = base_cursor(self, default_cursor)
+                cursor_execute(cur, sql, parameters)
+                return cur
             start = _time_ns()
             try:
                 cur = base_cursor(self, default_cursor)
                 cursor_execute(cur, sql, parameters)
             except BaseException as exc:
-                _record_error(_QUERY, sql, start, exc, self)
+                _record_error(rt, _QUERY, sql, start, exc, self)
                 raise
-            _record(_QUERY, sql, start, _time_ns(), self)
+            _record(rt, _QUERY, sql, start, _time_ns(), self)
             return cur
 
         def executemany(self, sql: str, parameters: Any, /) -> Any:
+            try:
+                rt = _current()
+            except Exception as exc:
+                rt = _runtime_failed(exc)
+            if rt is None:
+                cur = base_cursor(self, default_cursor)
+                cursor_executemany(cur, sql, parameters)
+                return cur
             start = _time_ns()
             try:
                 cur = base_cursor(self, default_cursor)
                 cursor_executemany(cur, sql, parameters)
             except BaseException as exc:
-                _record_error(_QUERY, sql, start, exc, self)
+                _record_error(rt, _QUERY, sql, start, exc, self)
                 raise
-            _record(_QUERY, sql, start, _time_ns(), self)
+            _record(rt, _QUERY, sql, start, _time_ns(), self)
             return cur
 
         def executescript(self, sql_script: str, /) -> Any:
+            try:
+                rt = _current()
+            except Exception as exc:
+                rt = _runtime_failed(exc)
+            if rt is None:
+                cur = base_cursor(self, default_cursor)
+                cursor_executescript(cur, sql_script)
+                return cur
             start = _time_ns()
             try:
                 cur = base_cursor(self, default_cursor)
                 cursor_executescript(cur, sql_script)
             except BaseException as exc:
-                _record_error(_QUERY, sql_script, start, exc, self)
+                _record_error(rt, _QUERY, sql_script, start, exc, self)
                 raise
-            _record(_QUERY, sql_script, start, _time_ns(), self)
+            _record(rt, _QUERY, sql_script, start, _time_ns(), self)
             return cur
 
         def close(self) -> None:
+            try:
+                rt = _current()
+            except Exception as exc:
+                rt = _runtime_failed(exc)
+            if rt is None:
+                base_close(self)
+                return
             start = _time_ns()
             try:
                 base_close(self)
             except BaseException as exc:
-                _record_error(_CLOSE, None, start, exc, self)
+                _record_error(rt, _CLOSE, None, start, exc, self)
                 raise
-            _record(_CLOSE, None, start, _time_ns(), self)
+            _record(rt, _CLOSE, None, start, _time_ns(), self)
 
     if base.cursor is not sqlite3.Connection.cursor:
         # The caller's factory overrides cursor() (typically to default to its own cursor
@@ -316,11 +376,9 @@ def _adopt_cursor(cur: Any) -> Any:
 
 
 def _derived(factory: Any, root: type, cache: dict[type, type], make: Any) -> Any:
-    if factory is None:
-        factory = root
     if not isinstance(factory, type) or not issubclass(factory, root):
-        # Any other callable: it is called as-is; sqlite3 only needs it to return the right
-        # type.  It is not instrumented (we cannot subclass a function).
+        # Any other callable (or None): passed on as-is, so sqlite3 behaves exactly as without
+        # ATS; what it makes is not instrumented (a function cannot be subclassed).
         return factory
     if getattr(factory, "_ats_instrumented", False):
         return factory
@@ -333,15 +391,21 @@ def _derived(factory: Any, root: type, cache: dict[type, type], make: Any) -> An
     return derived
 
 
+def _connection_root() -> Any:
+    import sqlite3
+
+    return sqlite3.Connection
+
+
 def cursor_class_for(factory: Any) -> Any:
-    """The instrumented cursor class for a cursor ``factory`` (``None`` = sqlite3.Cursor)."""
+    """The instrumented cursor class for a cursor ``factory`` class (else ``factory`` itself)."""
     import sqlite3
 
     return _derived(factory, sqlite3.Cursor, _cursor_classes, _make_cursor_class)
 
 
 def connection_class_for(factory: Any) -> Any:
-    """The instrumented connection class for a connection ``factory`` (``None`` = default)."""
+    """The instrumented connection class for a connection ``factory`` class (else ``factory``)."""
     import sqlite3
 
     return _derived(factory, sqlite3.Connection, _connection_classes, _make_connection_class)
@@ -361,7 +425,7 @@ def _make_connect(original: Any) -> Any:
                 factory = connection_class_for(args[_FACTORY_POSITION])
                 args = (*args[:_FACTORY_POSITION], factory, *args[_FACTORY_POSITION + 1 :])
             else:
-                kwargs["factory"] = connection_class_for(kwargs.get("factory"))
+                kwargs["factory"] = connection_class_for(kwargs.get("factory", _connection_root()))
         except Exception as exc:
             count_error("sqlite3.connect", exc)
         return original(*args, **kwargs)
@@ -383,9 +447,11 @@ class Sqlite3Instrumentor(Instrumentor):
         return version if isinstance(version, str) else None
 
     def _patch(self, module: ModuleType) -> None:
-        global _runtime_mod, _context_mod
-        _runtime_mod = _optional_module("ats._runtime")
-        _context_mod = _optional_module("ats.context")
+        global _current, _current_span
+        runtime_mod = _optional_module("ats._runtime")
+        context_mod = _optional_module("ats.context")
+        _current = getattr(runtime_mod, "current", _no_runtime)
+        _current_span = getattr(context_mod, "current_span", _no_span)
         for owner in (module, getattr(module, "dbapi2", None)):
             if owner is None:
                 continue
@@ -395,12 +461,12 @@ class Sqlite3Instrumentor(Instrumentor):
             self.replace(owner, "connect", _make_connect(original))
 
     def _unpatch(self, module: ModuleType) -> None:
-        global _runtime_mod, _context_mod
+        global _current, _current_span
         self.restore(module)
         # Connections made while instrumented stay instances of the subclasses (they are
         # ordinary sqlite3 connections) but record nothing any more.
-        _runtime_mod = None
-        _context_mod = None
+        _current = _no_runtime
+        _current_span = _no_span
 
 
 def _optional_module(name: str) -> ModuleType | None:
