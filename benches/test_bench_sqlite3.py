@@ -33,8 +33,12 @@ def db_path(tmp_path: Path) -> Path:
 
 
 def _point_query(conn: sqlite3.Connection) -> Callable[[], Any]:
+    # Through a cursor: OpenTelemetry's dbapi instrumentation does not see Connection.execute.
+    cur = conn.cursor()
+
     def run() -> Any:
-        return conn.execute(QUERY, (42,)).fetchone()
+        cur.execute(QUERY, (42,))
+        return cur.fetchone()
 
     return run
 
@@ -70,8 +74,11 @@ def test_opentelemetry(benchmark: Any, db_path: Path) -> None:
     from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+    exported = [0]
+
     class Discard(SpanExporter):
         def export(self, spans: Any) -> SpanExportResult:
+            exported[0] += len(spans)
             return SpanExportResult.SUCCESS
 
     provider = TracerProvider()
@@ -81,6 +88,8 @@ def test_opentelemetry(benchmark: Any, db_path: Path) -> None:
     try:
         conn = sqlite3.connect(db_path)
         assert benchmark(_point_query(conn)) == ("user42",)
+        provider.force_flush()
+        assert exported[0] > 0, "OpenTelemetry's sqlite3 instrumentation produced no span"
     finally:
         instrumentor.uninstrument()
         provider.shutdown()
@@ -93,5 +102,6 @@ def test_ddtrace(benchmark: Any, db_path: Path) -> None:
 
     patch(sqlite3=True)
     conn = sqlite3.connect(db_path)
+    assert type(conn).__name__ != "Connection", "ddtrace did not wrap the connection"
     assert benchmark(_point_query(conn)) == ("user42",)
     del ddtrace

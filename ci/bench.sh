@@ -10,5 +10,6 @@ export DD_TRACE_ENABLED=true DD_TRACE_AGENT_URL=http://127.0.0.1:9 DD_INSTRUMENT
 for suite in benches/test_bench_native.py benches/test_bench_record.py benches/test_bench_sqlite3.py; do
   "$PY" -m pytest "$suite" --benchmark-only --benchmark-columns=median,mean,stddev,rounds -q -p no:cacheprovider
 done
+"$PY" benches/sqlite3_overhead.py
 "$PY" benches/startup.py
 (cd rust/ats-core && cargo bench --quiet -- --warm-up-time 1 --measurement-time 3)

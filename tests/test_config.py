@@ -20,6 +20,12 @@ from ats.config import (
     reloadable_keys,
 )
 
+import ats as _ats_for_path
+
+# Where the *installed* ats lives (site-packages in CI, python/ in an editable install):
+# subprocesses must import the built package, not the source tree.
+ATS_ROOT = str(Path(_ats_for_path.__file__).resolve().parent.parent)
+
 
 @pytest.fixture(autouse=True)
 def _script_name(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -649,7 +655,7 @@ def test_import_is_cheap() -> None:
     code = ("import sys, ats.config, threading; assert threading.active_count() == 1; "
             "print(sorted(m for m in ('tomllib', 'tomli', 'yaml', 'difflib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent / "python")})
+                         env={"PYTHONPATH": ATS_ROOT})
     assert out.stdout.strip() == "[]"
 
 

@@ -18,6 +18,12 @@ from pathlib import Path
 
 import pytest
 
+import ats as _ats_for_path
+
+# Where the *installed* ats lives (site-packages in CI, python/ in an editable install):
+# subprocesses must import the built package, not the source tree.
+ATS_ROOT = str(Path(_ats_for_path.__file__).resolve().parent.parent)
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "tests" / "plugins" / "ats-example-plugin"
 
@@ -47,7 +53,7 @@ def run(code: str, site: Path, **env: str) -> list[str]:
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
         text=True,
-        env={"PYTHONPATH": f"{site}:{REPO / 'python'}", "PATH": "/usr/bin:/bin", **env},
+        env={"PYTHONPATH": f"{site}:{ATS_ROOT}", "PATH": "/usr/bin:/bin", **env},
         timeout=60,
         check=False,
     )

@@ -23,6 +23,12 @@ from ats.instrumentation import (
     version_in_range,
 )
 
+import ats as _ats_for_path
+
+# Where the *installed* ats lives (site-packages in CI, python/ in an editable install):
+# subprocesses must import the built package, not the source tree.
+ATS_ROOT = str(Path(_ats_for_path.__file__).resolve().parent.parent)
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -400,7 +406,7 @@ def test_instrumentation_error_never_changes_the_users_call(target: types.Module
 
 def run_python(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """Run code in a fresh interpreter (nothing imported yet) with tmp_path on sys.path."""
-    env_path = f"{tmp_path}:{REPO / 'python'}"
+    env_path = f"{tmp_path}:{ATS_ROOT}"
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,

@@ -22,6 +22,12 @@ import ats_sqlite3
 from ats import instrumentation
 from ats.instrumentation import UnsupportedVersionWarning, instrumentation_errors
 
+import ats as _ats_for_path
+
+# Where the *installed* ats lives (site-packages in CI, python/ in an editable install):
+# subprocesses must import the built package, not the source tree.
+ATS_ROOT = str(Path(_ats_for_path.__file__).resolve().parent.parent)
+
 REPO = Path(__file__).resolve().parent.parent
 ORIGINAL_CONNECT = sqlite3.connect
 
@@ -515,7 +521,7 @@ print(conn.execute("SELECT 40 + 2").fetchone())
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env={"PYTHONPATH": str(REPO / "python"), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": ATS_ROOT, "PATH": "/usr/bin:/bin"},
         timeout=60,
         check=False,
     )
