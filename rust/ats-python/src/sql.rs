@@ -23,8 +23,12 @@ pub fn statement_cache() -> &'static StatementCache {
 }
 
 pub fn parse_dialect(dialect: Option<&str>) -> PyResult<Dialect> {
+    // Canonical names first: plugins pass them on every statement.
     match dialect {
-        None => Ok(Dialect::Generic),
+        None | Some("generic") => Ok(Dialect::Generic),
+        Some("sqlite") => Ok(Dialect::Sqlite),
+        Some("postgresql") => Ok(Dialect::Postgresql),
+        Some("mysql") => Ok(Dialect::Mysql),
         Some(name) => name.parse::<Dialect>().map_err(|e| PyValueError::new_err(e.to_string())),
     }
 }

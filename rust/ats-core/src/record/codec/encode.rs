@@ -225,8 +225,13 @@ pub fn encoded_len_span(s: &SpanRef<'_>) -> usize {
 
 /// Encodes `s` into the front of `out`; returns the bytes written.
 pub fn encode_span(s: &SpanRef<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
+    encode_span_sized(s, encoded_len_span(s), out)
+}
+
+/// `encode_span` with the length already computed (the hot path computes it once).
+fn encode_span_sized(s: &SpanRef<'_>, len: usize, out: &mut [u8]) -> Result<usize, EncodeError> {
     let flags = envelope_flags(&s.envelope);
-    encode_with(KIND_SPAN, flags, encoded_len_span(s), out, |w| {
+    encode_with(KIND_SPAN, flags, len, out, |w| {
         write_envelope_fixed(w, &s.envelope);
         w.u64(s.end_ns);
         w.u8(s.status as u8);
@@ -239,7 +244,8 @@ pub fn encode_span(s: &SpanRef<'_>, out: &mut [u8]) -> Result<usize, EncodeError
 
 /// Appends the encoding of `s` to `out`.
 pub fn encode_span_to_vec(s: &SpanRef<'_>, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
-    encode_vec(encoded_len_span(s), out, |b| encode_span(s, b))
+    let len = encoded_len_span(s);
+    encode_vec(len, out, |b| encode_span_sized(s, len, b))
 }
 
 // ---------------------------------------------------------------- log
