@@ -56,3 +56,27 @@ def test_ats_run_instruments_an_unchanged_program(tmp_path: Path) -> None:
             for line in p.read_text().splitlines():
                 obj = json.loads(line)
                 assert "ts" in obj and "kind" in obj
+
+
+def test_ats_trace_commands_read_what_ats_run_recorded(tmp_path: Path) -> None:
+    assert run_app(tmp_path).returncode == 3
+    env = dict(os.environ, ATS_HOME=str(tmp_path / ".ats"))
+    ats = str(BIN / "ats")
+    listed = json.loads(subprocess.run([ats, "trace", "list", "--json", "--limit", "100"], env=env,
+                                       capture_output=True, text=True, check=True).stdout)
+    failed = [t for t in listed if t["status"] == "error"]
+    assert len(failed) == 1 and failed[0]["name"] == "driver.query" and failed[0]["spans"] == 1
+    shown = json.loads(subprocess.run([ats, "trace", "show", failed[0]["trace_id"], "--json"], env=env,
+                                      capture_output=True, text=True, check=True).stdout)
+    assert shown["trace_id"] == failed[0]["trace_id"]
+    [span] = shown["spans"]
+    assert (span["name"], span["status"], span["parent_id"]) == ("driver.query", "error", None)
+    attrs = span["attributes"]
+    assert attrs["db.statement"] == attrs["db.query.text"] == "SELECT * FROM no_such_table WHERE token = ?"
+    assert attrs["error.type"] == "OperationalError"
+    assert (attrs["db.system"], attrs["db.system.name"], attrs["db.operation.name"]) == ("sqlite", "sqlite", "SELECT")
+    assert attrs["db.collection.name"] == "no_such_table"
+    assert attrs["db.sqlx.air_id"].startswith("air:Q-")
+    text = subprocess.run([ats, "trace", "show", failed[0]["trace_id"]], env=env, capture_output=True,
+                          text=True, check=True).stdout
+    assert "driver.query" in text and "OperationalError" in text

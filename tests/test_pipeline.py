@@ -276,3 +276,16 @@ def test_generated_ids_are_well_formed() -> None:
     assert len(ids) == 1000 and 0 not in ids and max(ids) < 2**64
     t = _native.Pipeline.new_trace_id()
     assert len(t) == 32 and int(t, 16) != 0
+
+
+def test_retention_prunes_old_records_when_the_store_opens(tmp_path: Path) -> None:
+    old, new = 1_000_000_000, time.time_ns()
+    p = make(tmp_path)
+    p.record_span("kernel.exec", "t", TRACE, 1, 0, old, old + 5, 1)
+    p.record_span("kernel.exec", "t", "5" * 32, 2, 0, new, new + 5, 1)
+    p.emit_log("policy.deny", "t", 9, "", old)
+    assert p.shutdown(5.0)
+    make(tmp_path, retention_days=(30, 30, 400, 90)).shutdown(5.0)
+    db = sqlite3.connect(tmp_path / "ats.db")
+    assert db.execute("SELECT trace_id FROM spans_v").fetchall() == [("5" * 32,)]
+    assert db.execute("SELECT count(*) FROM logs_v").fetchone() == (0,)

@@ -92,6 +92,7 @@ class Pipeline:
         tail_base_ratio: float = 0.1,
         metrics: Metrics | None = None,
         metrics_interval_ms: int = 10000,
+        retention_days: tuple[int, int, int, int] | None = None,
     ) -> Pipeline: ...
     def record_span(
         self,

@@ -8,10 +8,12 @@ importing ``ats`` never does. Everything here is idempotent and thread safe.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import contextvars
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,8 +23,9 @@ from ats import _native
 if TYPE_CHECKING:
     from ats.config import Config
     from ats.plugins import PluginHost
+    from ats.registry import Registry
 
-__all__ = ["ErrorCounter", "Runtime", "count_error", "current", "flush", "init", "reload", "shutdown"]
+__all__ = ["ErrorCounter", "Runtime", "count_error", "current", "flush", "init", "reload", "shutdown", "suppressed"]
 
 #: One registry for the life of the process: handles created before ``init`` keep working.
 METRICS = _native.Metrics()
@@ -61,6 +64,9 @@ class Runtime:
     config: Config
     pipeline: _native.Pipeline
     plugins: PluginHost
+    #: Event families (built-in, the application's ``app.*``, and the plugins'); spans and
+    #: log records of unregistered events are rejected and counted here.
+    registry: Registry | None = None
     #: What ``init`` was given, so ``reload`` re-reads the same sources.
     source: str | os.PathLike[str] | Mapping[str, Any] | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
@@ -70,11 +76,27 @@ class Runtime:
 
 _LOCK = threading.RLock()
 _RUNTIME: Runtime | None = None
+#: Set while ATS itself does work an instrumentation would otherwise record (its own
+#: store maintenance): telemetry about telemetry would loop.
+_SUPPRESSED: contextvars.ContextVar[bool] = contextvars.ContextVar("ats_suppressed", default=False)
 
 
 def current() -> Runtime | None:
-    """The running runtime, or None before ``init`` / after ``shutdown`` / when disabled."""
+    """The running runtime, or None before ``init`` / after ``shutdown`` / when disabled, and
+    inside :func:`suppressed` (instrumentations record nothing there)."""
+    if _SUPPRESSED.get():
+        return None
     return _RUNTIME
+
+
+@contextlib.contextmanager
+def suppressed() -> Iterator[None]:
+    """Nothing inside this block is recorded (like OpenTelemetry's suppress_instrumentation)."""
+    token = _SUPPRESSED.set(True)
+    try:
+        yield
+    finally:
+        _SUPPRESSED.reset(token)
 
 
 def _pipeline_for(config: Config) -> _native.Pipeline:
@@ -116,7 +138,26 @@ def init(config: str | os.PathLike[str] | Mapping[str, Any] | None = None, /, **
                 count_error(f"instrument {getattr(instrumentor, 'name', instrumentor)!s}", exc)
     except Exception as exc:
         count_error("plugins", exc)
-    return _RUNTIME
+    rt = _RUNTIME
+    if rt is not None:
+        rt.registry = _build_registry(plugins)
+    return rt
+
+
+def _build_registry(plugins: PluginHost) -> Registry | None:
+    try:
+        from ats.registry import EventFamily, default_registry
+
+        registry = default_registry(plugins)
+        # The program's own spans (``ats.span``/``@ats.traced`` default names live under ``app.``).
+        registry.register(EventFamily(
+            "app", ("app.span", "app.event"), {"type": "object"}, "S1", "explicit_operator_export", "30d",
+            "application", "spans and log records of the instrumented program itself",
+        ))
+        return registry
+    except Exception as exc:
+        count_error("registry", exc)
+        return None
 
 
 _ENV_INIT_DONE = False

@@ -93,7 +93,7 @@ class Span:
                 self._status = _STATUS_OK
             rt = _runtime.current()
             ctx = self.context
-            if rt is not None and ctx is not None:
+            if rt is not None and ctx is not None and _accepted(rt, self.name):
                 parent = self.parent
                 rt.pipeline.record_span(
                     self.name, self.component, ctx.trace_id, ctx.span_id,
@@ -105,6 +105,11 @@ class Span:
         except Exception as e:
             _runtime.count_error("span.exit", e)
         # Returning None: the user's exception (if any) propagates unchanged.
+
+
+def _accepted(rt: _runtime.Runtime, name: str) -> bool:
+    """Unregistered events are rejected (and counted by the registry), never recorded."""
+    return rt.registry is None or rt.registry.accept(name)
 
 
 def _fallback_trace_id() -> str:
@@ -132,12 +137,12 @@ def traced(name: str | None = None, /) -> Callable[[Callable[P, R]], Callable[P,
 
 def traced(name: str | Callable[P, R] | None = None, /) -> Any:
     """Decorator: each call of the function (sync or async) is a span named ``name``
-    (default: the function's qualified name)."""
+    (default: ``app.`` + the function's qualified name, in the built-in ``app`` family)."""
     if callable(name):
         return traced(None)(name)
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
-        span_name = name or f"{fn.__module__}.{fn.__qualname__}"
+        span_name = name or f"app.{fn.__qualname__}"
         if inspect.iscoroutinefunction(fn):
             async_fn: Callable[P, Awaitable[Any]] = fn
 
@@ -161,7 +166,7 @@ def traced(name: str | Callable[P, R] | None = None, /) -> Any:
 def emit(event: str, /, *, severity: str = "info", body: str = "", **fields: AttributeValue) -> None:
     """A structured log record (seed 000 §6): ``evt`` = ``event``, correlated with the current span."""
     rt = _runtime.current()
-    if rt is None:
+    if rt is None or not _accepted(rt, event):
         return
     try:
         # An unknown severity is recorded as INFO rather than failing the caller.

@@ -202,6 +202,8 @@ class Config:
             "tail_latency_ms": self.tail.latency_ms if self.tail.enabled else None,
             "tail_base_ratio": self.tail.base_ratio,
             "metrics_interval_ms": self.metrics.interval_ms,
+            "retention_days": (self.retention.traces_days, self.retention.logs_days,
+                               self.retention.metrics_days, self.retention.learning_days),
         }
 
     def _check(self, key: str) -> None:

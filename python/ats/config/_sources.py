@@ -114,7 +114,10 @@ def find_file(source: str | os.PathLike[str] | None, environ: Mapping[str, str],
             if p.is_file() and (name != "pyproject.toml" or _has_tool_ats(p)):
                 return p.resolve(), f"file {p.resolve()}"
         return None
-    chosen = (cwd / chosen.expanduser()).resolve()
+    try:
+        chosen = (cwd / chosen.expanduser()).resolve()
+    except RuntimeError:  # `~name` of a user that does not exist
+        raise ConfigError("config", str(chosen), _FILE_ALLOWED, how) from None
     if not chosen.is_file() or not chosen.name.endswith((".toml", ".yaml", ".yml")):
         raise ConfigError("config", str(chosen), _FILE_ALLOWED, how)
     return chosen, how

@@ -236,7 +236,11 @@ def nonempty_text(value: object, base: Path) -> str:
 def path(value: object, base: Path) -> Path:
     """Relative paths are anchored at the config file's directory (or cwd)."""
     if isinstance(value, Path) or (isinstance(value, str) and value.strip()):
-        p = Path(value.strip() if isinstance(value, str) else value).expanduser()
+        p = Path(value.strip() if isinstance(value, str) else value)
+        try:
+            p = p.expanduser()
+        except RuntimeError:  # `~name` of a user that does not exist
+            raise Invalid() from None
         return p if p.is_absolute() else base / p
     raise Invalid()
 

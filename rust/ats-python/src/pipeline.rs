@@ -7,7 +7,7 @@ use std::time::Duration;
 use ats_core::flusher::{FlushConfig, Pipeline, PipelineConfig};
 use ats_core::record::codec::{encode_log_to_vec, encode_span_to_vec};
 use ats_core::record::{EnvelopeRef, LogRef, Severity, SpanRef, Status};
-use ats_core::sink::{open_sinks, SinkSpec};
+use ats_core::sink::{open_sinks, RetentionDays, SinkSpec};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -90,7 +90,7 @@ impl PyPipeline {
         tenant=String::new(), workspace=String::new(), region=String::new(),
         sample_ratio=1.0, parent_based=true, sampling_rules=Vec::new(), rate_limit_per_second=None, rate_limit_burst=1000, daily_cap=None,
         redact=true, scrub_patterns=Vec::new(), tail_latency_ms=None, tail_base_ratio=0.1,
-        metrics=None, metrics_interval_ms=10_000,
+        metrics=None, metrics_interval_ms=10_000, retention_days=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -116,6 +116,7 @@ impl PyPipeline {
         tail_base_ratio: f64,
         metrics: Option<PyRef<'_, PyMetrics>>,
         metrics_interval_ms: u64,
+        retention_days: Option<(u32, u32, u32, u32)>,
     ) -> PyResult<Self> {
         let sampling = Sampling::new(SamplingArgs {
             ratio: sample_ratio,
@@ -127,7 +128,10 @@ impl PyPipeline {
         })?;
         let mut specs = Vec::new();
         if let Some(path) = store_path {
-            specs.push(SinkSpec::Store { path: path.into() });
+            specs.push(SinkSpec::Store {
+                path: path.into(),
+                retention: retention_days.map(|(traces, logs, metrics, learning)| RetentionDays { traces, logs, metrics, learning }),
+            });
         }
         if let Some(dir) = jsonl_dir {
             specs.push(SinkSpec::Jsonl { dir: dir.into(), max_file_bytes: jsonl_max_file_bytes, max_total_bytes: jsonl_max_total_bytes });

@@ -5,21 +5,44 @@
 
 use std::path::PathBuf;
 
-use super::{JsonlConfig, JsonlSink, SqliteStore};
+use super::{JsonlConfig, JsonlSink, PruneCutoffs, SqliteStore};
 use crate::flusher::{Sink, SinkError};
 use crate::record::Record;
 
 /// One configured sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SinkSpec {
-    /// The embedded SQLite store at `path` (parent directories are created).
-    Store { path: PathBuf },
+    /// The embedded SQLite store at `path` (parent directories are created),
+    /// pruned to `retention` when it is opened.
+    Store { path: PathBuf, retention: Option<RetentionDays> },
     /// JSONL files in `dir`, rotated daily and by size.
     Jsonl {
         dir: PathBuf,
         max_file_bytes: u64,
         max_total_bytes: Option<u64>,
     },
+}
+
+/// Days each kind of record is kept (seed 000 §8.4 defaults: 30 / 30 / 400 / 90).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionDays {
+    pub traces: u32,
+    pub logs: u32,
+    pub metrics: u32,
+    pub learning: u32,
+}
+
+impl RetentionDays {
+    /// Cutoffs relative to `now_ns`: records strictly older are pruned.
+    pub fn cutoffs(&self, now_ns: u64) -> PruneCutoffs {
+        let before = |days: u32| Some(now_ns.saturating_sub(u64::from(days) * 86_400 * 1_000_000_000));
+        PruneCutoffs {
+            spans_ns: before(self.traces),
+            logs_ns: before(self.logs),
+            metric_points_ns: before(self.metrics),
+            rewards_ns: before(self.learning),
+        }
+    }
 }
 
 /// A sink could not be opened; names the sink and the path.
@@ -38,13 +61,19 @@ pub fn open_sinks(specs: &[SinkSpec]) -> Result<Vec<Box<dyn Sink>>, OpenError> {
 
 fn open_one(spec: &SinkSpec) -> Result<Box<dyn Sink>, OpenError> {
     match spec {
-        SinkSpec::Store { path } => SqliteStore::open(path)
-            .map(|s| Box::new(s) as Box<dyn Sink>)
-            .map_err(|e| OpenError {
-                kind: "store",
-                path: path.clone(),
-                message: e.to_string(),
-            }),
+        SinkSpec::Store { path, retention } => {
+            let fail = |e: &dyn std::fmt::Display| OpenError { kind: "store", path: path.clone(), message: e.to_string() };
+            let mut store = SqliteStore::open(path).map_err(|e| fail(&e))?;
+            if let Some(days) = retention {
+                // Retention applies automatically: once per opening, before any write.
+                let now_ns = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0);
+                store.prune(&days.cutoffs(now_ns)).map_err(|e| fail(&e))?;
+            }
+            Ok(Box::new(store) as Box<dyn Sink>)
+        }
         SinkSpec::Jsonl {
             dir,
             max_file_bytes,

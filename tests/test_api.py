@@ -1,0 +1,111 @@
+"""The public API end to end: ats.init → span/traced/emit/metrics → store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import ats
+from ats.config import ConfigError
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    rt = ats.init(**{"home": str(tmp_path / ".ats"), "tenant": "acme", "metrics.interval_ms": 3_600_000})
+    assert rt is not None
+    yield tmp_path / ".ats"
+    ats.shutdown(5.0)
+
+
+def spans(home: Path) -> list[tuple[str, str, str | None, str, dict[str, object]]]:
+    db = sqlite3.connect(home / "ats.db")
+    rows = db.execute("SELECT name, span_id, parent_id, status, attributes FROM spans_v ORDER BY start_ns, name")
+    return [(n, s, p, st, json.loads(a)) for n, s, p, st, a in rows]
+
+
+def test_nested_spans_exceptions_and_traced_functions(home: Path) -> None:
+    @ats.traced
+    def helper() -> int:
+        return 7
+
+    @ats.traced("udr.compile")
+    async def compile_async() -> str:
+        await asyncio.sleep(0)
+        return "done"
+
+    with pytest.raises(ZeroDivisionError):
+        with ats.span("kernel.exec", rows=3) as outer:
+            assert helper() == 7
+            assert asyncio.run(compile_async()) == "done"
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(lambda: ats.span("kernel.retry").__enter__().__exit__(None, None, None)).result()
+            1 / 0  # noqa: B018
+    assert ats.flush(5.0)
+    got = spans(home)
+    by_name = {g[0]: g for g in got}
+    assert set(by_name) == {"kernel.exec", "app.test_nested_spans_exceptions_and_traced_functions.<locals>.helper",
+                            "udr.compile", "kernel.retry"}
+    root = by_name["kernel.exec"]
+    assert root[2] is None and root[3] == "error"
+    assert root[4]["rows"] == 3 and root[4]["error.type"] == "ZeroDivisionError"
+    assert root[4]["exception.message"] == "division by zero"
+    for name in set(by_name) - {"kernel.exec"}:
+        assert by_name[name][2] == root[1], f"{name} is a child of kernel.exec"
+        assert by_name[name][3] == "ok"
+    assert outer.context is not None and ats.current_span() is None
+
+
+def test_exception_messages_are_scrubbed(home: Path) -> None:
+    with pytest.raises(ValueError):
+        with ats.span("kernel.exec"):
+            raise ValueError("login failed for dave@example.com")
+    ats.flush(5.0)
+    [(_, _, _, _, attrs)] = spans(home)
+    assert attrs["exception.message"] == "login failed for [EMAIL]"
+
+
+def test_emit_and_unregistered_events_are_rejected_and_counted(home: Path) -> None:
+    with ats.span("kernel.exec"):
+        ats.emit("policy.deny", severity="warn", reason="residency", actor="user:analyst-42")
+    with ats.span("nonsense.family"):
+        pass
+    ats.emit("made.up", body="x")
+    ats.flush(5.0)
+    assert [s[0] for s in spans(home)] == ["kernel.exec"]
+    db = sqlite3.connect(home / "ats.db")
+    assert db.execute("SELECT event, severity, attributes FROM logs_v").fetchall() == [
+        ("policy.deny", 13, '{"reason":"residency","actor":"user:analyst-42"}')]
+    rt = ats._runtime.current()
+    assert rt is not None and rt.registry is not None
+    assert rt.registry.rejections() == {"nonsense.family": 1, "made.up": 1}
+
+
+def test_metrics_api_reaches_the_store(home: Path) -> None:
+    ats.metrics.counter("sqlx_policy_denies_total").add(2, {"reason": "residency"})
+    ats.shutdown(5.0)
+    db = sqlite3.connect(home / "ats.db")
+    assert db.execute("SELECT value, tenant FROM metric_points WHERE name = 'sqlx_policy_denies_total'").fetchall() \
+        == [(2.0, "acme")]
+
+
+def test_init_is_idempotent_and_api_is_safe_without_it(tmp_path: Path) -> None:
+    assert ats._runtime.current() is None
+    with ats.span("kernel.exec"):  # no runtime: records nothing, raises nothing
+        ats.emit("policy.deny")
+    first = ats.init(**{"home": str(tmp_path)})
+    assert ats.init(**{"home": "/elsewhere"}) is first
+    assert ats.shutdown(5.0) and ats.shutdown(5.0)
+
+
+def test_bad_configuration_fails_at_start_up_naming_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        ats.init(**{"home": str(tmp_path), "sampling.ratio": 1.5})
+    assert "sampling.ratio" in str(info.value) and "1.5" in str(info.value)
+    assert ats._runtime.current() is None
+    assert ats.init(**{"home": str(tmp_path), "disabled": True}) is None
