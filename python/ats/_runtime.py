@@ -13,14 +13,15 @@ import contextvars
 import os
 import sys
 import threading
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
 from ats import _native
 
+# Not `typing.TYPE_CHECKING`: importing typing is a measurable part of `import ats`.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from pathlib import Path
+    from typing import Any
+
     from ats.config import Config
     from ats.plugins import PluginHost
     from ats.registry import Registry
@@ -59,19 +60,30 @@ def count_error(where: str, exc: BaseException) -> None:
     ERRORS.count(where, exc)
 
 
-@dataclass
 class Runtime:
-    config: Config
-    pipeline: _native.Pipeline
-    plugins: PluginHost
-    #: Event families (built-in, the application's ``app.*``, and the plugins'); spans and
-    #: log records of unregistered events are rejected and counted here.
-    registry: Registry | None = None
-    #: What ``init`` was given, so ``reload`` re-reads the same sources.
-    source: str | os.PathLike[str] | Mapping[str, Any] | None = None
-    overrides: Mapping[str, Any] = field(default_factory=dict)
-    metrics: _native.Metrics = field(default_factory=lambda: METRICS)
-    errors: ErrorCounter = field(default_factory=lambda: ERRORS)
+    """What ``init`` built: configuration, native pipeline, plugins, registry, counters."""
+
+    __slots__ = ("config", "pipeline", "plugins", "metrics", "errors", "registry", "source", "overrides")
+
+    def __init__(
+        self,
+        config: Config,
+        pipeline: _native.Pipeline,
+        plugins: PluginHost,
+        source: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.pipeline = pipeline
+        self.plugins = plugins
+        self.metrics: _native.Metrics = METRICS
+        self.errors: ErrorCounter = ERRORS
+        #: Event families (built-in, the application's ``app.*``, and the plugins'); spans and
+        #: log records of unregistered events are rejected and counted here.
+        self.registry: Registry | None = None
+        #: What ``init`` was given, so ``reload`` re-reads the same sources.
+        self.source = source
+        self.overrides: Mapping[str, Any] = dict(overrides or {})
 
 
 _LOCK = threading.RLock()
@@ -124,7 +136,7 @@ def init(config: str | os.PathLike[str] | Mapping[str, Any] | None = None, /, **
             return None
         pipeline = _pipeline_for(cfg)
         plugins = PluginHost()
-        _RUNTIME = Runtime(cfg, pipeline, plugins, source=config, overrides=dict(overrides))
+        _RUNTIME = Runtime(cfg, pipeline, plugins, source=config, overrides=overrides)
         propagate_to_threads()
         _install_process_hooks()
     # Plugins run outside the lock: their hooks may call back into ats.
@@ -268,5 +280,7 @@ def _install_sighup() -> None:
 
 
 def home() -> Path:
+    from pathlib import Path
+
     rt = _RUNTIME
     return Path(rt.config.home) if rt is not None else Path(os.environ.get("ATS_HOME", ".ats"))

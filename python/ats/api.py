@@ -8,25 +8,29 @@ on unchanged, and exceptions from the user's code pass through untouched.
 from __future__ import annotations
 
 import functools
-import inspect
 import time
-from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, overload
 
 from ats import _runtime
 from ats.context import SpanContext, attach, current_span, detach
 
-__all__ = ["Span", "emit", "span", "traced"]
+# Not `typing.TYPE_CHECKING`: importing typing/inspect is a measurable part of `import ats`.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from types import TracebackType
+    from typing import Any, ParamSpec, TypeVar, overload
 
-P = ParamSpec("P")
-R = TypeVar("R")
+    P = ParamSpec("P")
+    R = TypeVar("R")
+
+__all__ = ["Span", "emit", "span", "traced"]
 
 _STATUS_UNSET, _STATUS_OK, _STATUS_ERROR = 0, 1, 2
 _SEVERITY = {"trace": 1, "debug": 5, "info": 9, "warn": 13, "warning": 13, "error": 17, "fatal": 21}
 _SUFFIXES = (".start", ".ok", ".error")
 
-AttributeValue = str | int | float | bool
+if TYPE_CHECKING:
+    AttributeValue = str | int | float | bool
 
 
 def _base_name(name: str) -> str:
@@ -129,10 +133,12 @@ def span(name: str, /, **attributes: AttributeValue) -> Span:
     return Span(name, dict(attributes))
 
 
-@overload
-def traced(name: Callable[P, R], /) -> Callable[P, R]: ...
-@overload
-def traced(name: str | None = None, /) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+if TYPE_CHECKING:
+
+    @overload
+    def traced(name: Callable[P, R], /) -> Callable[P, R]: ...
+    @overload
+    def traced(name: str | None = None, /) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
 def traced(name: str | Callable[P, R] | None = None, /) -> Any:
@@ -142,6 +148,8 @@ def traced(name: str | Callable[P, R] | None = None, /) -> Any:
         return traced(None)(name)
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        import inspect
+
         span_name = name or f"app.{fn.__qualname__}"
         if inspect.iscoroutinefunction(fn):
             async_fn: Callable[P, Awaitable[Any]] = fn

@@ -9,29 +9,52 @@ W3C ``traceparent`` is injected and extracted by :func:`inject` / :func:`extract
 from __future__ import annotations
 
 import contextvars
-import re
 import sys
 import threading
-from collections.abc import Callable, Mapping, MutableMapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
 
+# Not `typing.TYPE_CHECKING`: importing typing is a measurable part of `import ats`.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import re
+    from collections.abc import Callable, Mapping, MutableMapping
     from concurrent.futures import Future
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 __all__ = ["SpanContext", "attach", "current_span", "detach", "extract", "inject", "propagate_to_threads"]
 
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
 class SpanContext:
-    """Identity of a span: ``trace_id`` is 32 lowercase hex digits, ``span_id`` a 64-bit int."""
+    """Identity of a span: ``trace_id`` is 32 lowercase hex digits, ``span_id`` a 64-bit int.
+    Immutable and compared by value."""
 
+    __slots__ = ("trace_id", "span_id", "sampled", "remote")
     trace_id: str
     span_id: int
-    sampled: bool = True
-    remote: bool = False
+    sampled: bool
+    remote: bool
+
+    def __init__(self, trace_id: str, span_id: int, sampled: bool = True, remote: bool = False) -> None:
+        object.__setattr__(self, "trace_id", trace_id)
+        object.__setattr__(self, "span_id", span_id)
+        object.__setattr__(self, "sampled", sampled)
+        object.__setattr__(self, "remote", remote)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("SpanContext is immutable")
+
+    def _key(self) -> tuple[str, int, bool, bool]:
+        return (self.trace_id, self.span_id, self.sampled, self.remote)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SpanContext) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"SpanContext(trace_id={self.trace_id!r}, span_id={self.span_id:#018x}, "
+                f"sampled={self.sampled}, remote={self.remote})")
 
     @property
     def traceparent(self) -> str:
@@ -75,7 +98,16 @@ def detach(token: contextvars.Token[SpanContext | None]) -> None:
         _CURRENT.set(None)
 
 
-_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
+_TRACEPARENT: re.Pattern[str] | None = None
+
+
+def _traceparent_pattern() -> re.Pattern[str]:
+    global _TRACEPARENT
+    if _TRACEPARENT is None:
+        import re
+
+        _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
+    return _TRACEPARENT
 
 
 def inject(carrier: MutableMapping[str, str], ctx: SpanContext | None = None) -> None:
@@ -94,7 +126,7 @@ def extract(carrier: Mapping[str, str]) -> SpanContext | None:
             break
     if value is None:
         return None
-    m = _TRACEPARENT.match(value)
+    m = _traceparent_pattern().match(value)
     if m is None:
         return None
     version, trace_id, span_hex, flags = m.group(1), m.group(2), m.group(3), m.group(4)
