@@ -109,3 +109,38 @@ def test_bad_configuration_fails_at_start_up_naming_the_key(tmp_path: Path) -> N
     assert "sampling.ratio" in str(info.value) and "1.5" in str(info.value)
     assert ats._runtime.current() is None
     assert ats.init(**{"home": str(tmp_path), "disabled": True}) is None
+
+
+def test_reload_and_sighup_swap_in_new_sampling_without_losing_records(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import os, signal, time, ats
+        ats.init()
+        with ats.span("kernel.exec"):
+            pass
+        os.environ["ATS_SAMPLING_RATIO"] = "0"
+        os.kill(os.getpid(), signal.SIGHUP)
+        for _ in range(200):
+            if ats._runtime.current().config.sampling.ratio == 0.0:
+                break
+            time.sleep(0.01)
+        with ats.span("kernel.retry"):  # sampled out by the reloaded configuration
+            pass
+        os.environ["ATS_SAMPLING_RATIO"] = "2"
+        assert ats.reload() is False  # invalid: old settings stay
+        print(ats._runtime.current().config.sampling.ratio)
+    """)
+    env = dict(os.environ, ATS_HOME=str(tmp_path / ".ats"))
+    env.pop("ATS_SAMPLING_RATIO", None)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0.0"
+    assert "reload rejected: ats config: sampling.ratio = 2" in out.stderr
+    db = sqlite3.connect(tmp_path / ".ats" / "ats.db")
+    assert [r[0] for r in db.execute("SELECT name FROM spans_v")] == ["kernel.exec"]
+    del signal
