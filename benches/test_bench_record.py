@@ -62,3 +62,12 @@ def test_otel_sdk_span(benchmark: Any) -> None:
 
     benchmark(record)
     provider.shutdown()
+
+
+def test_ats_record_query(benchmark: Any, pipeline: _native.Pipeline) -> None:
+    sql = "SELECT name FROM users WHERE id = ?"
+
+    def record() -> None:
+        pipeline.record_query(1, "sqlite", sql, 1_000, 2_000, None, TRACE, 7, True, "ats-sqlite3", "", 0, "app.db")
+
+    benchmark(record)
