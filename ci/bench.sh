@@ -11,5 +11,6 @@ for suite in benches/test_bench_native.py benches/test_bench_record.py benches/t
   "$PY" -m pytest "$suite" --benchmark-only --benchmark-columns=median,mean,stddev,rounds -q -p no:cacheprovider
 done
 "$PY" benches/sqlite3_overhead.py
+"$PY" benches/sqlite3_instructions.py
 "$PY" benches/startup.py
 (cd rust/ats-core && cargo bench --quiet -- --warm-up-time 1 --measurement-time 3)
