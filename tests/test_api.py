@@ -125,7 +125,7 @@ def test_reload_and_sighup_swap_in_new_sampling_without_losing_records(tmp_path:
             pass
         os.environ["ATS_SAMPLING_RATIO"] = "0"
         os.kill(os.getpid(), signal.SIGHUP)
-        for _ in range(200):
+        for _ in range(2000):
             if ats._runtime.current().config.sampling.ratio == 0.0:
                 break
             time.sleep(0.01)

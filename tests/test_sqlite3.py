@@ -1,4 +1,4 @@
-"""The ats-sqlite3 plugin against a fake runtime that records every record_query call.
+"""The ats-sqlite3 plugin against a fake runtime that records every ``driver_call``.
 
 The end-to-end tests with the real native pipeline are in test_sqlite3_e2e.py.
 """
@@ -98,6 +98,30 @@ class FakeRuntime:
     span: SpanContext | None = None
     running: bool = True
 
+    # The exact signature of ats._native.driver_call: what the native side does around
+    # Pipeline.record_query (runtime and current span looked up, end stamped now).
+    def driver_call(
+        self,
+        op: int,
+        dialect: str,
+        sql: str | None,
+        start_ns: int,
+        error_type: str | None,
+        component: str,
+        db_namespace: str,
+        peer_name: str = "",
+        peer_port: int = 0,
+        rows: int = -1,
+    ) -> int:
+        if not self.running:
+            return 0
+        span = self.span
+        return self.pipeline.record_query(
+            op, dialect, sql, start_ns, time.time_ns(), error_type,
+            None if span is None else span.trace_id, 0 if span is None else span.span_id,
+            True if span is None else span.sampled, component, peer_name, peer_port, db_namespace, rows,
+        )  # fmt: skip
+
 
 def _module(monkeypatch: pytest.MonkeyPatch, name: str) -> types.ModuleType:
     try:
@@ -113,10 +137,7 @@ def _module(monkeypatch: pytest.MonkeyPatch, name: str) -> types.ModuleType:
 @pytest.fixture
 def runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRuntime]:
     rt = FakeRuntime()
-    runtime_mod = _module(monkeypatch, "ats._runtime")
-    context_mod = _module(monkeypatch, "ats.context")
-    monkeypatch.setattr(runtime_mod, "current", lambda: rt if rt.running else None, raising=False)
-    monkeypatch.setattr(context_mod, "current_span", lambda: rt.span, raising=False)
+    monkeypatch.setattr(ats._native, "driver_call", rt.driver_call)
     instrumentation._reset_instrumentation_errors()
     assert ats_sqlite3.instrumentor.instrument() is True
     yield rt
@@ -534,18 +555,18 @@ print(conn.execute("SELECT 40 + 2").fetchone())
     ]
 
 
-def test_broken_runtime_lookup_never_changes_the_users_call(
+def test_broken_native_recorder_never_changes_the_users_call(
     runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conn = memory()
 
-    def broken() -> Any:
-        raise LookupError("runtime registry broken")
+    def broken(*_args: Any) -> int:
+        raise LookupError("context broken")
 
-    monkeypatch.setattr(ats_sqlite3, "_current", broken)
+    monkeypatch.setattr(ats_sqlite3, "_driver_call", broken)
     assert conn.execute("SELECT 8").fetchone() == (8,)
     assert conn.cursor().execute("SELECT 9").fetchone() == (9,)
     with pytest.raises(sqlite3.OperationalError):
         conn.execute("SELECT * FROM nope")
-    assert instrumentation_errors() == {"sqlite3.runtime": 3}
+    assert instrumentation_errors() == {"sqlite3.record": 3}
     assert len(runtime.pipeline.calls) == 2  # handshake + CREATE TABLE from before

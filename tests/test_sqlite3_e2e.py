@@ -1,7 +1,7 @@
-"""ats-sqlite3 end to end through the real native pipeline (ats._native.Pipeline.record_query).
+"""ats-sqlite3 end to end through the real native pipeline (ats._native.driver_call into a real Pipeline).
 
-The runtime object is a stand-in holding a real Pipeline (``ats._runtime.current()`` is pointed
-at it); everything below it — normalisation, redaction, attributes, metrics, JSONL and SQLite
+The runtime object is a stand-in holding a real Pipeline, which is activated for
+``driver_call``; everything below it — normalisation, redaction, attributes, metrics, JSONL and SQLite
 sinks — is the real thing.
 """
 
@@ -44,11 +44,13 @@ def pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_nativ
         monkeypatch.setitem(sys.modules, "ats._runtime", runtime_mod)
         monkeypatch.setattr(ats, "_runtime", runtime_mod, raising=False)
     monkeypatch.setattr(runtime_mod, "current", lambda: rt, raising=False)
+    runtime_mod._activate(pipe)
     ats_sqlite3.instrumentor.instrument()
     try:
         yield pipe
     finally:
         ats_sqlite3.instrumentor.uninstrument()
+        _native.deactivate()
         pipe.shutdown(5.0)
 
 

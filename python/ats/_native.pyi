@@ -1,4 +1,5 @@
 # Hand-written stub for the compiled module; checked by `python -m mypy.stubtest ats._native`.
+from collections.abc import Callable
 from typing import Any, final
 
 __version__: str
@@ -150,3 +151,24 @@ class Pipeline:
     def flush(self, timeout: float) -> bool: ...
     def shutdown(self, timeout: float) -> bool: ...
     def stats(self) -> dict[str, Any]: ...
+
+# The active pipeline for plugins' per-call recording (set by ats._runtime).
+def activate(
+    pipeline: Pipeline,
+    span_var: Any,
+    suppressed_var: Any,
+    otel_probe: Callable[[], Any],
+) -> None: ...
+def deactivate() -> None: ...
+def driver_call(
+    op: int,
+    dialect: str,
+    sql: str | None,
+    start_ns: int,
+    error_type: str | None,
+    component: str,
+    db_namespace: str,
+    peer_name: str = "",
+    peer_port: int = 0,
+    rows: int = ...,
+) -> int: ...

@@ -115,6 +115,13 @@ def _pipeline_for(config: Config) -> _native.Pipeline:
     return _native.Pipeline(**config.pipeline_kwargs(), metrics=METRICS)
 
 
+def _activate(pipeline: _native.Pipeline) -> None:
+    """Plugins' ``_native.driver_call`` records into ``pipeline`` from now on."""
+    from ats.context import _CURRENT, _from_opentelemetry
+
+    _native.activate(pipeline, _CURRENT, _SUPPRESSED, _from_opentelemetry)
+
+
 def init(config: str | os.PathLike[str] | Mapping[str, Any] | None = None, /, **overrides: Any) -> Runtime | None:
     """Starts ATS once per process and returns the runtime (None when disabled by configuration).
 
@@ -137,6 +144,7 @@ def init(config: str | os.PathLike[str] | Mapping[str, Any] | None = None, /, **
         pipeline = _pipeline_for(cfg)
         plugins = PluginHost()
         _RUNTIME = Runtime(cfg, pipeline, plugins, source=config, overrides=overrides)
+        _activate(pipeline)
         propagate_to_threads()
         _install_process_hooks()
     # Plugins run outside the lock: their hooks may call back into ats.
@@ -202,6 +210,7 @@ def shutdown(timeout: float = 5.0) -> bool:
 
     with _LOCK:
         rt, _RUNTIME = _RUNTIME, None
+        _native.deactivate()
     if rt is None:
         return True
     try:
@@ -234,6 +243,7 @@ def reload() -> bool:
         return False
     old = rt.pipeline
     rt.pipeline, rt.config = new_pipeline, cfg
+    _activate(new_pipeline)
     old.shutdown(cfg.shutdown.timeout_s)
     return True
 

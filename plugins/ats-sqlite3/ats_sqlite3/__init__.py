@@ -7,7 +7,7 @@ subclass of :class:`sqlite3.Cursor`.  Objects stay real sqlite3 objects, so C-le
 checks (``backup``, ``sqlite3.Row``), ``create_function``, ``iterdump`` and ``isinstance`` keep
 working.
 
-Spans, one per call and one native call each (``Pipeline.record_query``):
+Spans, one per call and one native call each (``ats._native.driver_call``):
 
 * ``connect`` -> ``driver.handshake``
 * ``execute`` / ``executemany`` / ``executescript`` (cursor or connection) -> ``driver.query``
@@ -53,59 +53,22 @@ _CLOSE: Final = 3
 
 _time_ns = time.time_ns
 
-# ``ats._runtime.current`` and ``ats.context.current_span``, bound when sqlite3 is patched
-# (one global lookup per call instead of two attribute lookups).  While not instrumented,
-# or when ATS's runtime module is absent, they say "no runtime" and nothing is recorded.
-def _no_runtime() -> Any:
-    return None
+def _no_record(*_args: Any) -> int:
+    return 0
 
 
-def _no_span() -> Any:
-    return None
+# ``ats._native.driver_call`` while instrumented: one native call per database call finds the
+# current span, stamps the end time and records (nothing while ATS is not running or inside
+# ``ats._runtime.suppressed()``).  Uninstrumented: a no-op, so connections made while
+# instrumented (they stay instances of the subclasses) record nothing any more.
+_driver_call: Callable[..., int] = _no_record
 
 
-_current: Callable[[], Any] = _no_runtime
-_current_span: Callable[[], Any] = _no_span
-
-
-def _runtime_failed(exc: Exception) -> Any:
-    """``_current()`` raised: count it and record nothing for this call."""
-    count_error("sqlite3.runtime", exc)
-    return None
-
-
-def _record(rt: Any, op: int, sql: str | None, start: int, end: int, conn: Any) -> None:
-    """Record one successful call: one native call; never raises."""
-    try:
-        span = _current_span()
-        if span is None:
-            rt.pipeline.record_query(
-                op, DIALECT, sql, start, end, None, None, 0, True,
-                COMPONENT, "", 0, conn._ats_db,
-            )  # fmt: skip
-        else:
-            rt.pipeline.record_query(
-                op, DIALECT, sql, start, end, None, span.trace_id, span.span_id, span.sampled,
-                COMPONENT, "", 0, conn._ats_db,
-            )  # fmt: skip
-    except Exception as exc:
-        count_error("sqlite3.record", exc)
-
-
-def _record_error(
-    rt: Any, op: int, sql: object, start: int, exc: BaseException, conn: Any
-) -> None:
+def _record_failure(op: int, sql: object, start: int, exc: BaseException, conn: Any) -> None:
     """Record one failed call (the caller re-raises ``exc`` untouched); never raises."""
-    end = _time_ns()
     try:
-        span = _current_span()
-        rt.pipeline.record_query(
-            op, DIALECT, sql if isinstance(sql, str) else None, start, end, type(exc).__name__,
-            None if span is None else span.trace_id,
-            0 if span is None else span.span_id,
-            True if span is None else span.sampled,
-            COMPONENT, "", 0, getattr(conn, "_ats_db", ""),
-        )  # fmt: skip
+        _driver_call(op, DIALECT, sql if isinstance(sql, str) else None, start, type(exc).__name__,
+                     COMPONENT, getattr(conn, "_ats_db", ""))
     except Exception as record_exc:
         count_error("sqlite3.record", record_exc)
 
@@ -153,51 +116,42 @@ def _make_cursor_class(base: type[sqlite3.Cursor]) -> type[sqlite3.Cursor]:
         _ats_instrumented: Final = True
 
         def execute(self, sql: str, parameters: Any = (), /) -> Any:
-            try:
-                rt = _current()
-            except Exception as exc:
-                rt = _runtime_failed(exc)
-            if rt is None:
-                return base_execute(self, sql, parameters)
             start = _time_ns()
             try:
                 result = base_execute(self, sql, parameters)
             except BaseException as exc:
-                _record_error(rt, _QUERY, sql, start, exc, self.connection)
+                _record_failure(_QUERY, sql, start, exc, self.connection)
                 raise
-            _record(rt, _QUERY, sql, start, _time_ns(), self.connection)
+            try:
+                _driver_call(_QUERY, DIALECT, sql, start, None, COMPONENT, self.connection._ats_db)
+            except Exception as exc:
+                count_error("sqlite3.record", exc)
             return result
 
         def executemany(self, sql: str, seq_of_parameters: Any, /) -> Any:
-            try:
-                rt = _current()
-            except Exception as exc:
-                rt = _runtime_failed(exc)
-            if rt is None:
-                return base_executemany(self, sql, seq_of_parameters)
             start = _time_ns()
             try:
                 result = base_executemany(self, sql, seq_of_parameters)
             except BaseException as exc:
-                _record_error(rt, _QUERY, sql, start, exc, self.connection)
+                _record_failure(_QUERY, sql, start, exc, self.connection)
                 raise
-            _record(rt, _QUERY, sql, start, _time_ns(), self.connection)
+            try:
+                _driver_call(_QUERY, DIALECT, sql, start, None, COMPONENT, self.connection._ats_db)
+            except Exception as exc:
+                count_error("sqlite3.record", exc)
             return result
 
         def executescript(self, sql_script: str, /) -> Any:
-            try:
-                rt = _current()
-            except Exception as exc:
-                rt = _runtime_failed(exc)
-            if rt is None:
-                return base_executescript(self, sql_script)
             start = _time_ns()
             try:
                 result = base_executescript(self, sql_script)
             except BaseException as exc:
-                _record_error(rt, _QUERY, sql_script, start, exc, self.connection)
+                _record_failure(_QUERY, sql_script, start, exc, self.connection)
                 raise
-            _record(rt, _QUERY, sql_script, start, _time_ns(), self.connection)
+            try:
+                _driver_call(_QUERY, DIALECT, sql_script, start, None, COMPONENT, self.connection._ats_db)
+            except Exception as exc:
+                count_error("sqlite3.record", exc)
             return result
 
     Cursor.__name__ = base.__name__
@@ -231,20 +185,16 @@ def _make_connection_class(base: type[sqlite3.Connection]) -> type[sqlite3.Conne
             except Exception as exc:
                 self._ats_db = ""
                 count_error("sqlite3.connect", exc)
-            try:
-                rt = _current()
-            except Exception as exc:
-                rt = _runtime_failed(exc)
-            if rt is None:
-                base_init(self, *args, **kwargs)
-                return
             start = _time_ns()
             try:
                 base_init(self, *args, **kwargs)
             except BaseException as exc:
-                _record_error(rt, _HANDSHAKE, None, start, exc, self)
+                _record_failure(_HANDSHAKE, None, start, exc, self)
                 raise
-            _record(rt, _HANDSHAKE, None, start, _time_ns(), self)
+            try:
+                _driver_call(_HANDSHAKE, DIALECT, None, start, None, COMPONENT, self._ats_db)
+            except Exception as exc:
+                count_error("sqlite3.record", exc)
 
         def cursor(self, factory: Any = default_cursor) -> Any:
             if factory is not default_cursor:
@@ -256,77 +206,58 @@ def _make_connection_class(base: type[sqlite3.Connection]) -> type[sqlite3.Conne
         # statement is recorded here, once, without a second Python frame.  (A base class
         # that overrides cursor() gets delegating versions below.)
         def execute(self, sql: str, parameters: Any = (), /) -> Any:
-            try:
-                rt = _current()
-            except Exception as exc:
-                rt = _runtime_failed(exc)
-            if rt is None:
-                cur = base_cursor(self, default_cursor)
-                cursor_execute(cur, sql, parameters)
-                return cur
             start = _time_ns()
             try:
                 cur = base_cursor(self, default_cursor)
                 cursor_execute(cur, sql, parameters)
             except BaseException as exc:
-                _record_error(rt, _QUERY, sql, start, exc, self)
+                _record_failure(_QUERY, sql, start, exc, self)
                 raise
-            _record(rt, _QUERY, sql, start, _time_ns(), self)
+            try:
+                _driver_call(_QUERY, DIALECT, sql, start, None, COMPONENT, self._ats_db)
+            except Exception as exc:
+                count_error("sqlite3.record", exc)
             return cur
 
         def executemany(self, sql: str, parameters: Any, /) -> Any:
-            try:
-                rt = _current()
-            except Exception as exc:
-                rt = _runtime_failed(exc)
-            if rt is None:
-                cur = base_cursor(self, default_cursor)
-                cursor_executemany(cur, sql, parameters)
-                return cur
             start = _time_ns()
             try:
                 cur = base_cursor(self, default_cursor)
                 cursor_executemany(cur, sql, parameters)
             except BaseException as exc:
-                _record_error(rt, _QUERY, sql, start, exc, self)
+                _record_failure(_QUERY, sql, start, exc, self)
                 raise
-            _record(rt, _QUERY, sql, start, _time_ns(), self)
+            try:
+                _driver_call(_QUERY, DIALECT, sql, start, None, COMPONENT, self._ats_db)
+            except Exception as exc:
+                count_error("sqlite3.record", exc)
             return cur
 
         def executescript(self, sql_script: str, /) -> Any:
-            try:
-                rt = _current()
-            except Exception as exc:
-                rt = _runtime_failed(exc)
-            if rt is None:
-                cur = base_cursor(self, default_cursor)
-                cursor_executescript(cur, sql_script)
-                return cur
             start = _time_ns()
             try:
                 cur = base_cursor(self, default_cursor)
                 cursor_executescript(cur, sql_script)
             except BaseException as exc:
-                _record_error(rt, _QUERY, sql_script, start, exc, self)
+                _record_failure(_QUERY, sql_script, start, exc, self)
                 raise
-            _record(rt, _QUERY, sql_script, start, _time_ns(), self)
+            try:
+                _driver_call(_QUERY, DIALECT, sql_script, start, None, COMPONENT, self._ats_db)
+            except Exception as exc:
+                count_error("sqlite3.record", exc)
             return cur
 
         def close(self) -> None:
-            try:
-                rt = _current()
-            except Exception as exc:
-                rt = _runtime_failed(exc)
-            if rt is None:
-                base_close(self)
-                return
             start = _time_ns()
             try:
                 base_close(self)
             except BaseException as exc:
-                _record_error(rt, _CLOSE, None, start, exc, self)
+                _record_failure(_CLOSE, None, start, exc, self)
                 raise
-            _record(rt, _CLOSE, None, start, _time_ns(), self)
+            try:
+                _driver_call(_CLOSE, DIALECT, None, start, None, COMPONENT, self._ats_db)
+            except Exception as exc:
+                count_error("sqlite3.record", exc)
 
     if base.cursor is not sqlite3.Connection.cursor:
         # The caller's factory overrides cursor() (typically to default to its own cursor
@@ -447,11 +378,8 @@ class Sqlite3Instrumentor(Instrumentor):
         return version if isinstance(version, str) else None
 
     def _patch(self, module: ModuleType) -> None:
-        global _current, _current_span
-        runtime_mod = _optional_module("ats._runtime")
-        context_mod = _optional_module("ats.context")
-        _current = getattr(runtime_mod, "current", _no_runtime)
-        _current_span = getattr(context_mod, "current_span", _no_span)
+        global _driver_call
+        _driver_call = getattr(_optional_module("ats._native"), "driver_call", _no_record)
         for owner in (module, getattr(module, "dbapi2", None)):
             if owner is None:
                 continue
@@ -461,12 +389,11 @@ class Sqlite3Instrumentor(Instrumentor):
             self.replace(owner, "connect", _make_connect(original))
 
     def _unpatch(self, module: ModuleType) -> None:
-        global _current, _current_span
+        global _driver_call
         self.restore(module)
         # Connections made while instrumented stay instances of the subclasses (they are
         # ordinary sqlite3 connections) but record nothing any more.
-        _current = _no_runtime
-        _current_span = _no_span
+        _driver_call = _no_record
 
 
 def _optional_module(name: str) -> ModuleType | None:

@@ -2,49 +2,19 @@
 //! database plugin makes per statement.
 //!
 //! The statement is normalised through the cache (lexed once per distinct
-//! text), every seed 000 §4 attribute and its current OpenTelemetry name are
-//! set, the driver metrics are updated and the span is encoded — all without
-//! allocating in steady state.
+//! text), the driver metrics are updated and the call is encoded as a
+//! compact driver record — all without allocating in steady state. The seed
+//! 000 §4 attributes and their OpenTelemetry names are spelled out when the
+//! flusher decodes it ([`crate::record::driver`]).
 
 use std::sync::OnceLock;
 
 use crate::metrics::{CounterHandle, HistogramHandle, LabelSet, MetricsError, MetricsRegistry};
-use crate::record::codec::{encode_span_to_vec, EncodeError};
-use crate::record::{AttrRef, EnvelopeRef, SpanRef, Status};
+use crate::record::codec::{encode_driver_to_vec, EncodeError};
+use crate::record::{DriverSpanRef, EnvelopeRef, StatementRef};
 use crate::sql::{Dialect, Normalized};
 
-/// Driver operations of the seed 000 taxonomy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum DriverOp {
-    Handshake = 0,
-    Query = 1,
-    Prepare = 2,
-    Close = 3,
-}
-
-impl DriverOp {
-    pub const ALL: [DriverOp; 4] = [DriverOp::Handshake, DriverOp::Query, DriverOp::Prepare, DriverOp::Close];
-
-    pub fn from_code(code: u8) -> Option<DriverOp> {
-        Self::ALL.get(usize::from(code)).copied()
-    }
-
-    /// Event name (without the status suffix).
-    pub fn event_name(self) -> &'static str {
-        match self {
-            DriverOp::Handshake => "driver.handshake",
-            DriverOp::Query => "driver.query",
-            DriverOp::Prepare => "driver.prepare",
-            DriverOp::Close => "driver.close",
-        }
-    }
-
-    /// The `op` label of `sqlx_driver_latency_ms`.
-    pub fn label(self) -> &'static str {
-        &self.event_name()["driver.".len()..]
-    }
-}
+pub use crate::record::DriverOp;
 
 /// One observed driver call.
 #[derive(Debug, Clone, Copy)]
@@ -71,17 +41,9 @@ pub struct DriverCall<'a> {
     pub region: &'a str,
 }
 
-/// `db.system` values (seed 000 §4) / `db.system.name` (OpenTelemetry) per dialect.
 fn db_system(d: Dialect) -> &'static str {
-    match d {
-        Dialect::Postgresql => "postgresql",
-        Dialect::Mysql => "mysql",
-        Dialect::Sqlite => "sqlite",
-        Dialect::Generic => "other_sql",
-    }
+    crate::record::driver::db_system(d.as_str())
 }
-
-const MAX_ATTRS: usize = 24;
 
 const DIALECTS: usize = Dialect::ALL.len();
 const OPS: usize = DriverOp::ALL.len();
@@ -133,77 +95,10 @@ impl DriverMetrics {
     }
 }
 
-/// Fixed-capacity attribute list on the stack.
-struct AttrBuf<'a> {
-    items: [(&'a str, AttrRef<'a>); MAX_ATTRS],
-    len: usize,
-}
-
-impl<'a> AttrBuf<'a> {
-    fn new() -> Self {
-        Self { items: [("", AttrRef::Bool(false)); MAX_ATTRS], len: 0 }
-    }
-    fn push(&mut self, key: &'a str, value: AttrRef<'a>) {
-        if let Some(slot) = self.items.get_mut(self.len) {
-            *slot = (key, value);
-            self.len += 1;
-        }
-    }
-    fn as_slice(&self) -> &[(&'a str, AttrRef<'a>)] {
-        &self.items[..self.len]
-    }
-}
-
-/// Encodes the span of `call` (appending to `out`).
+/// Encodes the span of `call` (appending to `out`) as a compact driver
+/// record; the decoder expands it into the full span.
 pub fn encode_driver_span(call: &DriverCall<'_>, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
-    let system = db_system(call.dialect);
-    let air_id = call.statement.map(|s| s.air_id);
-    let air_id_text = air_id.map(crate::sink::json::air_id_bytes);
-    let mut buf = AttrBuf::new();
-    let mut put = |key: &'static str, value| buf.push(key, value);
-    if !call.tenant.is_empty() {
-        put("sqlx.tenant", AttrRef::Str(call.tenant));
-    }
-    if !call.workspace.is_empty() {
-        put("sqlx.workspace", AttrRef::Str(call.workspace));
-    }
-    put("db.system", AttrRef::Str(system));
-    put("db.system.name", AttrRef::Str(system));
-    if let Some(s) = call.statement {
-        put("db.statement", AttrRef::Str(&s.text));
-        put("db.query.text", AttrRef::Str(&s.text));
-        if !s.operation.is_empty() {
-            put("db.operation", AttrRef::Str(&s.operation));
-            put("db.operation.name", AttrRef::Str(&s.operation));
-        }
-        if let Some(first) = s.tables.first() {
-            put("db.collection.name", AttrRef::Str(first));
-        }
-        if !s.summary.is_empty() {
-            put("db.query.summary", AttrRef::Str(&s.summary));
-        }
-    }
-    if !call.db_namespace.is_empty() {
-        put("db.namespace", AttrRef::Str(call.db_namespace));
-    }
-    if !call.peer_name.is_empty() {
-        put("net.peer.name", AttrRef::Str(call.peer_name));
-        put("server.address", AttrRef::Str(call.peer_name));
-    }
-    if call.peer_port != 0 {
-        put("net.peer.port", AttrRef::I64(i64::from(call.peer_port)));
-        put("server.port", AttrRef::I64(i64::from(call.peer_port)));
-    }
-    if call.rows >= 0 {
-        put("db.response.returned_rows", AttrRef::I64(call.rows));
-    }
-    if let Some(class) = call.error_type {
-        put("error.type", AttrRef::Str(class));
-    }
-    if let Some(text) = air_id_text.as_ref().and_then(|b| std::str::from_utf8(b).ok()) {
-        put("db.sqlx.air_id", AttrRef::Str(text));
-    }
-    let span = SpanRef {
+    let span = DriverSpanRef {
         envelope: EnvelopeRef {
             ts_ns: call.start_ns,
             tenant: call.tenant,
@@ -213,14 +108,23 @@ pub fn encode_driver_span(call: &DriverCall<'_>, out: &mut Vec<u8>) -> Result<us
             trace_id: call.trace_id,
             span_id: call.span_id,
             parent_span_id: call.parent_span_id,
-            air_id,
+            air_id: call.statement.map(|s| s.air_id),
             plan_hash: None,
         },
-        name: call.op.event_name(),
-        component: call.component,
         end_ns: call.end_ns,
-        status: if call.error_type.is_some() { Status::Error } else { Status::Ok },
-        attributes: buf.as_slice(),
+        op: call.op,
+        error_type: call.error_type,
+        statement: call.statement.map(|s| StatementRef {
+            text: &s.text,
+            operation: &s.operation,
+            table: s.tables.first().map_or("", |t| t.as_str()),
+            summary: &s.summary,
+        }),
+        component: call.component,
+        db_namespace: call.db_namespace,
+        peer_name: call.peer_name,
+        peer_port: call.peer_port,
+        rows: call.rows,
     };
-    encode_span_to_vec(&span, out)
+    encode_driver_to_vec(&span, out)
 }

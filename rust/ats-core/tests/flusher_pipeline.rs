@@ -201,7 +201,7 @@ fn flush_delivers_everything_pushed_before_it() {
     // Nothing new: immediately true.
     let t = Instant::now();
     assert!(f.flush(Duration::from_secs(5)));
-    assert!(t.elapsed() < Duration::from_millis(50));
+    assert!(t.elapsed() < Duration::from_secs(2), "flush with nothing pending must not wait for a cycle");
     assert!(f.shutdown(Duration::from_secs(5)));
     assert_eq!(seen.lock().unwrap().records.len(), 10);
 }

@@ -1,6 +1,7 @@
 //! `ats._native`: converts Python values to `ats-core` types and back, and
 //! releases the GIL around batch work. No logic lives here.
 
+mod active;
 mod attrs;
 mod guard;
 mod ids;
@@ -27,6 +28,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     sql::register(m)?;
     privacy::register(m)?;
     pipeline::register(m)?;
+    active::register(m)?;
     sampling::register(m)?;
     metrics::register(m)?;
     Ok(())

@@ -19,6 +19,7 @@ use ats_core::ids::{new_span_id, new_trace_id};
 use ats_core::metrics::MetricsRegistry;
 use ats_core::query::{encode_driver_span, DriverCall, DriverMetrics, DriverOp};
 use crate::sql::{normalize_cached, parse_dialect};
+use ats_core::sql::Dialect;
 use crate::stages::StageArgs;
 use ats_core::record::Envelope;
 use crate::guard::guarded;
@@ -290,52 +291,16 @@ impl PyPipeline {
         db_namespace: &str,
         rows: i64,
     ) -> PyResult<u64> {
-        let op = DriverOp::from_code(op).ok_or_else(|| {
-            PyValueError::new_err(format!("op must be 0 (handshake), 1 (query), 2 (prepare) or 3 (close), got {op}"))
-        })?;
+        let op = parse_op(op)?;
         let dialect = parse_dialect(Some(dialect))?;
         let trace_id = match trace_id {
-            Some(hex) => parse_trace_id(hex)?,
-            None => new_trace_id(),
+            Some(hex) => Some(parse_trace_id(hex)?),
+            None => None,
         };
         let text = sql.map(lossy);
-        Ok(guarded("Pipeline.record_query", || 0, || {
-            let statement = text.as_deref().map(|t| normalize_cached(t, dialect));
-            let mut call = DriverCall {
-                op,
-                dialect,
-                statement: statement.as_deref(),
-                start_ns,
-                end_ns,
-                error_type,
-                trace_id,
-                span_id: 0,
-                parent_span_id,
-                component,
-                peer_name,
-                peer_port,
-                db_namespace,
-                rows,
-                tenant: &self.resource.tenant,
-                workspace: &self.resource.workspace,
-                region: &self.resource.region,
-            };
-            self.driver_metrics.observe(&call);
-            let input = SamplingInput {
-                trace_id,
-                parent: self.sampling.parent(parent_span_id, parent_sampled, false),
-                event_name: op.event_name(),
-                is_error: error_type.is_some(),
-                tenant: &self.resource.tenant,
-                now_ns: end_ns,
-            };
-            if !self.sampling.keep(&input) {
-                return 0;
-            }
-            call.span_id = new_span_id();
-            let pushed = with_scratch(|buf| encode_driver_span(&call, buf).is_ok() && self.inner.push(buf).is_ok());
-            if pushed { call.span_id } else { 0 }
-        }))
+        let parent = ParentRef { trace_id, span_id: parent_span_id, sampled: parent_sampled };
+        let peer = Peer { name: peer_name, port: peer_port, db_namespace };
+        Ok(self.record_driver(op, dialect, text.as_deref(), start_ns, end_ns, error_type, parent, component, peer, rows))
     }
 
     /// The metric registry this pipeline exports (built-in driver metrics included).
@@ -397,6 +362,86 @@ impl PyPipeline {
         }
         d.set_item("sinks", sinks)?;
         Ok(d)
+    }
+}
+
+/// Parent of a driver span: the current span's identity, if any.
+pub(crate) struct ParentRef {
+    /// `None`: no current span, the call starts a new trace.
+    pub trace_id: Option<u128>,
+    pub span_id: u64,
+    pub sampled: bool,
+}
+
+/// Where a driver call went.
+pub(crate) struct Peer<'a> {
+    pub name: &'a str,
+    pub port: u16,
+    pub db_namespace: &'a str,
+}
+
+pub(crate) fn parse_op(op: u8) -> PyResult<DriverOp> {
+    DriverOp::from_code(op).ok_or_else(|| {
+        PyValueError::new_err(format!("op must be 0 (handshake), 1 (query), 2 (prepare) or 3 (close), got {op}"))
+    })
+}
+
+impl PyPipeline {
+    /// The one native step per database call: normalise (cached), observe the
+    /// driver metrics, sample, encode the compact driver record, push.
+    /// Returns the new span id, or 0 when sampled out or dropped.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record_driver(
+        &self,
+        op: DriverOp,
+        dialect: Dialect,
+        text: Option<&str>,
+        start_ns: u64,
+        end_ns: u64,
+        error_type: Option<&str>,
+        parent: ParentRef,
+        component: &str,
+        peer: Peer<'_>,
+        rows: i64,
+    ) -> u64 {
+        guarded("Pipeline.record_query", || 0, || {
+            let trace_id = parent.trace_id.unwrap_or_else(new_trace_id);
+            let statement = text.map(|t| normalize_cached(t, dialect));
+            let mut call = DriverCall {
+                op,
+                dialect,
+                statement: statement.as_deref(),
+                start_ns,
+                end_ns,
+                error_type,
+                trace_id,
+                span_id: 0,
+                parent_span_id: parent.span_id,
+                component,
+                peer_name: peer.name,
+                peer_port: peer.port,
+                db_namespace: peer.db_namespace,
+                rows,
+                tenant: &self.resource.tenant,
+                workspace: &self.resource.workspace,
+                region: &self.resource.region,
+            };
+            self.driver_metrics.observe(&call);
+            let input = SamplingInput {
+                trace_id,
+                parent: self.sampling.parent(parent.span_id, parent.sampled, false),
+                event_name: op.event_name(),
+                is_error: error_type.is_some(),
+                tenant: &self.resource.tenant,
+                now_ns: end_ns,
+            };
+            if !self.sampling.keep(&input) {
+                return 0;
+            }
+            call.span_id = new_span_id();
+            let pushed = with_scratch(|buf| encode_driver_span(&call, buf).is_ok() && self.inner.push(buf).is_ok());
+            if pushed { call.span_id } else { 0 }
+        })
     }
 }
 

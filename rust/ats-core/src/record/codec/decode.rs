@@ -7,7 +7,9 @@
 
 use super::layout::*;
 use super::DecodeError;
+use crate::record::driver::{expand_into, DriverOp, DriverSpanRef, StatementRef};
 use crate::record::model::*;
+use crate::record::view::EnvelopeRef;
 
 struct Reader<'a> {
     buf: &'a [u8],
@@ -130,7 +132,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<Header, DecodeError> {
     if h[1] != VERSION {
         return Err(DecodeError::UnsupportedVersion { found: h[1] });
     }
-    if !(KIND_SPAN..=KIND_REWARD).contains(&h[2]) {
+    if !(KIND_SPAN..=KIND_DRIVER).contains(&h[2]) {
         return Err(DecodeError::UnknownKind { found: h[2] });
     }
     if h[3] & !F_KNOWN != 0 {
@@ -154,7 +156,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<Header, DecodeError> {
 /// Decodes exactly one record occupying all of `bytes`.
 pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
     let h = check_exact(bytes)?;
-    let mut out = empty_record(h.kind);
+    let mut out = empty_record(record_kind(h.kind));
     decode_body_into(h, bytes, &mut out)?;
     Ok(out)
 }
@@ -165,8 +167,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
 /// holds an unspecified but valid record.
 pub fn decode_into(bytes: &[u8], out: &mut Record) -> Result<(), DecodeError> {
     let h = check_exact(bytes)?;
-    if kind_of(out) != h.kind {
-        *out = empty_record(h.kind);
+    if kind_of(out) != record_kind(h.kind) {
+        *out = empty_record(record_kind(h.kind));
     }
     decode_body_into(h, bytes, out)
 }
@@ -177,7 +179,7 @@ pub fn decode_prefix(bytes: &[u8]) -> Result<(Record, usize), DecodeError> {
     let h = decode_header(bytes)?;
     let n = h.total_len as usize;
     let rec = bytes.get(..n).ok_or(DecodeError::Truncated)?;
-    let mut out = empty_record(h.kind);
+    let mut out = empty_record(record_kind(h.kind));
     decode_body_into(h, rec, &mut out)?;
     Ok((out, n))
 }
@@ -195,6 +197,15 @@ fn check_exact(bytes: &[u8]) -> Result<Header, DecodeError> {
         });
     }
     Ok(h)
+}
+
+/// The model kind a wire kind decodes to (a driver record is a span).
+fn record_kind(wire_kind: u8) -> u8 {
+    if wire_kind == KIND_DRIVER {
+        KIND_SPAN
+    } else {
+        wire_kind
+    }
 }
 
 fn kind_of(r: &Record) -> u8 {
@@ -255,6 +266,7 @@ fn decode_body_into(h: Header, rec: &[u8], out: &mut Record) -> Result<(), Decod
         pos: HEADER_LEN,
     };
     match out {
+        Record::Span(s) if h.kind == KIND_DRIVER => read_driver(&mut r, h.flags, s)?,
         Record::Span(s) => {
             read_envelope_fixed(&mut r, h.flags, &mut s.envelope)?;
             s.end_ns = r.u64()?;
@@ -339,6 +351,55 @@ fn read_envelope_fixed(r: &mut Reader<'_>, flags: u8, e: &mut Envelope) -> Resul
     } else {
         None
     };
+    Ok(())
+}
+
+fn read_driver(r: &mut Reader<'_>, flags: u8, s: &mut SpanRecord) -> Result<(), DecodeError> {
+    if flags & (F_PLAN_HASH | F_KIND_BIT) != 0 {
+        return Err(DecodeError::InvalidFlags { flags });
+    }
+    read_envelope_fixed(r, flags, &mut s.envelope)?;
+    let end_ns = r.u64()?;
+    let op = r.u8()?;
+    let op = DriverOp::from_code(op).ok_or(DecodeError::InvalidEnum { field: "op", value: op })?;
+    let presence = r.u8()?;
+    if presence & !(DRIVER_HAS_ERROR | DRIVER_HAS_STATEMENT) != 0 {
+        return Err(DecodeError::InvalidEnum { field: "presence", value: presence });
+    }
+    let peer_port = u16::from_le_bytes(r.array()?);
+    let rows = i64::from_le_bytes(r.array()?);
+    let (tenant, workspace, region, dialect, component) = (r.str()?, r.str()?, r.str()?, r.str()?, r.str()?);
+    let error_type = if presence & DRIVER_HAS_ERROR != 0 { Some(r.str()?) } else { None };
+    let statement = if presence & DRIVER_HAS_STATEMENT != 0 {
+        Some(StatementRef { text: r.str()?, operation: r.str()?, table: r.str()?, summary: r.str()? })
+    } else {
+        None
+    };
+    let (db_namespace, peer_name) = (r.str()?, r.str()?);
+    for (dst, src) in [
+        (&mut s.envelope.tenant, tenant),
+        (&mut s.envelope.workspace, workspace),
+        (&mut s.envelope.region, region),
+        (&mut s.envelope.dialect, dialect),
+    ] {
+        dst.clear();
+        dst.push_str(src);
+    }
+    let e = &s.envelope;
+    let envelope = EnvelopeRef {
+        ts_ns: e.ts_ns,
+        tenant,
+        workspace,
+        region,
+        dialect,
+        trace_id: e.trace_id,
+        span_id: e.span_id,
+        parent_span_id: e.parent_span_id,
+        air_id: e.air_id,
+        plan_hash: None,
+    };
+    let d = DriverSpanRef { envelope, end_ns, op, error_type, statement, component, db_namespace, peer_name, peer_port, rows };
+    expand_into(&d, s);
     Ok(())
 }
 

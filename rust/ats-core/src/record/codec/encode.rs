@@ -7,6 +7,7 @@
 use super::layout::*;
 use super::EncodeError;
 use crate::record::model::{MetricPoint, Record};
+use crate::record::driver::DriverSpanRef;
 use crate::record::view::{AttrRef, EnvelopeRef, LogRef, RecordRef, RewardRef, SpanRef};
 
 /// A bounds-checked cursor over the caller's buffer. Callers check the total
@@ -478,4 +479,72 @@ pub fn with_ref<T>(r: &Record, f: impl FnOnce(RecordRef<'_>) -> T) -> T {
         Record::Metric(m) => f(RecordRef::Metric(m)),
         Record::Reward(x) => f(RecordRef::Reward(x.into())),
     }
+}
+
+// ---------------------------------------------------------------- driver
+
+/// Appends the compact driver record of `d` to `out` in one pass (no length
+/// pre-computation: the total is patched into the header at the end).
+pub fn encode_driver_to_vec(d: &DriverSpanRef<'_>, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
+    let start = out.len();
+    let e = &d.envelope;
+    let flags = envelope_flags(e);
+    out.extend_from_slice(&[MAGIC, VERSION, KIND_DRIVER, flags, 0, 0, 0, 0]);
+    push_envelope_fixed(out, e);
+    out.extend_from_slice(&d.end_ns.to_le_bytes());
+    let mut presence = 0;
+    if d.error_type.is_some() {
+        presence |= DRIVER_HAS_ERROR;
+    }
+    if d.statement.is_some() {
+        presence |= DRIVER_HAS_STATEMENT;
+    }
+    out.extend_from_slice(&[d.op as u8, presence]);
+    out.extend_from_slice(&d.peer_port.to_le_bytes());
+    out.extend_from_slice(&d.rows.to_le_bytes());
+    for s in [e.tenant, e.workspace, e.region, e.dialect, d.component] {
+        push_str(out, s);
+    }
+    if let Some(class) = d.error_type {
+        push_str(out, class);
+    }
+    if let Some(s) = &d.statement {
+        for part in [s.text, s.operation, s.table, s.summary] {
+            push_str(out, part);
+        }
+    }
+    push_str(out, d.db_namespace);
+    push_str(out, d.peer_name);
+    let len = out.len() - start;
+    if len > MAX_RECORD_LEN {
+        out.truncate(start);
+        return Err(EncodeError::TooLarge { len });
+    }
+    out[start + 4..start + 8].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(len)
+}
+
+fn push_envelope_fixed(out: &mut Vec<u8>, e: &EnvelopeRef<'_>) {
+    out.extend_from_slice(&e.ts_ns.to_le_bytes());
+    if e.trace_id != 0 {
+        out.extend_from_slice(&e.trace_id.to_le_bytes());
+    }
+    for id in [e.span_id, e.parent_span_id] {
+        if id != 0 {
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+    }
+    for h in [e.air_id, e.plan_hash].into_iter().flatten() {
+        out.extend_from_slice(&h.to_le_bytes());
+    }
+}
+
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    let mut n = s.len() as u64;
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out.extend_from_slice(s.as_bytes());
 }

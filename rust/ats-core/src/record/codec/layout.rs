@@ -16,6 +16,13 @@ pub const KIND_SPAN: u8 = 1;
 pub const KIND_LOG: u8 = 2;
 pub const KIND_METRIC: u8 = 3;
 pub const KIND_REWARD: u8 = 4;
+/// A `driver.*` span in compact form: the facts of the call, expanded into a
+/// full span (attributes) when decoded; see [`crate::record::driver`].
+pub const KIND_DRIVER: u8 = 5;
+
+/// Presence bits of a driver record.
+pub const DRIVER_HAS_ERROR: u8 = 1 << 0;
+pub const DRIVER_HAS_STATEMENT: u8 = 1 << 1;
 
 /// Flag bits (byte 3): which optional fixed-width envelope fields follow.
 /// Zero ids are omitted, which keeps untraced records (e.g. rewards) small.

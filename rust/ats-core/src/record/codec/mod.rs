@@ -10,7 +10,7 @@
 //! |---|---|---|---|
 //! | 0 | 1 | magic | `0xA7` |
 //! | 1 | 1 | version | `1`; a reader rejects any other value with [`DecodeError::UnsupportedVersion`] |
-//! | 2 | 1 | kind | 1 span, 2 log, 3 metric, 4 reward |
+//! | 2 | 1 | kind | 1 span, 2 log, 3 metric, 4 reward, 5 driver span (decodes to a span) |
 //! | 3 | 1 | flags | bit0 trace_id, bit1 span_id, bit2 parent_span_id, bit3 air_id, bit4 plan_hash present; bit5 kind-specific (metric: histogram present, reward: success); bits 6–7 must be 0 |
 //! | 4 | 4 | total_len | u32, whole record including this header |
 //! | 8 | 8 | ts_ns | u64 |
@@ -33,10 +33,19 @@
 //! | log | severity u8 | event, component, body, attributes |
 //! | metric | start_ns u64, value f64, kind u8 (0 counter, 1 gauge, 2 histogram); if bit5: count u64, sum f64, min f64, max f64 | name, unit, labels (varint count of string pairs); if bit5: bounds (varint count, f64 each), counts (varint count, u64 each) |
 //! | reward | latency_ms f64, cpu_ms f64, reward f64, class u8 (0 L, 1 B, 2 A, 3 S) | io_bytes varint, rows varint, engine |
+//! | driver | end_ns u64, op u8 (0 handshake, 1 query, 2 prepare, 3 close), presence u8 (bit0 error, bit1 statement; others 0), peer_port u16, rows i64 | component, [error_type], [text, operation, table, summary], db_namespace, peer_name |
 //!
 //! A reward with `air_id` and `plan_hash` and no trace ids is 57 fixed bytes
 //! plus two varints and five strings (≈ 60 bytes plus string bytes), the
 //! compact reward format asked for in seed 000 §15 q1.
+//!
+//! A driver record carries what a database call *is* (statement, peer,
+//! outcome) and nothing derived from it: the attribute list, twice as long
+//! with the seed 000 and OpenTelemetry names side by side, is built by the
+//! decoder on the flusher thread, which keeps the application thread's
+//! share of a query to copying a few strings. It decodes to
+//! [`Record::Span`](crate::record::Record::Span); the encoder never emits a
+//! driver record for an owned record.
 //!
 //! # Versioning
 //!
@@ -55,7 +64,7 @@ pub use encode::{
     encode_log, encode_log_to_vec, encode_metric, encode_metric_to_vec, encode_record, encode_ref,
     encode_reward, encode_reward_to_vec, encode_span, encode_span_to_vec, encoded_len,
     encoded_len_log, encoded_len_metric, encoded_len_ref, encoded_len_reward, encoded_len_span,
-    with_ref,
+    with_ref, encode_driver_to_vec,
 };
 
 /// Why bytes could not be decoded into a record.
