@@ -112,7 +112,11 @@ def suppressed() -> Iterator[None]:
 
 
 def _pipeline_for(config: Config) -> _native.Pipeline:
-    return _native.Pipeline(**config.pipeline_kwargs(), metrics=METRICS)
+    kwargs = config.pipeline_kwargs()
+    # Only a configured OTLP exporter is passed: a pipeline without one takes no ``otlp`` argument.
+    if kwargs.get("otlp") is None:
+        kwargs.pop("otlp", None)
+    return _native.Pipeline(**kwargs, metrics=METRICS)
 
 
 def init(config: str | os.PathLike[str] | Mapping[str, Any] | None = None, /, **overrides: Any) -> Runtime | None:
