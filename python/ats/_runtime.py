@@ -170,6 +170,16 @@ def _build_registry(plugins: PluginHost) -> Registry | None:
             "app", ("app.span", "app.event"), {"type": "object"}, "S1", "explicit_operator_export", "30d",
             "application", "spans and log records of the instrumented program itself",
         ))
+        # ``ats.otel``: spans of OpenTelemetry instrumentations (their own names, statements
+        # normalised, free text scrubbed) and records of the ``logging`` module.
+        registry.register(EventFamily(
+            "otel", ("otel.span",), {"type": "object"}, "S2", "explicit_operator_export", "30d",
+            "ats.otel", "spans of OpenTelemetry SDK instrumentations recorded by ATSSpanProcessor",
+        ))
+        registry.register(EventFamily(
+            "log", ("log.record",), {"type": "object"}, "S2", "explicit_operator_export", "30d",
+            "ats.otel", "logging records recorded by ATSLogHandler (messages scrubbed)",
+        ))
         return registry
     except Exception as exc:
         count_error("registry", exc)
