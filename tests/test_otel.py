@@ -46,26 +46,24 @@ def otel() -> Iterator[tuple[TracerProvider, InMemorySpanExporter, ATSSpanProces
     provider.shutdown()
 
 
-def stored_spans(home: Path) -> list[dict[str, Any]]:
+def _rows(home: Path, view: str, columns: tuple[str, ...]) -> list[dict[str, Any]]:
     db = sqlite3.connect(home / "ats.db")
     try:
-        rows = db.execute("SELECT trace_id, span_id, parent_id, name, component, status, dialect, air_id, attributes "
-                          "FROM spans_v ORDER BY start_ns").fetchall()
+        rows = db.execute(f"SELECT {', '.join(columns)} FROM {view}").fetchall()
     finally:
         db.close()
-    keys = ("trace_id", "span_id", "parent_id", "name", "component", "status", "dialect", "air_id", "attributes")
-    return [{**dict(zip(keys, r)), "attributes": json.loads(r[-1])} for r in rows]
+    return [{**dict(zip(columns, r)), "attributes": json.loads(r[-1])} for r in rows]
+
+
+def stored_spans(home: Path) -> list[dict[str, Any]]:
+    return sorted(_rows(home, "spans_v", ("trace_id", "span_id", "parent_id", "name", "component", "status",
+                                          "dialect", "air_id", "start_ns", "attributes")),
+                  key=lambda r: r["start_ns"])
 
 
 def stored_logs(home: Path) -> list[dict[str, Any]]:
-    db = sqlite3.connect(home / "ats.db")
-    try:
-        rows = db.execute("SELECT trace_id, span_id, event, component, severity, body, attributes "
-                          "FROM logs_v ORDER BY ts_ns").fetchall()
-    finally:
-        db.close()
-    keys = ("trace_id", "span_id", "event", "component", "severity", "body", "attributes")
-    return [{**dict(zip(keys, r)), "attributes": json.loads(r[-1])} for r in rows]
+    return sorted(_rows(home, "logs_v", ("trace_id", "span_id", "event", "component", "severity", "body", "ts_ns",
+                                         "attributes")), key=lambda r: r["ts_ns"])
 
 
 def test_otel_sqlite3_instrumentation_through_ats(home: Path, tmp_path: Path, otel: Any) -> None:

@@ -90,51 +90,49 @@ def attributes(kvs: Any) -> Dict:
     return out
 
 
+def _items(resources: Any, scopes: str, items: str) -> Iterator[tuple[Dict, Any]]:
+    """Each item of an Export*ServiceRequest with the ``resource`` and ``scope`` it came under."""
+    for r in resources:
+        resource = attributes(r.resource.attributes)
+        for sc in getattr(r, scopes):
+            for item in getattr(sc, items):
+                yield {"resource": resource, "scope": sc.scope.name}, item
+
+
 def decode_spans(req: ExportTraceServiceRequest) -> list[Dict]:
-    out = []
-    for rs in req.resource_spans:
-        resource = attributes(rs.resource.attributes)
-        for ss in rs.scope_spans:
-            for s in ss.spans:
-                out.append({
-                    "name": s.name, "trace_id": s.trace_id.hex(), "span_id": s.span_id.hex(),
-                    "parent_span_id": s.parent_span_id.hex(), "kind": s.kind, "start_ns": s.start_time_unix_nano,
-                    "end_ns": s.end_time_unix_nano, "status_code": s.status.code, "status_message": s.status.message,
-                    "attributes": attributes(s.attributes),
-                    "events": [{"name": e.name, "attributes": attributes(e.attributes)} for e in s.events],
-                    "resource": resource, "scope": ss.scope.name,
-                })
-    return out
+    return [{
+        **where, "name": s.name, "trace_id": s.trace_id.hex(), "span_id": s.span_id.hex(),
+        "parent_span_id": s.parent_span_id.hex(), "kind": s.kind, "start_ns": s.start_time_unix_nano,
+        "end_ns": s.end_time_unix_nano, "status_code": s.status.code, "status_message": s.status.message,
+        "attributes": attributes(s.attributes),
+        "events": [{"name": e.name, "attributes": attributes(e.attributes)} for e in s.events],
+    } for where, s in _items(req.resource_spans, "scope_spans", "spans")]
 
 
 def decode_metrics(req: ExportMetricsServiceRequest) -> list[Dict]:
     """One dict per data point."""
     out = []
-    for rm in req.resource_metrics:
-        resource = attributes(rm.resource.attributes)
-        for sm in rm.scope_metrics:
-            for m in sm.metrics:
-                base = {"name": m.name, "unit": m.unit, "description": m.description, "resource": resource,
-                        "scope": sm.scope.name}
-                kind = m.WhichOneof("data")
-                if kind == "sum":
-                    for p in m.sum.data_points:
-                        out.append({**base, "type": "sum", "monotonic": m.sum.is_monotonic,
-                                    "temporality": m.sum.aggregation_temporality,
-                                    "attributes": attributes(p.attributes), "value": _number(p),
-                                    "start_ns": p.start_time_unix_nano, "time_ns": p.time_unix_nano})
-                elif kind == "gauge":
-                    for p in m.gauge.data_points:
-                        out.append({**base, "type": "gauge", "attributes": attributes(p.attributes),
-                                    "value": _number(p), "time_ns": p.time_unix_nano})
-                elif kind == "histogram":
-                    for p in m.histogram.data_points:
-                        out.append({**base, "type": "histogram", "temporality": m.histogram.aggregation_temporality,
-                                    "attributes": attributes(p.attributes), "count": p.count, "sum": p.sum,
-                                    "bounds": list(p.explicit_bounds), "bucket_counts": list(p.bucket_counts),
-                                    "start_ns": p.start_time_unix_nano, "time_ns": p.time_unix_nano})
-                else:
-                    out.append({**base, "type": kind})
+    for where, m in _items(req.resource_metrics, "scope_metrics", "metrics"):
+        base = {**where, "name": m.name, "unit": m.unit, "description": m.description}
+        kind = m.WhichOneof("data")
+        if kind == "sum":
+            for p in m.sum.data_points:
+                out.append({**base, "type": "sum", "monotonic": m.sum.is_monotonic,
+                            "temporality": m.sum.aggregation_temporality,
+                            "attributes": attributes(p.attributes), "value": _number(p),
+                            "start_ns": p.start_time_unix_nano, "time_ns": p.time_unix_nano})
+        elif kind == "gauge":
+            for p in m.gauge.data_points:
+                out.append({**base, "type": "gauge", "attributes": attributes(p.attributes),
+                            "value": _number(p), "time_ns": p.time_unix_nano})
+        elif kind == "histogram":
+            for p in m.histogram.data_points:
+                out.append({**base, "type": "histogram", "temporality": m.histogram.aggregation_temporality,
+                            "attributes": attributes(p.attributes), "count": p.count, "sum": p.sum,
+                            "bounds": list(p.explicit_bounds), "bucket_counts": list(p.bucket_counts),
+                            "start_ns": p.start_time_unix_nano, "time_ns": p.time_unix_nano})
+        else:
+            out.append({**base, "type": kind})
     return out
 
 
@@ -144,18 +142,11 @@ def _number(p: Any) -> int | float:
 
 
 def decode_logs(req: ExportLogsServiceRequest) -> list[Dict]:
-    out = []
-    for rl in req.resource_logs:
-        resource = attributes(rl.resource.attributes)
-        for sl in rl.scope_logs:
-            for r in sl.log_records:
-                out.append({
-                    "body": any_value(r.body), "severity_number": r.severity_number,
-                    "severity_text": r.severity_text, "trace_id": r.trace_id.hex(), "span_id": r.span_id.hex(),
-                    "time_ns": r.time_unix_nano, "event_name": r.event_name, "attributes": attributes(r.attributes),
-                    "resource": resource, "scope": sl.scope.name,
-                })
-    return out
+    return [{
+        **where, "body": any_value(r.body), "severity_number": r.severity_number,
+        "severity_text": r.severity_text, "trace_id": r.trace_id.hex(), "span_id": r.span_id.hex(),
+        "time_ns": r.time_unix_nano, "event_name": r.event_name, "attributes": attributes(r.attributes),
+    } for where, r in _items(req.resource_logs, "scope_logs", "log_records")]
 
 
 _DECODERS: dict[str, tuple[type[Any], Callable[[Any], list[Dict]]]] = {
