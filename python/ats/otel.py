@@ -1,5 +1,7 @@
 """OpenTelemetry in: spans of an OpenTelemetry SDK ``TracerProvider`` and ``logging`` records, through ATS.
 
+Needs ``opentelemetry-sdk`` (``pip install ats-telemetry[otel]``); ``import ats`` never imports this module.
+
 :class:`ATSSpanProcessor` is added to an existing provider
 (``provider.add_span_processor(ATSSpanProcessor())``). Each ended span becomes one ATS span record
 (one native ``Pipeline.record_span`` call) and takes ATS's path: sampling, the ring buffer, the
