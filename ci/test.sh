@@ -10,6 +10,9 @@ step "install (fresh venv, pip install .)"
 bash ci/install.sh
 PY=.venv/bin/python
 
+step "services (nginx from Debian; rotel from PyPI, checked)"
+bash ci/services.sh
+
 step "cargo test (ats-core: unit, property, golden, testdata scoring)"
 cargo test --workspace --exclude ats-python --quiet
 

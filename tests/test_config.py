@@ -65,9 +65,19 @@ def test_defaults(tmp_path: Path) -> None:
         "retention": {"traces_days": 30, "logs_days": 30, "metrics_days": 400, "learning_days": 90},
         "plugins": {"disabled": [], "allowed": None, "trace_hooks": False},
         "export": {"enabled": False, "endpoint": ""},
+        "otlp": {
+            "endpoint": "", "protocol": "http/protobuf", "headers": {}, "compression": "none", "timeout_ms": 10000,
+            "certificate": None, "client_key": None, "client_certificate": None,
+            **{f"{s}_{k}": None for s in ("traces", "metrics", "logs")
+               for k in ("endpoint", "protocol", "headers", "compression", "timeout_ms", "certificate",
+                         "client_key", "client_certificate")},
+            "traces_exporter": "otlp", "metrics_exporter": "otlp", "logs_exporter": "otlp",
+            "metrics_temporality": "cumulative", "spool_dir": str(home / "otlp-spool"), "spool_max_bytes": 64 << 20,
+        },
     }
     assert {src for _, _, src in c.as_rows()} == {"default"}
-    assert len(c.as_rows()) == len(keys()) == 38
+    assert len(c.as_rows()) == len(keys()) == 38 + 38
+    assert c.pipeline_kwargs()["otlp"] is None
 
 
 @pytest.mark.parametrize("argv0, name", [
@@ -320,6 +330,23 @@ ENV_CASES: list[tuple[str, str, str, Any]] = [
     ("ATS_TRACE_HOOKS", "TRUE", "plugins.trace_hooks", True),
     ("ATS_EXPORT_ENABLED", "false", "export.enabled", False),
     ("ATS_EXPORT_ENDPOINT", "https://collector:4318", "export.endpoint", "https://collector:4318"),
+    *[(f"ATS_OTLP_{prefix.upper()}{setting.upper()}", raw, f"otlp.{prefix}{setting}", expected)
+      for prefix in ("", "traces_", "metrics_", "logs_")
+      for setting, raw, expected in [
+          ("endpoint", "https://collector:4318", "https://collector:4318"),
+          ("protocol", "GRPC", "grpc"),
+          ("headers", "api-key=a%3Db, x=y", {"api-key": "a=b", "x": "y"}),
+          ("compression", "gzip", "gzip"),
+          ("timeout_ms", "2500", 2500),
+          ("certificate", __file__, Path(__file__)),
+          ("client_key", __file__, Path(__file__)),
+          ("client_certificate", __file__, Path(__file__)),
+      ]],
+    *[(f"ATS_OTLP_{signal.upper()}_EXPORTER", "None", f"otlp.{signal}_exporter", "none")
+      for signal in ("traces", "metrics", "logs")],
+    ("ATS_OTLP_METRICS_TEMPORALITY", "Delta", "otlp.metrics_temporality", "delta"),
+    ("ATS_OTLP_SPOOL_DIR", "/data/spool", "otlp.spool_dir", Path("/data/spool")),
+    ("ATS_OTLP_SPOOL_MAX_BYTES", "1GiB", "otlp.spool_max_bytes", 1 << 30),
 ]
 
 
@@ -642,6 +669,7 @@ def test_pipeline_kwargs_build_a_real_pipeline(tmp_path: Path) -> None:
                         "ATS_SAMPLING_RULES": "driver.:0.5", "ATS_SAMPLING_DAILY_CAP": "10",
                         "ATS_REDACTION_PATTERNS": '[{"name": "e", "regex": "E-\\\\d+", "marker": "[E]"}]'})
     kw = c.pipeline_kwargs()
+    assert kw.pop("otlp") is None  # the runtime passes ``otlp`` only when an exporter is configured
     assert kw["store_path"] == str(tmp_path.resolve() / ".ats" / "ats.db")
     assert kw["jsonl_dir"] == str(tmp_path.resolve() / ".ats" / "jsonl")
     assert (kw["tail_latency_ms"], kw["sampling_rules"], kw["daily_cap"]) == (1000.0, [("driver.", 0.5, 1.0)], 10)

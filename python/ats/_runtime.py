@@ -112,7 +112,11 @@ def suppressed() -> Iterator[None]:
 
 
 def _pipeline_for(config: Config) -> _native.Pipeline:
-    return _native.Pipeline(**config.pipeline_kwargs(), metrics=METRICS)
+    kwargs = config.pipeline_kwargs()
+    # Only a configured OTLP exporter is passed: a pipeline without one takes no ``otlp`` argument.
+    if kwargs.get("otlp") is None:
+        kwargs.pop("otlp", None)
+    return _native.Pipeline(**kwargs, metrics=METRICS)
 
 
 def _activate(pipeline: _native.Pipeline) -> None:
@@ -173,6 +177,16 @@ def _build_registry(plugins: PluginHost) -> Registry | None:
         registry.register(EventFamily(
             "app", ("app.span", "app.event"), {"type": "object"}, "S1", "explicit_operator_export", "30d",
             "application", "spans and log records of the instrumented program itself",
+        ))
+        # ``ats.otel``: spans of OpenTelemetry instrumentations (their own names, statements
+        # normalised, free text scrubbed) and records of the ``logging`` module.
+        registry.register(EventFamily(
+            "otel", ("otel.span",), {"type": "object"}, "S2", "explicit_operator_export", "30d",
+            "ats.otel", "spans of OpenTelemetry SDK instrumentations recorded by ATSSpanProcessor",
+        ))
+        registry.register(EventFamily(
+            "log", ("log.record",), {"type": "object"}, "S2", "explicit_operator_export", "30d",
+            "ats.otel", "logging records recorded by ATSLogHandler (messages scrubbed)",
         ))
         return registry
     except Exception as exc:

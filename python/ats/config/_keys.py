@@ -32,6 +32,49 @@ def _k(name: str, parse: v.Parser, allowed: str, default: object, env: str | Non
     return Key(name, parse, allowed, default, env or _env(name))
 
 
+#: OTLP signals, in the order of their per-signal keys (``otlp.traces_endpoint``...).
+SIGNALS = ("traces", "metrics", "logs")
+#: Settings that have a generic key (``otlp.<setting>``) and per-signal ones (``otlp.<signal>_<setting>``).
+OTLP_SETTINGS = ("endpoint", "protocol", "headers", "compression", "timeout_ms", "certificate", "client_key",
+                 "client_certificate")
+_URL = "an http:// or https:// URL, or empty"
+_PROTOCOLS = ("http/protobuf", "http/json", "grpc")
+_HEADERS = ("k=v pairs separated by commas (percent-encoded) or a table of strings, "
+            "with HTTP token names and no control characters in values")
+
+
+def _otlp_keys() -> list[Key]:
+    """``otlp.*``: the generic settings and their per-signal overrides (OTLP exporter spec).
+
+    A per-signal key unset (``None``) falls back to the generic one; see ``ats.config._otlp``.
+    """
+    settings: list[tuple[str, v.Parser, str, object]] = [
+        ("endpoint", v.url_or_empty, _URL, ""),
+        ("protocol", v.one_of(*_PROTOCOLS), "one of " + ", ".join(_PROTOCOLS), "http/protobuf"),
+        ("headers", v.headers, _HEADERS, {}),
+        ("compression", v.one_of("gzip", "none"), "one of gzip, none", "none"),
+        ("timeout_ms", v.integer(1, 3_600_000), "an integer of milliseconds between 1 and 3600000", 10_000),
+        ("certificate", v.optional(v.existing_file), "none or the path of an existing PEM file", None),
+        ("client_key", v.optional(v.existing_file), "none or the path of an existing PEM file", None),
+        ("client_certificate", v.optional(v.existing_file), "none or the path of an existing PEM file", None),
+    ]
+    assert tuple(name for name, *_ in settings) == OTLP_SETTINGS
+    out = [_k(f"otlp.{name}", parse, allowed, default) for name, parse, allowed, default in settings]
+    for signal in SIGNALS:
+        out.append(_k(f"otlp.{signal}_exporter", v.one_of("otlp", "none"), "one of otlp, none", "otlp"))
+        for name, parse, allowed, _default in settings:
+            out.append(_k(f"otlp.{signal}_{name}", v.optional(parse), f"none (use otlp.{name}) or {allowed}",
+                          None))
+    out += [
+        _k("otlp.metrics_temporality", v.one_of("cumulative", "delta", "lowmemory"),
+           "one of cumulative, delta, lowmemory", "cumulative"),
+        _k("otlp.spool_dir", v.path, "a directory path", None),
+        _k("otlp.spool_max_bytes", v.spool_size,
+           "0 (no spool) or a byte size between 1MiB and 1TiB (an integer or e.g. 256MiB)", 64 * MIB),
+    ]
+    return out
+
+
 KEYS: dict[str, Key] = {k.name: k for k in (
     _k("service.name", v.nonempty_text, "a non-empty string", None),
     _k("service.resource_attributes", v.resource_attributes,
@@ -82,6 +125,7 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     _k("plugins.trace_hooks", v.parse_bool, _BOOL, False, env="ATS_TRACE_HOOKS"),
     _k("export.enabled", v.parse_bool, _BOOL, False),
     _k("export.endpoint", v.url_or_empty, "an http:// or https:// URL, or empty", ""),
+    *_otlp_keys(),
 )}
 
 BY_ENV: dict[str, Key] = {k.env: k for k in KEYS.values()}

@@ -10,8 +10,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from ats.config._keys import KEYS
-from ats.config._values import ConfigError, Invalid, Raw, render, render_bytes
+from ats.config._keys import KEYS, SIGNALS
+from ats.config._values import ConfigError, Invalid, Raw, mask_pairs, render, render_bytes
 
 
 @dataclass(frozen=True)
@@ -116,13 +116,59 @@ class ExportConfig:
     endpoint: str
 
 
+@dataclass(frozen=True)
+class OtlpConfig:
+    """``otlp.*``: per-signal fields are ``None`` when unset (the generic field applies)."""
+
+    endpoint: str
+    protocol: str
+    headers: Mapping[str, str]
+    compression: str
+    timeout_ms: int
+    certificate: Path | None
+    client_key: Path | None
+    client_certificate: Path | None
+    traces_exporter: str
+    traces_endpoint: str | None
+    traces_protocol: str | None
+    traces_headers: Mapping[str, str] | None
+    traces_compression: str | None
+    traces_timeout_ms: int | None
+    traces_certificate: Path | None
+    traces_client_key: Path | None
+    traces_client_certificate: Path | None
+    metrics_exporter: str
+    metrics_endpoint: str | None
+    metrics_protocol: str | None
+    metrics_headers: Mapping[str, str] | None
+    metrics_compression: str | None
+    metrics_timeout_ms: int | None
+    metrics_certificate: Path | None
+    metrics_client_key: Path | None
+    metrics_client_certificate: Path | None
+    logs_exporter: str
+    logs_endpoint: str | None
+    logs_protocol: str | None
+    logs_headers: Mapping[str, str] | None
+    logs_compression: str | None
+    logs_timeout_ms: int | None
+    logs_certificate: Path | None
+    logs_client_key: Path | None
+    logs_client_certificate: Path | None
+    metrics_temporality: str
+    spool_dir: Path
+    spool_max_bytes: int
+
+
 _SECTIONS: dict[str, type[Any]] = {
     "service": ServiceConfig, "store": StoreConfig, "jsonl": JsonlConfig, "ring": RingConfig,
     "flush": FlushConfig, "shutdown": ShutdownConfig, "sampling": SamplingConfig, "tail": TailConfig,
     "redaction": RedactionConfig, "metrics": MetricsConfig, "retention": RetentionConfig,
-    "plugins": PluginsConfig, "export": ExportConfig,
+    "plugins": PluginsConfig, "export": ExportConfig, "otlp": OtlpConfig,
 }
-_BYTE_KEYS = frozenset({"ring.bytes", "jsonl.max_file_bytes", "jsonl.max_total_bytes"})
+_BYTE_KEYS = frozenset({"ring.bytes", "jsonl.max_file_bytes", "jsonl.max_total_bytes", "otlp.spool_max_bytes"})
+#: Keys whose values are secrets (API keys in headers): ``ats config show`` masks their values.
+_SECRET_KEYS = frozenset({"otlp.headers", *(f"otlp.{s}_headers" for s in SIGNALS)})
 
 
 @dataclass(frozen=True)
@@ -149,6 +195,7 @@ class Config:
     retention: RetentionConfig
     plugins: PluginsConfig
     export: ExportConfig
+    otlp: OtlpConfig
     sources: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
 
     def get(self, key: str) -> Any:
@@ -180,6 +227,7 @@ class Config:
     def pipeline_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``ats._native.Pipeline`` built from this configuration.
 
+        ``otlp`` is None when no OTLP endpoint is configured (see :meth:`otlp_exporter`).
         """
         return {
             "store_path": str(self.store.path) if self.store.enabled else None,
@@ -204,7 +252,17 @@ class Config:
             "metrics_interval_ms": self.metrics.interval_ms,
             "retention_days": (self.retention.traces_days, self.retention.logs_days,
                                self.retention.metrics_days, self.retention.learning_days),
+            "otlp": self.otlp_exporter(),
         }
+
+    def otlp_exporter(self) -> dict[str, Any] | None:
+        """The OTLP exporter settings (``ats.config._otlp``), or None when nothing is exported."""
+        from ats.config._otlp import resolve
+
+        def fail(key: str, allowed: str) -> ConfigError:  # validated by build(): unreachable
+            return ConfigError(key, _shown(key, self.get(key)), allowed, self.sources[key])
+
+        return resolve(self.get, lambda key: self.sources[key] != "default", fail)
 
     def _check(self, key: str) -> None:
         if key not in KEYS:
@@ -226,12 +284,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _shown(key: str, value: object) -> object:
+    """A value as errors may show it: secrets (header values) masked."""
+    return mask_pairs(value) if key in _SECRET_KEYS else value
+
+
 def _render_key(key: str, value: Any) -> str:
     """Renders a value so that it could be pasted back into its env var."""
     from urllib.parse import quote
 
     if value is None:
         return "none"
+    if key in _SECRET_KEYS:
+        return ",".join(f"{quote(k, safe='/:@._-~')}=***" for k in value)
     if key in _BYTE_KEYS:
         return render_bytes(value)
     if key == "service.resource_attributes":
@@ -268,12 +333,12 @@ def build(merged: Mapping[str, Raw], cwd: Path) -> Config:
         try:
             values[name] = spec.parse(raw.value, raw.base)
         except Invalid as e:
-            raise ConfigError(raw.label or name, raw.value, e.allowed or spec.allowed, raw.source) from None
+            raise ConfigError(raw.label or name, _shown(name, raw.value), e.allowed or spec.allowed, raw.source) from None
         sources[name] = raw.source
 
     def fail(key: str, allowed: str) -> ConfigError:
         raw = merged[key]
-        return ConfigError(raw.label or key, raw.value, allowed, raw.source)
+        return ConfigError(raw.label or key, _shown(key, raw.value), allowed, raw.source)
 
     if values["service.name"] is None:
         values["service.name"] = default_service_name()
@@ -292,6 +357,14 @@ def build(merged: Mapping[str, Raw], cwd: Path) -> Config:
                    f"none or at least jsonl.max_file_bytes ({render_bytes(values['jsonl.max_file_bytes'])})")
     if values["export.enabled"] and not values["export.endpoint"]:
         raise fail("export.enabled", "false while export.endpoint is empty")
+    if values["otlp.spool_dir"] is None:
+        values["otlp.spool_dir"] = values["home"] / "otlp-spool"
+    from ats.config._otlp import resolve
+
+    resolve(values.__getitem__, merged.__contains__, fail)
+    for key in KEYS:
+        if key.endswith("headers") and values[key] is not None:
+            values[key] = MappingProxyType(dict(values[key]))
     values["service.resource_attributes"] = MappingProxyType(dict(values["service.resource_attributes"]))
     values["sampling.rules"] = tuple(SamplingRule(*r) for r in values["sampling.rules"])
     values["redaction.patterns"] = tuple(RedactionPattern(*p) for p in values["redaction.patterns"])

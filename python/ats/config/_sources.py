@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ats.config._keys import BY_ENV, KEYS, RESERVED_ENV, SECTIONS
+from ats.config._keys import BY_ENV, KEYS, OTLP_SETTINGS, RESERVED_ENV, SECTIONS, SIGNALS
 from ats.config._values import ConfigError, Invalid, Raw, parse_bool, resource_attributes
 
 Layer = dict[str, Raw]
@@ -281,7 +281,28 @@ def otel_layer(environ: Mapping[str, str], cwd: Path) -> Layer:
             put("sampling.ratio", "OTEL_TRACES_SAMPLER", 1.0)  # the spec's default argument
     if (disabled := get("OTEL_SDK_DISABLED")) is not None:
         put("disabled", "OTEL_SDK_DISABLED", disabled)
+    for var, key in _OTEL_OTLP_VARS.items():
+        if (value := get(var)) is not None:
+            put(key, var, value)
     return out
+
+
+def _otel_otlp_vars() -> dict[str, str]:
+    """``OTEL_EXPORTER_OTLP[_SIGNAL]_*``, ``OTEL_<SIGNAL>_EXPORTER`` and the temporality
+    preference -> their ``otlp.*`` keys."""
+    out = {}
+    for setting in OTLP_SETTINGS:
+        suffix = setting.removesuffix("_ms").upper()
+        out[f"OTEL_EXPORTER_OTLP_{suffix}"] = f"otlp.{setting}"
+        for signal in SIGNALS:
+            out[f"OTEL_EXPORTER_OTLP_{signal.upper()}_{suffix}"] = f"otlp.{signal}_{setting}"
+    for signal in SIGNALS:
+        out[f"OTEL_{signal.upper()}_EXPORTER"] = f"otlp.{signal}_exporter"
+    out["OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"] = "otlp.metrics_temporality"
+    return out
+
+
+_OTEL_OTLP_VARS = _otel_otlp_vars()
 
 
 def ats_layer(environ: Mapping[str, str], cwd: Path) -> Layer:

@@ -278,7 +278,7 @@ def allow_list(value: object, base: Path) -> tuple[str, ...] | None:
 
 
 def resource_attributes(value: object, _base: Path) -> dict[str, str]:
-    """OTel ``k=v,k2=v2`` with percent-encoded keys and values, or a mapping."""
+    """OTel ``k=v,k2=v2`` (W3C baggage-style) with percent-encoded keys and values, or a mapping."""
     from urllib.parse import unquote
 
     if isinstance(value, Mapping):
@@ -371,3 +371,41 @@ def redaction_patterns(value: object, _base: Path) -> tuple[tuple[str, str, str]
             detail = " ".join(str(e).split())
             raise Invalid(f"{{name, regex, marker}} items whose regex compiles ({detail})") from None
     return tuple(out)
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def headers(value: object, base: Path) -> dict[str, str]:
+    """``OTEL_EXPORTER_OTLP_HEADERS``: like :func:`resource_attributes`; names must be HTTP
+    tokens and values free of control characters (they go on the wire as they are)."""
+    out = resource_attributes(value, base)
+    for k, v in out.items():
+        if not _TOKEN.fullmatch(k) or any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in v):
+            raise Invalid()
+    return out
+
+
+def mask_pairs(value: object) -> object:
+    """``k=v,...`` (or a mapping) with every value replaced by ``***``, for messages."""
+    if isinstance(value, Mapping):
+        return {k: "***" for k in value}
+    if isinstance(value, str):
+        return ",".join(k + ("=***" if sep else "") for k, sep, _ in (i.partition("=") for i in value.split(",")))
+    return value
+
+
+def existing_file(value: object, base: Path) -> Path:
+    """A path (anchored like :func:`path`) that names an existing file."""
+    p = path(value, base)
+    if not p.is_file():
+        raise Invalid()
+    return p
+
+
+def spool_size(value: object, base: Path) -> int:
+    """0 turns the spool off; otherwise a byte size between 1MiB and 1TiB."""
+    if (isinstance(value, int) and not isinstance(value, bool) and value == 0) or value == "0":
+        return 0
+    n: int = byte_size(1 << 20, 1 << 40)(value, base)
+    return n
