@@ -19,5 +19,8 @@ step "mypy --strict python/ats"
 step "stubtest ats._native"
 "$PY" -m mypy.stubtest ats._native --allowlist ci/stubtest-allowlist.txt
 
+# --- database servers for tests/drivers (ci/services.sh; PostgreSQL + MariaDB on loopback) ---
+step "services (PostgreSQL, MariaDB)"; bash ci/services.sh start
+
 step "pytest"
 "$PY" -m pytest tests
