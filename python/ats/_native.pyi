@@ -140,6 +140,7 @@ class Pipeline:
         peer_port: int = 0,
         db_namespace: str = "",
         rows: int = ...,
+        status_code: str | None = None,
     ) -> int: ...
     @property
     def metrics(self) -> Metrics: ...

@@ -57,6 +57,8 @@ pub struct DriverCall<'a> {
     pub end_ns: u64,
     /// Error class (e.g. `OperationalError`); `Some` marks the call failed.
     pub error_type: Option<&'a str>,
+    /// The server's own error code (PostgreSQL / MySQL SQLSTATE) for a failed call.
+    pub status_code: Option<&'a str>,
     pub trace_id: u128,
     pub span_id: u64,
     pub parent_span_id: u64,
@@ -199,6 +201,9 @@ pub fn encode_driver_span(call: &DriverCall<'_>, out: &mut Vec<u8>) -> Result<us
     }
     if let Some(class) = call.error_type {
         put("error.type", AttrRef::Str(class));
+    }
+    if let Some(code) = call.status_code {
+        put("db.response.status_code", AttrRef::Str(code));
     }
     if let Some(text) = air_id_text.as_ref().and_then(|b| std::str::from_utf8(b).ok()) {
         put("db.sqlx.air_id", AttrRef::Str(text));

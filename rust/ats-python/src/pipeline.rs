@@ -271,7 +271,7 @@ impl PyPipeline {
     /// One database driver call (seed 000 `driver.*`): normalises `sql` (cached), records the
     /// span with every db attribute, updates the driver metrics. Returns the span id, or 0 when
     /// the span was sampled out or dropped (metrics are updated either way).
-    #[pyo3(signature = (op, dialect, sql, start_ns, end_ns, error_type=None, trace_id=None, parent_span_id=0, parent_sampled=true, component="", peer_name="", peer_port=0, db_namespace="", rows=-1))]
+    #[pyo3(signature = (op, dialect, sql, start_ns, end_ns, error_type=None, trace_id=None, parent_span_id=0, parent_sampled=true, component="", peer_name="", peer_port=0, db_namespace="", rows=-1, status_code=None))]
     #[allow(clippy::too_many_arguments)]
     fn record_query(
         &self,
@@ -289,6 +289,7 @@ impl PyPipeline {
         peer_port: u16,
         db_namespace: &str,
         rows: i64,
+        status_code: Option<&str>,
     ) -> PyResult<u64> {
         let op = DriverOp::from_code(op).ok_or_else(|| {
             PyValueError::new_err(format!("op must be 0 (handshake), 1 (query), 2 (prepare) or 3 (close), got {op}"))
@@ -308,6 +309,7 @@ impl PyPipeline {
                 start_ns,
                 end_ns,
                 error_type,
+                status_code,
                 trace_id,
                 span_id: 0,
                 parent_span_id,
