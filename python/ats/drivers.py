@@ -44,6 +44,10 @@ __all__ = [
     "DriverRecorder",
     "Peer",
     "SubclassCache",
+    "cursor_rowcount",
+    "fixed_text",
+    "no_text",
+    "sqlstate_from",
     "outer_statement",
     "statement_text",
     "wrap_async",
@@ -109,6 +113,37 @@ def statement_text(query: object) -> str | None:
     if isinstance(query, (bytes, bytearray, memoryview)):
         return bytes(query).decode("utf-8", "replace")
     return None
+
+
+def sqlstate_from(attribute: str) -> Callable[[BaseException], str | None]:
+    """A ``CallSpec.status`` reading the SQLSTATE from the exception's ``attribute``."""
+
+    def status(exc: BaseException) -> str | None:
+        code = getattr(exc, attribute, None)
+        return code if isinstance(code, str) else None
+
+    return status
+
+
+def fixed_text(text: str) -> Callable[..., str]:
+    """A ``CallSpec.sql`` for calls whose statement is implied (``COMMIT``, ``ROLLBACK``...)."""
+
+    def sql(*_: Any) -> str:
+        return text
+
+    return sql
+
+
+def no_text(*_: Any) -> None:
+    """A ``CallSpec.sql`` for calls without a statement (connect, close)."""
+    return None
+
+
+def cursor_rowcount(cur: Any, _result: Any = None) -> int:
+    """A ``CallSpec.rows`` reading DB-API ``cursor.rowcount`` (-1 when unknown)."""
+    count = cur.rowcount
+    # (unbuffered MySQL cursors report an all-ones unsigned count: unknown too)
+    return count if isinstance(count, int) and 0 <= count < 2**63 else -1
 
 
 def _no_runtime() -> Any:

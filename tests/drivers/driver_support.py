@@ -15,6 +15,12 @@ LITERAL_EMAIL = "margaret@example.org"
 LITERALS = (SECRET, LITERAL_NAME, LITERAL_EMAIL, "hunter2", "margaret")
 
 
+def attrs(span: dict[str, Any]) -> dict[str, Any]:
+    """The attributes of a JSONL span record."""
+    found: dict[str, Any] = span["attributes"]
+    return found
+
+
 @dataclass(frozen=True)
 class Server:
     host: str

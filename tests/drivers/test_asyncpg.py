@@ -13,6 +13,7 @@ import pytest
 
 import ats_asyncpg
 
+from driver_support import attrs as _attrs
 from driver_support import LITERAL_EMAIL, LITERAL_NAME, SECRET, Recording, Server
 
 ORIGINAL_CONNECT_IMPL = asyncpg.connect_utils._connect
@@ -31,11 +32,6 @@ def traced(recording: Recording, pg: Server) -> Iterator[Recording]:
         yield recording
     finally:
         assert ats_asyncpg.instrumentor.uninstrument() is True
-
-
-def _attrs(span: dict[str, Any]) -> dict[str, Any]:
-    attrs: dict[str, Any] = span["attributes"]
-    return attrs
 
 
 def _kw(pg: Server) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import ats_psycopg
 from ats import context, drivers
 from ats.instrumentation import _reset_instrumentation_errors, instrumentation_errors
 
+from driver_support import attrs as _attrs
 from driver_support import LITERAL_EMAIL, LITERAL_NAME, SECRET, Recording, Server
 
 ORIGINALS = {
@@ -39,11 +40,6 @@ def traced(recording: Recording, pg: Server) -> Iterator[Recording]:
         yield recording
     finally:
         assert ats_psycopg.instrumentor.uninstrument() is True
-
-
-def _attrs(span: dict[str, Any]) -> dict[str, Any]:
-    attrs: dict[str, Any] = span["attributes"]
-    return attrs
 
 
 def run_app(dsn: str) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 import ats_psycopg2
 
+from driver_support import attrs as _attrs
 from driver_support import LITERAL_EMAIL, LITERAL_NAME, SECRET, Recording, Server
 
 ORIGINAL_CONNECT = psycopg2.connect
@@ -27,11 +28,6 @@ def traced(recording: Recording, pg: Server) -> Iterator[Recording]:
         yield recording
     finally:
         assert ats_psycopg2.instrumentor.uninstrument() is True
-
-
-def _attrs(span: dict[str, Any]) -> dict[str, Any]:
-    attrs: dict[str, Any] = span["attributes"]
-    return attrs
 
 
 def test_spans_attributes_and_redaction(traced: Recording, pg: Server) -> None:

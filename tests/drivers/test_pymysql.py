@@ -12,6 +12,7 @@ import pytest
 
 import ats_pymysql
 
+from driver_support import attrs as _attrs
 from driver_support import LITERAL_EMAIL, LITERAL_NAME, SECRET, Recording, Server
 
 ORIGINALS = {
@@ -31,11 +32,6 @@ def traced(recording: Recording, mysql: Server) -> Iterator[Recording]:
         yield recording
     finally:
         assert ats_pymysql.instrumentor.uninstrument() is True
-
-
-def _attrs(span: dict[str, Any]) -> dict[str, Any]:
-    attrs: dict[str, Any] = span["attributes"]
-    return attrs
 
 
 def _connect(mysql: Server, **extra: Any) -> pymysql.connections.Connection[Any]:

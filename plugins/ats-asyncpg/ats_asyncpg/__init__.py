@@ -36,6 +36,8 @@ from ats.drivers import (
     CallSpec,
     DriverRecorder,
     Peer,
+    no_text,
+    sqlstate_from,
     statement_text,
     wrap_async,
 )
@@ -49,11 +51,7 @@ COMPONENT: Final = "ats-asyncpg"
 DIALECT: Final = "postgresql"
 
 recorder: Final = DriverRecorder(COMPONENT, DIALECT)
-
-
-def sqlstate(exc: BaseException) -> str | None:
-    code = getattr(exc, "sqlstate", None)
-    return code if isinstance(code, str) else None
+sqlstate: Final = sqlstate_from("sqlstate")
 
 
 def connection_peer(conn: Any) -> Peer:
@@ -109,10 +107,6 @@ def _prepared_text(stmt: Any, _args: Any, _kwargs: Any) -> str | None:
     return statement_text(stmt._query)
 
 
-def _no_text(*_: Any) -> None:
-    return None
-
-
 def _status_rows(_: Any, status: Any) -> int:
     """Rows from a command tag such as ``INSERT 0 3`` / ``UPDATE 2`` / ``COPY 5``."""
     if isinstance(status, str):
@@ -144,7 +138,7 @@ _CONNECTION_METHODS: Final = {
     "copy_records_to_table": CallSpec(
         QUERY, _copy_table_text("FROM STDIN"), connection_peer, _status_rows, sqlstate
     ),
-    "close": CallSpec(CLOSE, _no_text, connection_peer, None, sqlstate),
+    "close": CallSpec(CLOSE, no_text, connection_peer, None, sqlstate),
 }
 _STATEMENT_METHODS: Final = {
     "fetch": CallSpec(QUERY, _prepared_text, _statement_peer, _len_rows, sqlstate),

@@ -36,6 +36,10 @@ from ats.drivers import (
     CallSpec,
     DriverRecorder,
     Peer,
+    cursor_rowcount,
+    fixed_text,
+    no_text,
+    sqlstate_from,
     statement_text,
     wrap_async,
     wrap_sync,
@@ -50,6 +54,7 @@ COMPONENT: Final = "ats-psycopg"
 DIALECT: Final = "postgresql"
 
 recorder: Final = DriverRecorder(COMPONENT, DIALECT)
+sqlstate: Final = sqlstate_from("sqlstate")
 
 
 # --------------------------------------------------------------------------- descriptions
@@ -89,38 +94,16 @@ def _query_text(cur: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str 
     return text
 
 
-def _rowcount(cur: Any, _result: Any) -> int:
-    count = cur.rowcount
-    return count if isinstance(count, int) else -1
-
-
-def sqlstate(exc: BaseException) -> str | None:
-    code = getattr(exc, "sqlstate", None)
-    return code if isinstance(code, str) else None
-
-
-def _commit_text(*_: Any) -> str:
-    return "COMMIT"
-
-
-def _rollback_text(*_: Any) -> str:
-    return "ROLLBACK"
-
-
-def _no_text(*_: Any) -> None:
-    return None
-
-
-_EXECUTE: Final = CallSpec(QUERY, _query_text, _cursor_peer, _rowcount, sqlstate)
-_EXECUTEMANY: Final = CallSpec(QUERY, _query_text, _cursor_peer, _rowcount, sqlstate)
+_EXECUTE: Final = CallSpec(QUERY, _query_text, _cursor_peer, cursor_rowcount, sqlstate)
+_EXECUTEMANY: Final = CallSpec(QUERY, _query_text, _cursor_peer, cursor_rowcount, sqlstate)
 def in_transaction(conn: Any) -> bool:
     """Whether commit()/rollback() will talk to the server (psycopg skips them when idle)."""
     return bool(conn.pgconn.transaction_status != 0)  # 0: PQTRANS_IDLE
 
 
-_COMMIT: Final = CallSpec(QUERY, _commit_text, connection_peer, None, sqlstate, in_transaction)
-_ROLLBACK: Final = CallSpec(QUERY, _rollback_text, connection_peer, None, sqlstate, in_transaction)
-_CLOSE: Final = CallSpec(CLOSE, _no_text, connection_peer, None, sqlstate)
+_COMMIT: Final = CallSpec(QUERY, fixed_text("COMMIT"), connection_peer, None, sqlstate, in_transaction)
+_ROLLBACK: Final = CallSpec(QUERY, fixed_text("ROLLBACK"), connection_peer, None, sqlstate, in_transaction)
+_CLOSE: Final = CallSpec(CLOSE, no_text, connection_peer, None, sqlstate)
 
 
 # --------------------------------------------------------------------------- wrappers
@@ -235,7 +218,7 @@ def _finish(rt: Any, start: int, cur: Any, args: Any, kwargs: Any, exc: BaseExce
 
 def _safe_rowcount(cur: Any) -> int:
     try:
-        return _rowcount(cur, None)
+        return cursor_rowcount(cur)
     except Exception:
         return -1
 

@@ -36,6 +36,10 @@ from ats.drivers import (
     DriverRecorder,
     Peer,
     SubclassCache,
+    cursor_rowcount,
+    fixed_text,
+    no_text,
+    sqlstate_from,
     statement_text,
     wrap_sync,
 )
@@ -49,11 +53,7 @@ COMPONENT: Final = "ats-psycopg2"
 DIALECT: Final = "postgresql"
 
 recorder: Final = DriverRecorder(COMPONENT, DIALECT)
-
-
-def sqlstate(exc: BaseException) -> str | None:
-    code = getattr(exc, "pgcode", None)
-    return code if isinstance(code, str) else None
+sqlstate: Final = sqlstate_from("pgcode")
 
 
 def _dsn_peer(dsn: object) -> Peer:
@@ -105,37 +105,13 @@ def _copy_to_text(cur: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> st
     return f"COPY {table} TO STDOUT" if isinstance(table, str) else None
 
 
-def _copy_expert_text(cur: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-    query = args[0] if args else kwargs.get("sql")
-    text = statement_text(query)
-    if text is None and hasattr(query, "as_string"):
-        text = query.as_string(cur)
-    return text
-
-
-def _rowcount(cur: Any, _result: Any) -> int:
-    count = cur.rowcount
-    return count if isinstance(count, int) else -1
-
-
-def _fixed(text: str) -> Any:
-    def sql(*_: Any) -> str:
-        return text
-
-    return sql
-
-
-def _no_text(*_: Any) -> None:
-    return None
-
-
 _CURSOR_METHODS: Final = {
-    "execute": CallSpec(QUERY, _query_text, _cursor_peer, _rowcount, sqlstate),
-    "executemany": CallSpec(QUERY, _query_text, _cursor_peer, _rowcount, sqlstate),
-    "callproc": CallSpec(QUERY, _callproc_text, _cursor_peer, _rowcount, sqlstate),
-    "copy_expert": CallSpec(QUERY, _copy_expert_text, _cursor_peer, _rowcount, sqlstate),
-    "copy_from": CallSpec(QUERY, _copy_from_text, _cursor_peer, _rowcount, sqlstate),
-    "copy_to": CallSpec(QUERY, _copy_to_text, _cursor_peer, _rowcount, sqlstate),
+    "execute": CallSpec(QUERY, _query_text, _cursor_peer, cursor_rowcount, sqlstate),
+    "executemany": CallSpec(QUERY, _query_text, _cursor_peer, cursor_rowcount, sqlstate),
+    "callproc": CallSpec(QUERY, _callproc_text, _cursor_peer, cursor_rowcount, sqlstate),
+    "copy_expert": CallSpec(QUERY, _query_text, _cursor_peer, cursor_rowcount, sqlstate),
+    "copy_from": CallSpec(QUERY, _copy_from_text, _cursor_peer, cursor_rowcount, sqlstate),
+    "copy_to": CallSpec(QUERY, _copy_to_text, _cursor_peer, cursor_rowcount, sqlstate),
 }
 def in_transaction(conn: Any) -> bool:
     """Whether commit()/rollback() will talk to the server (psycopg2 skips them when idle)."""
@@ -143,9 +119,9 @@ def in_transaction(conn: Any) -> bool:
 
 
 _CONNECTION_METHODS: Final = {
-    "commit": CallSpec(QUERY, _fixed("COMMIT"), _connection_peer, None, sqlstate, in_transaction),
-    "rollback": CallSpec(QUERY, _fixed("ROLLBACK"), _connection_peer, None, sqlstate, in_transaction),
-    "close": CallSpec(CLOSE, _no_text, _connection_peer, None, sqlstate),
+    "commit": CallSpec(QUERY, fixed_text("COMMIT"), _connection_peer, None, sqlstate, in_transaction),
+    "rollback": CallSpec(QUERY, fixed_text("ROLLBACK"), _connection_peer, None, sqlstate, in_transaction),
+    "close": CallSpec(CLOSE, no_text, _connection_peer, None, sqlstate),
 }
 
 

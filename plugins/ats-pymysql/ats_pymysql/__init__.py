@@ -31,6 +31,10 @@ from ats.drivers import (
     CallSpec,
     DriverRecorder,
     Peer,
+    cursor_rowcount,
+    fixed_text,
+    no_text,
+    sqlstate_from,
     statement_text,
     wrap_sync,
 )
@@ -44,13 +48,7 @@ COMPONENT: Final = "ats-pymysql"
 DIALECT: Final = "mysql"
 
 recorder: Final = DriverRecorder(COMPONENT, DIALECT)
-
-_UNKNOWN_ROWCOUNT: Final = 2**63  # unbuffered cursors report an all-ones unsigned rowcount
-
-
-def sqlstate(exc: BaseException) -> str | None:
-    code = getattr(exc, "sqlstate", None)
-    return code if isinstance(code, str) else None
+sqlstate: Final = sqlstate_from("sqlstate")
 
 
 def connection_peer(conn: Any) -> Peer:
@@ -75,30 +73,14 @@ def _callproc_text(_: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str
     return f"CALL {name}()" if isinstance(name, str) else None
 
 
-def _rowcount(cur: Any, _result: Any) -> int:
-    count = cur.rowcount
-    return count if isinstance(count, int) and 0 <= count < _UNKNOWN_ROWCOUNT else -1
-
-
-def _fixed(text: str) -> Any:
-    def sql(*_: Any) -> str:
-        return text
-
-    return sql
-
-
-def _no_text(*_: Any) -> None:
-    return None
-
-
-_EXECUTE: Final = CallSpec(QUERY, _query_text, _cursor_peer, _rowcount, sqlstate)
-_CALLPROC: Final = CallSpec(QUERY, _callproc_text, _cursor_peer, _rowcount, sqlstate)
-_HANDSHAKE: Final = CallSpec(HANDSHAKE, _no_text, connection_peer, None, sqlstate)
+_EXECUTE: Final = CallSpec(QUERY, _query_text, _cursor_peer, cursor_rowcount, sqlstate)
+_CALLPROC: Final = CallSpec(QUERY, _callproc_text, _cursor_peer, cursor_rowcount, sqlstate)
+_HANDSHAKE: Final = CallSpec(HANDSHAKE, no_text, connection_peer, None, sqlstate)
 _CONNECTION_METHODS: Final = {
-    "begin": CallSpec(QUERY, _fixed("BEGIN"), connection_peer, None, sqlstate),
-    "commit": CallSpec(QUERY, _fixed("COMMIT"), connection_peer, None, sqlstate),
-    "rollback": CallSpec(QUERY, _fixed("ROLLBACK"), connection_peer, None, sqlstate),
-    "close": CallSpec(CLOSE, _no_text, connection_peer, None, sqlstate),
+    "begin": CallSpec(QUERY, fixed_text("BEGIN"), connection_peer, None, sqlstate),
+    "commit": CallSpec(QUERY, fixed_text("COMMIT"), connection_peer, None, sqlstate),
+    "rollback": CallSpec(QUERY, fixed_text("ROLLBACK"), connection_peer, None, sqlstate),
+    "close": CallSpec(CLOSE, no_text, connection_peer, None, sqlstate),
 }
 
 # Set on a cursor while its executemany() runs: the execute() calls PyMySQL makes inside
