@@ -11,7 +11,7 @@ bash ci/install.sh
 PY=.venv/bin/python
 
 step "services (nginx from Debian; rotel from PyPI, checked)"
-bash ci/services.sh
+bash ci/collector.sh
 
 step "cargo test (ats-core: unit, property, golden, testdata scoring)"
 cargo test --workspace --exclude ats-python --quiet
@@ -21,6 +21,9 @@ step "mypy --strict python/ats"
 
 step "stubtest ats._native"
 "$PY" -m mypy.stubtest ats._native --allowlist ci/stubtest-allowlist.txt
+
+# --- database servers for tests/drivers (ci/services.sh; PostgreSQL + MariaDB on loopback) ---
+step "services (PostgreSQL, MariaDB)"; bash ci/services.sh start
 
 step "pytest"
 "$PY" -m pytest tests

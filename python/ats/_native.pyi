@@ -141,6 +141,7 @@ class Pipeline:
         peer_port: int = 0,
         db_namespace: str = "",
         rows: int = ...,
+        status_code: str | None = None,
     ) -> int: ...
     @property
     def metrics(self) -> Metrics: ...
@@ -171,4 +172,5 @@ def driver_call(
     peer_name: str = "",
     peer_port: int = 0,
     rows: int = ...,
+    status_code: str | None = None,
 ) -> int: ...

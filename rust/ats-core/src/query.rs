@@ -27,6 +27,8 @@ pub struct DriverCall<'a> {
     pub end_ns: u64,
     /// Error class (e.g. `OperationalError`); `Some` marks the call failed.
     pub error_type: Option<&'a str>,
+    /// The server's own error code (PostgreSQL / MySQL SQLSTATE) for a failed call.
+    pub status_code: Option<&'a str>,
     pub trace_id: u128,
     pub span_id: u64,
     pub parent_span_id: u64,
@@ -114,6 +116,7 @@ pub fn encode_driver_span(call: &DriverCall<'_>, out: &mut Vec<u8>) -> Result<us
         end_ns: call.end_ns,
         op: call.op,
         error_type: call.error_type,
+        status_code: call.status_code,
         statement: call.statement.map(|s| StatementRef {
             text: &s.text,
             operation: &s.operation,

@@ -22,6 +22,7 @@ fn call<'a>(statement: Option<StatementRef<'a>>, error_type: Option<&'a str>) ->
         end_ns: 3_001_000,
         op: DriverOp::Query,
         error_type,
+        status_code: error_type.map(|_| "42P01"),
         statement,
         component: "ats-psycopg",
         db_namespace: "shop",
@@ -88,8 +89,12 @@ fn a_failed_handshake_has_error_status_and_class_and_no_statement() {
     assert_eq!(span.status, Status::Error);
     assert_eq!(span.envelope.air_id, None);
     let keys: Vec<&str> = span.attributes.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(keys, ["sqlx.tenant", "db.system", "db.system.name", "db.namespace", "net.peer.name", "server.address", "error.type"]);
-    assert_eq!(span.attributes.last().unwrap().1, s("OperationalError"));
+    assert_eq!(
+        keys,
+        ["sqlx.tenant", "db.system", "db.system.name", "db.namespace", "net.peer.name", "server.address", "error.type", "db.response.status_code"]
+    );
+    assert_eq!(span.attributes[6].1, s("OperationalError"));
+    assert_eq!(span.attributes[7].1, s("42P01"));
 }
 
 #[test]
@@ -152,6 +157,7 @@ proptest! {
         let get = |k: &str| out.attributes.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
         prop_assert_eq!(get("db.statement"), with_stmt.then(|| s(&text)));
         prop_assert_eq!(get("error.type"), err.as_deref().map(s));
+        prop_assert_eq!(get("db.response.status_code"), err.as_ref().map(|_| s("42P01")));
         prop_assert_eq!(get("db.response.returned_rows"), (rows >= 0).then_some(AttrValue::I64(rows)));
         prop_assert_eq!(get("server.port"), (port != 0).then_some(AttrValue::I64(i64::from(port))));
     }

@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 use crate::ids::parse_trace_id;
-use crate::pipeline::{parse_op, ParentRef, Peer, PyPipeline};
+use crate::pipeline::{parse_op, Outcome, ParentRef, Peer, PyPipeline};
 use crate::sql::parse_dialect;
 use crate::text::lossy;
 
@@ -88,7 +88,7 @@ fn parent_of(py: Python<'_>, a: &Active) -> PyResult<ParentRef> {
 /// Returns the span id, or 0 when nothing was recorded (no active pipeline,
 /// suppressed, sampled out or dropped).
 #[pyfunction]
-#[pyo3(signature = (op, dialect, sql, start_ns, error_type, component, db_namespace, peer_name="", peer_port=0, rows=-1))]
+#[pyo3(signature = (op, dialect, sql, start_ns, error_type, component, db_namespace, peer_name="", peer_port=0, rows=-1, status_code=None))]
 #[allow(clippy::too_many_arguments)]
 fn driver_call(
     py: Python<'_>,
@@ -102,6 +102,7 @@ fn driver_call(
     peer_name: &str,
     peer_port: u16,
     rows: i64,
+    status_code: Option<&str>,
 ) -> PyResult<u64> {
     let end_ns = now_ns();
     let Some(active) = current() else { return Ok(0) };
@@ -114,7 +115,8 @@ fn driver_call(
     let text = sql.map(lossy);
     let peer = Peer { name: peer_name, port: peer_port, db_namespace };
     let pipeline = active.pipeline.get();
-    Ok(pipeline.record_driver(op, dialect, text.as_deref(), start_ns, end_ns, error_type, parent, component, peer, rows))
+    let outcome = Outcome { error_type, status_code };
+    Ok(pipeline.record_driver(op, dialect, text.as_deref(), start_ns, end_ns, outcome, parent, component, peer, rows))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

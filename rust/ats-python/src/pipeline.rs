@@ -272,7 +272,7 @@ impl PyPipeline {
     /// One database driver call (seed 000 `driver.*`): normalises `sql` (cached), records the
     /// span with every db attribute, updates the driver metrics. Returns the span id, or 0 when
     /// the span was sampled out or dropped (metrics are updated either way).
-    #[pyo3(signature = (op, dialect, sql, start_ns, end_ns, error_type=None, trace_id=None, parent_span_id=0, parent_sampled=true, component="", peer_name="", peer_port=0, db_namespace="", rows=-1))]
+    #[pyo3(signature = (op, dialect, sql, start_ns, end_ns, error_type=None, trace_id=None, parent_span_id=0, parent_sampled=true, component="", peer_name="", peer_port=0, db_namespace="", rows=-1, status_code=None))]
     #[allow(clippy::too_many_arguments)]
     fn record_query(
         &self,
@@ -290,6 +290,7 @@ impl PyPipeline {
         peer_port: u16,
         db_namespace: &str,
         rows: i64,
+        status_code: Option<&str>,
     ) -> PyResult<u64> {
         let op = parse_op(op)?;
         let dialect = parse_dialect(Some(dialect))?;
@@ -300,7 +301,8 @@ impl PyPipeline {
         let text = sql.map(lossy);
         let parent = ParentRef { trace_id, span_id: parent_span_id, sampled: parent_sampled };
         let peer = Peer { name: peer_name, port: peer_port, db_namespace };
-        Ok(self.record_driver(op, dialect, text.as_deref(), start_ns, end_ns, error_type, parent, component, peer, rows))
+        let outcome = Outcome { error_type, status_code };
+        Ok(self.record_driver(op, dialect, text.as_deref(), start_ns, end_ns, outcome, parent, component, peer, rows))
     }
 
     /// The metric registry this pipeline exports (built-in driver metrics included).
@@ -373,6 +375,13 @@ pub(crate) struct ParentRef {
     pub sampled: bool,
 }
 
+/// How a driver call ended: `error_type` set marks a failure.
+pub(crate) struct Outcome<'a> {
+    pub error_type: Option<&'a str>,
+    /// SQLSTATE or the server's own error code.
+    pub status_code: Option<&'a str>,
+}
+
 /// Where a driver call went.
 pub(crate) struct Peer<'a> {
     pub name: &'a str,
@@ -398,7 +407,7 @@ impl PyPipeline {
         text: Option<&str>,
         start_ns: u64,
         end_ns: u64,
-        error_type: Option<&str>,
+        outcome: Outcome<'_>,
         parent: ParentRef,
         component: &str,
         peer: Peer<'_>,
@@ -413,7 +422,8 @@ impl PyPipeline {
                 statement: statement.as_deref(),
                 start_ns,
                 end_ns,
-                error_type,
+                error_type: outcome.error_type,
+                status_code: outcome.status_code,
                 trace_id,
                 span_id: 0,
                 parent_span_id: parent.span_id,
@@ -431,7 +441,7 @@ impl PyPipeline {
                 trace_id,
                 parent: self.sampling.parent(parent.span_id, parent.sampled, false),
                 event_name: op.event_name(),
-                is_error: error_type.is_some(),
+                is_error: outcome.error_type.is_some(),
                 tenant: &self.resource.tenant,
                 now_ns: end_ns,
             };

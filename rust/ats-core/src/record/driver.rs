@@ -76,6 +76,8 @@ pub struct DriverSpanRef<'a> {
     pub op: DriverOp,
     /// Error class (e.g. `OperationalError`); `Some` marks the call failed.
     pub error_type: Option<&'a str>,
+    /// The server's error code (SQLSTATE), `db.response.status_code`.
+    pub status_code: Option<&'a str>,
     /// `None` for handshake/close or when no SQL was given.
     pub statement: Option<StatementRef<'a>>,
     pub component: &'a str,
@@ -134,6 +136,9 @@ pub fn expand_into(d: &DriverSpanRef<'_>, out: &mut SpanRecord) {
     }
     if let Some(class) = d.error_type {
         attrs.str("error.type", class);
+    }
+    if let Some(code) = d.status_code {
+        attrs.str("db.response.status_code", code);
     }
     if let Some(air) = e.air_id {
         let text = crate::sink::json::air_id_bytes(air);

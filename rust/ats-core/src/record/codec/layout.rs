@@ -23,6 +23,7 @@ pub const KIND_DRIVER: u8 = 5;
 /// Presence bits of a driver record.
 pub const DRIVER_HAS_ERROR: u8 = 1 << 0;
 pub const DRIVER_HAS_STATEMENT: u8 = 1 << 1;
+pub const DRIVER_HAS_STATUS_CODE: u8 = 1 << 2;
 
 /// Flag bits (byte 3): which optional fixed-width envelope fields follow.
 /// Zero ids are omitted, which keeps untraced records (e.g. rewards) small.

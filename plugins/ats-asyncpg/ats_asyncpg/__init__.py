@@ -1,0 +1,214 @@
+"""ATS plugin: instrumentation of asyncpg (connections, pools, prepared statements).
+
+asyncpg's ``Connection`` and ``PreparedStatement`` are Python classes over a C protocol; their
+coroutine methods are patched in place on the classes (no proxy: ``isinstance``, custom
+``connection_class=`` subclasses and the pool's ``PoolConnectionProxy``, which forwards to the
+connection's methods, all keep working).  The handshake is recorded in
+``asyncpg.connect_utils._connect``, which every path (``asyncpg.connect``,
+``from asyncpg import connect``, pools, a pool's custom ``connect=``) goes through.
+
+* connect -> ``driver.handshake``
+* ``Connection.execute`` / ``executemany`` / ``fetch`` / ``fetchval`` / ``fetchrow`` /
+  ``fetchmany`` / ``copy_*`` and ``PreparedStatement.fetch*`` / ``executemany`` ->
+  ``driver.query`` (a transaction's ``BEGIN`` / ``COMMIT`` / ``ROLLBACK`` and a pool's reset
+  query go through ``Connection.execute``: recorded like any statement)
+* ``Connection.prepare`` -> ``driver.prepare``
+* ``Connection.close`` -> ``driver.close``
+
+A failure records the span with status error, ``error.type`` = the asyncpg exception class
+(``UndefinedTableError``, ...) and ``db.response.status_code`` = its SQLSTATE.
+"""
+
+from __future__ import annotations
+
+from time import time_ns as _now
+from types import ModuleType
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from ats import hookimpl
+from ats.drivers import (
+    CLOSE,
+    HANDSHAKE,
+    NO_PEER,
+    PREPARE,
+    QUERY,
+    CallSpec,
+    DriverRecorder,
+    Peer,
+    no_text,
+    sqlstate_from,
+    statement_text,
+    wrap_async,
+)
+from ats.instrumentation import Instrumentor, count_error
+
+__all__ = ["AsyncpgInstrumentor", "ats_instrumentors", "instrumentor", "recorder"]
+
+__version__ = "0.1.0"
+
+COMPONENT: Final = "ats-asyncpg"
+DIALECT: Final = "postgresql"
+
+recorder: Final = DriverRecorder(COMPONENT, DIALECT)
+sqlstate: Final = sqlstate_from("sqlstate")
+
+
+def connection_peer(conn: Any) -> Peer:
+    addr = conn._addr
+    params = conn._params
+    database = getattr(params, "database", "") or ""
+    if isinstance(addr, tuple):
+        return Peer(str(addr[0]), int(addr[1]), database)
+    return Peer(str(addr), 0, database)  # a unix socket path
+
+
+def _kwargs_peer(kwargs: dict[str, Any]) -> Peer:
+    host, port, database = kwargs.get("host"), kwargs.get("port"), kwargs.get("database")
+    dsn = kwargs.get("dsn")
+    if isinstance(dsn, str) and "://" in dsn:
+        parts = urlsplit(dsn)
+        host = host or parts.hostname
+        port = port or parts.port
+        database = database or parts.path.lstrip("/")
+    if isinstance(host, (list, tuple)):
+        host = host[0] if host else None
+    if isinstance(port, (list, tuple)):
+        port = port[0] if port else None
+    return Peer(str(host or ""), int(port or 5432), str(database or ""))
+
+
+def _statement_peer(stmt: Any) -> Peer:
+    return connection_peer(stmt._connection)
+
+
+def _query_text(_: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    return statement_text(args[0] if args else kwargs.get("query", kwargs.get("command")))
+
+
+def _copy_query_text(_: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    query = statement_text(args[0] if args else kwargs.get("query"))
+    return None if query is None else f"COPY ({query}) TO STDOUT"
+
+
+def _copy_table_text(direction: str) -> Any:
+    def text(_: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        table = args[0] if args else kwargs.get("table_name")
+        schema = kwargs.get("schema_name")
+        if not isinstance(table, str):
+            return None
+        name = f"{schema}.{table}" if isinstance(schema, str) else table
+        return f"COPY {name} {direction}"
+
+    return text
+
+
+def _prepared_text(stmt: Any, _args: Any, _kwargs: Any) -> str | None:
+    return statement_text(stmt._query)
+
+
+def _status_rows(_: Any, status: Any) -> int:
+    """Rows from a command tag such as ``INSERT 0 3`` / ``UPDATE 2`` / ``COPY 5``."""
+    if isinstance(status, str):
+        last = status.rpartition(" ")[2]
+        if last.isdigit() and " " in status:
+            return int(last)
+    return -1
+
+
+def _len_rows(_: Any, result: Any) -> int:
+    return len(result) if isinstance(result, list) else -1
+
+
+def _row_rows(_: Any, result: Any) -> int:
+    return 0 if result is None else 1
+
+
+_CONNECTION_METHODS: Final = {
+    "execute": CallSpec(QUERY, _query_text, connection_peer, _status_rows, sqlstate),
+    "executemany": CallSpec(QUERY, _query_text, connection_peer, None, sqlstate),
+    "fetch": CallSpec(QUERY, _query_text, connection_peer, _len_rows, sqlstate),
+    "fetchval": CallSpec(QUERY, _query_text, connection_peer, None, sqlstate),
+    "fetchrow": CallSpec(QUERY, _query_text, connection_peer, _row_rows, sqlstate),
+    "fetchmany": CallSpec(QUERY, _query_text, connection_peer, _len_rows, sqlstate),
+    "prepare": CallSpec(PREPARE, _query_text, connection_peer, None, sqlstate),
+    "copy_from_query": CallSpec(QUERY, _copy_query_text, connection_peer, _status_rows, sqlstate),
+    "copy_from_table": CallSpec(QUERY, _copy_table_text("TO STDOUT"), connection_peer, _status_rows, sqlstate),
+    "copy_to_table": CallSpec(QUERY, _copy_table_text("FROM STDIN"), connection_peer, _status_rows, sqlstate),
+    "copy_records_to_table": CallSpec(
+        QUERY, _copy_table_text("FROM STDIN"), connection_peer, _status_rows, sqlstate
+    ),
+    "close": CallSpec(CLOSE, no_text, connection_peer, None, sqlstate),
+}
+_STATEMENT_METHODS: Final = {
+    "fetch": CallSpec(QUERY, _prepared_text, _statement_peer, _len_rows, sqlstate),
+    "fetchval": CallSpec(QUERY, _prepared_text, _statement_peer, None, sqlstate),
+    "fetchrow": CallSpec(QUERY, _prepared_text, _statement_peer, _row_rows, sqlstate),
+    "fetchmany": CallSpec(QUERY, _prepared_text, _statement_peer, _len_rows, sqlstate),
+    "executemany": CallSpec(QUERY, _prepared_text, _statement_peer, None, sqlstate),
+}
+
+
+def _make_connect(original: Any) -> Any:
+    async def _connect(*args: Any, **kwargs: Any) -> Any:
+        rt = recorder.runtime()
+        if rt is None:
+            return await original(*args, **kwargs)
+        start = _now()
+        try:
+            conn = await original(*args, **kwargs)
+        except BaseException as exc:
+            try:
+                peer = _kwargs_peer(kwargs)
+            except Exception as peer_exc:
+                count_error(f"{COMPONENT}.peer", peer_exc)
+                peer = NO_PEER
+            recorder.error(rt, HANDSHAKE, None, start, peer, exc, sqlstate(exc))
+            raise
+        try:
+            peer = connection_peer(conn)
+        except Exception as exc:
+            count_error(f"{COMPONENT}.peer", exc)
+            peer = NO_PEER
+        recorder.ok(rt, HANDSHAKE, None, start, peer)
+        return conn
+
+    _connect.__name__ = _connect.__qualname__ = getattr(original, "__name__", "_connect")
+    _connect.__wrapped__ = original  # type: ignore[attr-defined]
+    return _connect
+
+
+class AsyncpgInstrumentor(Instrumentor):
+    """Patches asyncpg's connect path and its Connection / PreparedStatement methods."""
+
+    name = "asyncpg"
+    target_modules = ("asyncpg",)
+    supported_versions = ">=0.29,<0.33"
+
+    def _patch(self, module: ModuleType) -> None:
+        from asyncpg import connect_utils, connection, prepared_stmt
+
+        recorder.bind()
+        self.replace(connect_utils, "_connect", _make_connect(connect_utils._connect))
+        for cls, methods in (
+            (connection.Connection, _CONNECTION_METHODS),
+            (prepared_stmt.PreparedStatement, _STATEMENT_METHODS),
+        ):
+            for name, spec in methods.items():
+                original = vars(cls).get(name)
+                if original is not None:  # methods differ slightly across versions
+                    self.replace(cls, name, wrap_async(recorder, original, spec))
+
+    def _unpatch(self, module: ModuleType) -> None:
+        self.restore(module)
+        recorder.unbind()
+
+
+#: The plugin's single instrumentor (instrument() is idempotent).
+instrumentor: Final = AsyncpgInstrumentor()
+
+
+@hookimpl
+def ats_instrumentors() -> list[Instrumentor]:
+    """Provide the asyncpg instrumentor to the ATS plugin host."""
+    return [instrumentor]
