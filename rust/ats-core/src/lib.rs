@@ -8,6 +8,7 @@
 pub mod flusher;
 pub mod ids;
 pub mod metrics;
+pub mod otlp;
 pub mod query;
 pub mod record;
 pub mod ring;
