@@ -1,8 +1,9 @@
 //! OTLP protobuf: `Export{Trace,Metrics,Logs}ServiceRequest` bytes.
 //!
-//! Fields are written in the order the `.proto` files declare them and
-//! proto3 defaults are left out, so the bytes equal what protobuf libraries
-//! produce when they re-encode the decoded message (the tests check that).
+//! Fields are written in field-number order (as protobuf's own serializers
+//! do) and proto3 defaults are left out, so the bytes equal what protobuf
+//! libraries produce when they re-encode the decoded message (the tests
+//! check that against prost).
 
 use crate::record::{AttrRef, LogRecord, MetricKind, SpanRecord};
 
@@ -130,7 +131,6 @@ fn write_log(w: &mut ProtoWriter, l: &LogRecord) {
     let env = &l.envelope;
     let m = w.begin(scope_data::ITEMS, SizeHint::Medium);
     w.fixed64_nz(log::TIME, env.ts_ns);
-    w.fixed64_nz(log::OBSERVED_TIME, env.ts_ns);
     w.uint64_nz(log::SEVERITY_NUMBER, u64::from(l.severity.0));
     w.bytes_nz(log::SEVERITY_TEXT, severity_text(l.severity.0).as_bytes());
     if !l.body.is_empty() {
@@ -145,6 +145,7 @@ fn write_log(w: &mut ProtoWriter, l: &LogRecord) {
     if env.span_id != 0 {
         w.bytes(log::SPAN_ID, &env.span_id.to_be_bytes());
     }
+    w.fixed64_nz(log::OBSERVED_TIME, env.ts_ns);
     w.bytes_nz(log::EVENT_NAME, l.event.as_bytes());
     w.end(m);
 }
@@ -176,23 +177,23 @@ fn write_labels(w: &mut ProtoWriter, field: u32, labels: &[(String, String)]) {
 
 fn write_number_point(w: &mut ProtoWriter, p: &Point<'_>) {
     let m = w.begin(data::DATA_POINTS, SizeHint::Small);
-    write_labels(w, np::ATTRIBUTES, &p.rec.labels);
     w.fixed64_nz(np::START_TIME, p.start_ns);
     w.fixed64_nz(np::TIME, p.rec.envelope.ts_ns);
     w.double(np::AS_DOUBLE, p.value);
+    write_labels(w, np::ATTRIBUTES, &p.rec.labels);
     w.end(m);
 }
 
 fn write_histogram_point(w: &mut ProtoWriter, p: &Point<'_>) {
     let Some(h) = &p.hist else { return };
     let m = w.begin(data::DATA_POINTS, SizeHint::Medium);
-    write_labels(w, hp::ATTRIBUTES, &p.rec.labels);
     w.fixed64_nz(hp::START_TIME, p.start_ns);
     w.fixed64_nz(hp::TIME, p.rec.envelope.ts_ns);
     w.fixed64_nz(hp::COUNT, h.count);
     w.double(hp::SUM, h.sum);
     w.packed_fixed64(hp::BUCKET_COUNTS, h.counts.iter().copied());
     w.packed_double(hp::EXPLICIT_BOUNDS, h.bounds);
+    write_labels(w, hp::ATTRIBUTES, &p.rec.labels);
     if let Some(min) = h.min {
         w.double(hp::MIN, min);
     }
@@ -253,4 +254,36 @@ pub(crate) fn metrics(
         w.end(rm);
     }
     w.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_value_exact_bytes() {
+        let mut w = ProtoWriter::new();
+        key_value(&mut w, span::ATTRIBUTES, "k", AttrRef::I64(1));
+        key_value(&mut w, span::ATTRIBUTES, "b", AttrRef::Bool(true));
+        key_value(&mut w, span::ATTRIBUTES, "s", AttrRef::Str("xy"));
+        assert_eq!(
+            w.as_bytes(),
+            &[
+                0x4a, 7, 0x0a, 1, b'k', 0x12, 2, 0x18, 1, // {key:"k", value:{int_value:1}}
+                0x4a, 7, 0x0a, 1, b'b', 0x12, 2, 0x10, 1, // {key:"b", value:{bool_value:true}}
+                0x4a, 9, 0x0a, 1, b's', 0x12, 4, 0x0a, 2, b'x', b'y', // {key:"s", value:{string_value:"xy"}}
+            ]
+        );
+    }
+
+    /// A string value of 200 bytes needs two-byte lengths at both levels.
+    #[test]
+    fn long_values_get_multi_byte_lengths() {
+        let long = "x".repeat(200);
+        let mut w = ProtoWriter::new();
+        key_value(&mut w, 9, "k", AttrRef::Str(&long));
+        // AnyValue body 1 + 2 + 200 = 203; KeyValue body 3 + 1 + 2 + 203 = 209.
+        assert_eq!(&w.as_bytes()[..9], &[0x4a, 0xd1, 0x01, 0x0a, 1, b'k', 0x12, 0xcb, 0x01]);
+        assert_eq!(w.len(), 3 + 209);
+    }
 }
