@@ -29,16 +29,34 @@ fn span(i: usize) -> Record {
         name: "driver.query".into(),
         component: "ats-sqlite3".into(),
         end_ns: 1_760_623_577_441_012_300 + i as u64 * 1_000,
-        status: if i % 50 == 0 { Status::Error } else { Status::Ok },
+        status: if i.is_multiple_of(50) {
+            Status::Error
+        } else {
+            Status::Ok
+        },
         attributes: vec![
             ("db.system.name".into(), s("sqlite")),
-            ("db.query.text".into(), s(&format!("SELECT id, name, email FROM {table} WHERE id = ? AND status = ?"))),
+            (
+                "db.query.text".into(),
+                s(&format!(
+                    "SELECT id, name, email FROM {table} WHERE id = ? AND status = ?"
+                )),
+            ),
             ("db.operation.name".into(), s("SELECT")),
             ("db.collection.name".into(), s(table)),
             ("db.query.summary".into(), s(&format!("SELECT {table}"))),
             ("db.namespace".into(), s("main")),
-            ("db.response.returned_rows".into(), AttrValue::I64(i as i64 % 100)),
-            ("db.sqlx.air_id".into(), s(&format!("air:Q-{:016x}", 0x9f3a_9f3a_9f3a_9f3a_u64 ^ (i as u64 % 32)))),
+            (
+                "db.response.returned_rows".into(),
+                AttrValue::I64(i as i64 % 100),
+            ),
+            (
+                "db.sqlx.air_id".into(),
+                s(&format!(
+                    "air:Q-{:016x}",
+                    0x9f3a_9f3a_9f3a_9f3a_u64 ^ (i as u64 % 32)
+                )),
+            ),
         ],
     })
 }

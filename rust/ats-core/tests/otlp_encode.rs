@@ -7,8 +7,8 @@
 
 use ats_core::otlp::{logs_json, traces_json, Encoded, OtlpEncoder, ResourceConfig, Temporality};
 use ats_core::record::{
-    AttrValue, Envelope, HistogramData, LogRecord, MetricKind, MetricPoint, Record, RewardRecord, Severity, SloClass,
-    SpanRecord, Status,
+    AttrValue, Envelope, HistogramData, LogRecord, MetricKind, MetricPoint, Record, RewardRecord,
+    Severity, SloClass, SpanRecord, Status,
 };
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -17,11 +17,13 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord as PLog, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric::Data, number_data_point, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics,
-    ScopeMetrics, Sum,
+    metric::Data, number_data_point, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status as PStatus};
+use opentelemetry_proto::tonic::trace::v1::{
+    span, ResourceSpans, ScopeSpans, Span, Status as PStatus,
+};
 use prost::Message;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -32,11 +34,18 @@ fn sv(v: &str) -> Value {
 }
 
 fn kv(k: &str, v: Value) -> KeyValue {
-    KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }), ..Default::default() }
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
 }
 
 fn cfg() -> ResourceConfig {
-    ResourceConfig { service_name: "shop".into(), attributes: vec![("deployment.environment".into(), "prod".into())] }
+    ResourceConfig {
+        service_name: "shop".into(),
+        attributes: vec![("deployment.environment".into(), "prod".into())],
+    }
 }
 
 fn resource(tenant: &str, workspace: &str, region: &str) -> Option<Resource> {
@@ -47,16 +56,27 @@ fn resource(tenant: &str, workspace: &str, region: &str) -> Option<Resource> {
         kv("telemetry.sdk.version", sv(VERSION)),
         kv("deployment.environment", sv("prod")),
     ];
-    for (k, v) in [("sqlx.tenant", tenant), ("sqlx.workspace", workspace), ("cloud.region", region)] {
+    for (k, v) in [
+        ("sqlx.tenant", tenant),
+        ("sqlx.workspace", workspace),
+        ("cloud.region", region),
+    ] {
         if !v.is_empty() {
             attributes.push(kv(k, sv(v)));
         }
     }
-    Some(Resource { attributes, ..Default::default() })
+    Some(Resource {
+        attributes,
+        ..Default::default()
+    })
 }
 
 fn scope(name: &str) -> Option<InstrumentationScope> {
-    Some(InstrumentationScope { name: name.into(), version: VERSION.into(), ..Default::default() })
+    Some(InstrumentationScope {
+        name: name.into(),
+        version: VERSION.into(),
+        ..Default::default()
+    })
 }
 
 fn env(tenant: &str, trace_id: u128, span_id: u64, parent: u64, ts: u64) -> Envelope {
@@ -108,7 +128,11 @@ fn expected_query_span(span_id: u64, parent: u64) -> Span {
     Span {
         trace_id: TRACE.to_be_bytes().to_vec(),
         span_id: span_id.to_be_bytes().to_vec(),
-        parent_span_id: if parent == 0 { vec![] } else { parent.to_be_bytes().to_vec() },
+        parent_span_id: if parent == 0 {
+            vec![]
+        } else {
+            parent.to_be_bytes().to_vec()
+        },
         name: "SELECT users".into(),
         kind: span::SpanKind::Client as i32,
         start_time_unix_nano: 1_700_000_000_000_000_000,
@@ -126,14 +150,21 @@ fn expected_query_span(span_id: u64, parent: u64) -> Span {
             kv("sqlx.event", sv("driver.query")),
             kv("db.sqlx.air_id", sv("air:Q-0000000000009f3a")),
         ],
-        status: Some(PStatus { message: String::new(), code: 1 }),
+        status: Some(PStatus {
+            message: String::new(),
+            code: 1,
+        }),
         ..Default::default()
     }
 }
 
 fn failed_span() -> SpanRecord {
     SpanRecord {
-        envelope: Envelope { plan_hash: Some(0xab12), dialect: String::new(), ..env("acme", TRACE, 7, 0, 5_000) },
+        envelope: Envelope {
+            plan_hash: Some(0xab12),
+            dialect: String::new(),
+            ..env("acme", TRACE, 7, 0, 5_000)
+        },
         name: "kernel.exec".into(),
         component: "ats-kernel".into(),
         end_ns: 9_000,
@@ -172,7 +203,10 @@ fn expected_failed_span() -> Span {
             ],
             ..Default::default()
         }],
-        status: Some(PStatus { message: "deadline exceeded".into(), code: 2 }),
+        status: Some(PStatus {
+            message: "deadline exceeded".into(),
+            code: 2,
+        }),
         ..Default::default()
     }
 }
@@ -200,7 +234,11 @@ fn encoder() -> OtlpEncoder {
 fn assert_proto<M: Message + Default + PartialEq + std::fmt::Debug>(bytes: &[u8], expected: &M) {
     let decoded = M::decode(bytes).expect("our bytes decode");
     assert_eq!(&decoded, expected);
-    assert_eq!(bytes, expected.encode_to_vec().as_slice(), "bytes differ from prost's encoding");
+    assert_eq!(
+        bytes,
+        expected.encode_to_vec().as_slice(),
+        "bytes differ from prost's encoding"
+    );
 }
 
 #[test]
@@ -220,13 +258,20 @@ fn traces_exact_bytes_and_fields() {
                     spans: vec![expected_query_span(2, 1), expected_query_span(3, 0)],
                     ..Default::default()
                 },
-                ScopeSpans { scope: scope("ats-kernel"), spans: vec![expected_failed_span()], ..Default::default() },
+                ScopeSpans {
+                    scope: scope("ats-kernel"),
+                    spans: vec![expected_failed_span()],
+                    ..Default::default()
+                },
             ],
             ..Default::default()
         }],
     };
     assert_proto(enc.traces.as_deref().expect("traces"), &expected);
-    assert_eq!((enc.spans, enc.metrics, enc.logs, enc.invalid_spans), (3, None, None, 0));
+    assert_eq!(
+        (enc.spans, enc.metrics, enc.logs, enc.invalid_spans),
+        (3, None, None, 0)
+    );
 }
 
 #[test]
@@ -247,16 +292,26 @@ fn grouping_invalid_spans_and_rewards() {
         Record::Span(query_span("acme", 3, 0)),
     ];
     let enc = encoder().encode_proto(&batch);
-    assert_eq!((enc.spans, enc.invalid_spans, enc.rewards_skipped), (3, 2, 1));
-    let req = ExportTraceServiceRequest::decode(enc.traces.as_deref().expect("traces")).expect("decode");
-    let shape: Vec<(Option<Resource>, Vec<(String, Vec<Vec<u8>>)>)> = req
+    assert_eq!(
+        (enc.spans, enc.invalid_spans, enc.rewards_skipped),
+        (3, 2, 1)
+    );
+    let req =
+        ExportTraceServiceRequest::decode(enc.traces.as_deref().expect("traces")).expect("decode");
+    type Shape = Vec<(Option<Resource>, Vec<(String, Vec<Vec<u8>>)>)>;
+    let shape: Shape = req
         .resource_spans
         .into_iter()
         .map(|rs| {
             let scopes = rs
                 .scope_spans
                 .into_iter()
-                .map(|ss| (ss.scope.expect("scope").name, ss.spans.into_iter().map(|s| s.span_id).collect()))
+                .map(|ss| {
+                    (
+                        ss.scope.expect("scope").name,
+                        ss.spans.into_iter().map(|s| s.span_id).collect(),
+                    )
+                })
                 .collect();
             (rs.resource, scopes)
         })
@@ -265,8 +320,14 @@ fn grouping_invalid_spans_and_rewards() {
     assert_eq!(
         shape,
         vec![
-            (resource("acme", "prod-eu", "eu-west-2"), vec![("ats-sqlite3".to_string(), vec![id(2), id(3)])]),
-            (resource("globex", "prod-eu", ""), vec![("ats".to_string(), vec![id(4)])]),
+            (
+                resource("acme", "prod-eu", "eu-west-2"),
+                vec![("ats-sqlite3".to_string(), vec![id(2), id(3)])]
+            ),
+            (
+                resource("globex", "prod-eu", ""),
+                vec![("ats".to_string(), vec![id(4)])]
+            ),
         ]
     );
 }
@@ -278,19 +339,40 @@ fn nothing_to_export_gives_no_bodies() {
     let enc = encoder().encode_proto(&[Record::Span(bad), reward()]);
     assert_eq!(
         enc,
-        Encoded { invalid_spans: 1, rewards_skipped: 1, ..Encoded::default() },
+        Encoded {
+            invalid_spans: 1,
+            rewards_skipped: 1,
+            ..Encoded::default()
+        },
     );
     assert_eq!(encoder().encode_json(&[]), Encoded::default());
 }
 
-fn point(name: &str, kind: MetricKind, ts: u64, value: f64, labels: &[(&str, &str)]) -> MetricPoint {
+fn point(
+    name: &str,
+    kind: MetricKind,
+    ts: u64,
+    value: f64,
+    labels: &[(&str, &str)],
+) -> MetricPoint {
     MetricPoint {
-        envelope: Envelope { ts_ns: ts, tenant: "acme".into(), ..Envelope::default() },
+        envelope: Envelope {
+            ts_ns: ts,
+            tenant: "acme".into(),
+            ..Envelope::default()
+        },
         name: name.into(),
-        unit: if kind == MetricKind::Histogram { "ms".into() } else { "1".into() },
+        unit: if kind == MetricKind::Histogram {
+            "ms".into()
+        } else {
+            "1".into()
+        },
         kind,
         start_ns: 1_000,
-        labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         value,
         histogram: None,
     }
@@ -299,8 +381,21 @@ fn point(name: &str, kind: MetricKind, ts: u64, value: f64, labels: &[(&str, &st
 fn hist_point(ts: u64, counts: Vec<u64>, sum: f64) -> MetricPoint {
     let count = counts.iter().sum();
     MetricPoint {
-        histogram: Some(HistogramData { count, sum, min: 0.5, max: 30.0, bounds: vec![1.0, 10.0], counts }),
-        ..point("sqlx_driver_latency_ms", MetricKind::Histogram, ts, sum, &[("dialect", "sqlite"), ("op", "query")])
+        histogram: Some(HistogramData {
+            count,
+            sum,
+            min: 0.5,
+            max: 30.0,
+            bounds: vec![1.0, 10.0],
+            counts,
+        }),
+        ..point(
+            "sqlx_driver_latency_ms",
+            MetricKind::Histogram,
+            ts,
+            sum,
+            &[("dialect", "sqlite"), ("op", "query")],
+        )
     }
 }
 
@@ -322,24 +417,51 @@ fn metrics_request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: resource("acme", "", ""),
-            scope_metrics: vec![ScopeMetrics { scope: scope("ats"), metrics, ..Default::default() }],
+            scope_metrics: vec![ScopeMetrics {
+                scope: scope("ats"),
+                metrics,
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     }
 }
 
 fn metric(name: &str, unit: &str, data: Data) -> Metric {
-    Metric { name: name.into(), unit: unit.into(), data: Some(data), ..Default::default() }
+    Metric {
+        name: name.into(),
+        unit: unit.into(),
+        data: Some(data),
+        ..Default::default()
+    }
 }
 
 #[test]
 fn metrics_cumulative_exact_bytes_and_fields() {
     let errors = "sqlx_driver_errors_total";
     let batch = vec![
-        Record::Metric(point(errors, MetricKind::Counter, 2_000, 3.0, &[("dialect", "sqlite"), ("class", "L")])),
-        Record::Metric(point("sqlx_pool_active", MetricKind::Gauge, 2_000, 4.0, &[("id", "p1")])),
+        Record::Metric(point(
+            errors,
+            MetricKind::Counter,
+            2_000,
+            3.0,
+            &[("dialect", "sqlite"), ("class", "L")],
+        )),
+        Record::Metric(point(
+            "sqlx_pool_active",
+            MetricKind::Gauge,
+            2_000,
+            4.0,
+            &[("id", "p1")],
+        )),
         Record::Metric(hist_point(2_000, vec![1, 2, 0], 12.5)),
-        Record::Metric(point(errors, MetricKind::Counter, 2_000, 1.0, &[("dialect", "sqlite"), ("class", "B")])),
+        Record::Metric(point(
+            errors,
+            MetricKind::Counter,
+            2_000,
+            1.0,
+            &[("dialect", "sqlite"), ("class", "B")],
+        )),
     ];
     let enc = encoder().encode_proto(&batch);
     let expected = metrics_request(vec![
@@ -358,7 +480,9 @@ fn metrics_cumulative_exact_bytes_and_fields() {
         metric(
             "sqlx_pool_active",
             "1",
-            Data::Gauge(Gauge { data_points: vec![number(1_000, 2_000, 4.0, &[("id", "p1")])] }),
+            Data::Gauge(Gauge {
+                data_points: vec![number(1_000, 2_000, 4.0, &[("id", "p1")])],
+            }),
         ),
         metric(
             "sqlx_driver_latency_ms",
@@ -381,20 +505,37 @@ fn metrics_cumulative_exact_bytes_and_fields() {
         ),
     ]);
     assert_proto(enc.metrics.as_deref().expect("metrics"), &expected);
-    assert_eq!((enc.points, enc.malformed_points, enc.stale_points), (4, 0, 0));
+    assert_eq!(
+        (enc.points, enc.malformed_points, enc.stale_points),
+        (4, 0, 0)
+    );
 }
 
 #[test]
 fn metrics_delta_between_batches() {
     let mut e = OtlpEncoder::new(cfg(), Temporality::Delta);
-    let c = |ts, v| Record::Metric(point("sqlx_cache_events_total", MetricKind::Counter, ts, v, &[("type", "hit")]));
-    let first = e.encode_proto(&[c(2_000, 5.0), Record::Metric(hist_point(2_000, vec![1, 1, 0], 5.0))]);
+    let c = |ts, v| {
+        Record::Metric(point(
+            "sqlx_cache_events_total",
+            MetricKind::Counter,
+            ts,
+            v,
+            &[("type", "hit")],
+        ))
+    };
+    let first = e.encode_proto(&[
+        c(2_000, 5.0),
+        Record::Metric(hist_point(2_000, vec![1, 1, 0], 5.0)),
+    ]);
     let second = e.encode_proto(&[
         c(3_000, 8.0),
         c(3_000, 8.0), // same timestamp again: stale
         Record::Metric(hist_point(3_000, vec![1, 4, 1], 60.0)),
     ]);
-    assert_eq!((first.points, second.points, second.stale_points), (2, 2, 1));
+    assert_eq!(
+        (first.points, second.points, second.stale_points),
+        (2, 2, 1)
+    );
     assert_eq!(e.delta_series(), 2);
     let hist = |start, ts, counts: Vec<u64>, sum, minmax: Option<(f64, f64)>| HistogramDataPoint {
         attributes: labels(&[("dialect", "sqlite"), ("op", "query")]),
@@ -422,17 +563,30 @@ fn metrics_delta_between_batches() {
             metric(
                 "sqlx_driver_latency_ms",
                 "ms",
-                Data::Histogram(Histogram { data_points: vec![h], aggregation_temporality: 1 }),
+                Data::Histogram(Histogram {
+                    data_points: vec![h],
+                    aggregation_temporality: 1,
+                }),
             ),
         ])
     };
     assert_proto(
         first.metrics.as_deref().expect("first"),
-        &request(1_000, 2_000, 5.0, hist(1_000, 2_000, vec![1, 1, 0], 5.0, Some((0.5, 30.0)))),
+        &request(
+            1_000,
+            2_000,
+            5.0,
+            hist(1_000, 2_000, vec![1, 1, 0], 5.0, Some((0.5, 30.0))),
+        ),
     );
     assert_proto(
         second.metrics.as_deref().expect("second"),
-        &request(2_000, 3_000, 3.0, hist(2_000, 3_000, vec![0, 3, 1], 55.0, None)),
+        &request(
+            2_000,
+            3_000,
+            3.0,
+            hist(2_000, 3_000, vec![0, 3, 1], 55.0, None),
+        ),
     );
 }
 
@@ -441,17 +595,26 @@ fn malformed_histogram_is_counted_not_sent() {
     let mut bad = hist_point(2_000, vec![1, 2, 0], 3.0);
     bad.histogram.as_mut().expect("h").bounds.pop();
     let enc = encoder().encode_proto(&[Record::Metric(bad)]);
-    assert_eq!((enc.metrics, enc.points, enc.malformed_points), (None, 0, 1));
+    assert_eq!(
+        (enc.metrics, enc.points, enc.malformed_points),
+        (None, 0, 1)
+    );
 }
 
 fn log_record(trace_id: u128, span_id: u64) -> LogRecord {
     LogRecord {
-        envelope: Envelope { plan_hash: Some(0xab12), ..env("acme", trace_id, span_id, 0, 3_000) },
+        envelope: Envelope {
+            plan_hash: Some(0xab12),
+            ..env("acme", trace_id, span_id, 0, 3_000)
+        },
         event: "policy.deny".into(),
         component: "ats-policy".into(),
         severity: Severity::WARN,
         body: "cross-region egress blocked by residency=eu".into(),
-        attributes: vec![attr("actor", s("user:analyst-42")), attr("obligations", AttrValue::I64(1))],
+        attributes: vec![
+            attr("actor", s("user:analyst-42")),
+            attr("obligations", AttrValue::I64(1)),
+        ],
     }
 }
 
@@ -468,7 +631,9 @@ fn logs_exact_bytes_and_fields() {
         observed_time_unix_nano: 3_000,
         severity_number: 13,
         severity_text: "WARN".into(),
-        body: Some(AnyValue { value: Some(sv("cross-region egress blocked by residency=eu")) }),
+        body: Some(AnyValue {
+            value: Some(sv("cross-region egress blocked by residency=eu")),
+        }),
         attributes: vec![
             kv("actor", sv("user:analyst-42")),
             kv("obligations", Value::IntValue(1)),
@@ -495,7 +660,11 @@ fn logs_exact_bytes_and_fields() {
     let expected = ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             resource: resource("acme", "prod-eu", "eu-west-2"),
-            scope_logs: vec![ScopeLogs { scope: scope("ats-policy"), log_records: vec![full, bare], ..Default::default() }],
+            scope_logs: vec![ScopeLogs {
+                scope: scope("ats-policy"),
+                log_records: vec![full, bare],
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     };
@@ -508,7 +677,13 @@ fn mixed_batch() -> Vec<Record> {
         Record::Span(query_span("acme", 2, 1)),
         Record::Span(failed_span()),
         Record::Log(log_record(TRACE, 2)),
-        Record::Metric(point("sqlx_driver_errors_total", MetricKind::Counter, 2_000, 3.0, &[("class", "L")])),
+        Record::Metric(point(
+            "sqlx_driver_errors_total",
+            MetricKind::Counter,
+            2_000,
+            3.0,
+            &[("class", "L")],
+        )),
         Record::Metric(point("sqlx_pool_idle", MetricKind::Gauge, 2_000, 4.0, &[])),
         Record::Metric(hist_point(2_000, vec![1, 2, 0], 12.5)),
         reward(),
@@ -524,20 +699,32 @@ fn json_matches_protobuf() {
     let j = encoder().encode_json(&batch);
     let counts = |e: &Encoded| (e.spans, e.points, e.logs_count, e.rewards_skipped);
     assert_eq!(counts(&p), counts(&j));
-    let t: ExportTraceServiceRequest = serde_json::from_slice(j.traces.as_deref().expect("t")).expect("traces json");
-    assert_eq!(t, ExportTraceServiceRequest::decode(p.traces.as_deref().expect("t")).expect("decode"));
+    let t: ExportTraceServiceRequest =
+        serde_json::from_slice(j.traces.as_deref().expect("t")).expect("traces json");
+    assert_eq!(
+        t,
+        ExportTraceServiceRequest::decode(p.traces.as_deref().expect("t")).expect("decode")
+    );
     let m: ExportMetricsServiceRequest =
         serde_json::from_slice(j.metrics.as_deref().expect("m")).expect("metrics json");
-    assert_eq!(m, ExportMetricsServiceRequest::decode(p.metrics.as_deref().expect("m")).expect("decode"));
-    let l: ExportLogsServiceRequest = serde_json::from_slice(j.logs.as_deref().expect("l")).expect("logs json");
-    assert_eq!(l, ExportLogsServiceRequest::decode(p.logs.as_deref().expect("l")).expect("decode"));
+    assert_eq!(
+        m,
+        ExportMetricsServiceRequest::decode(p.metrics.as_deref().expect("m")).expect("decode")
+    );
+    let l: ExportLogsServiceRequest =
+        serde_json::from_slice(j.logs.as_deref().expect("l")).expect("logs json");
+    assert_eq!(
+        l,
+        ExportLogsServiceRequest::decode(p.logs.as_deref().expect("l")).expect("decode")
+    );
 }
 
 /// The OTLP JSON spellings, checked on the raw text.
 #[test]
 fn json_follows_the_otlp_mapping() {
     let j = encoder().encode_json(&mixed_batch());
-    let t: serde_json::Value = serde_json::from_slice(j.traces.as_deref().expect("t")).expect("json");
+    let t: serde_json::Value =
+        serde_json::from_slice(j.traces.as_deref().expect("t")).expect("json");
     let span = &t["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
     assert_eq!(span["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(span["spanId"], "0000000000000002");
@@ -545,19 +732,34 @@ fn json_follows_the_otlp_mapping() {
     assert_eq!(span["kind"], 3);
     assert_eq!(span["startTimeUnixNano"], "1700000000000000000");
     assert_eq!(span["status"], serde_json::json!({"code": 1}));
-    assert_eq!(span["attributes"][5], serde_json::json!({"key": "server.port", "value": {"intValue": "5432"}}));
-    assert_eq!(span["attributes"][7], serde_json::json!({"key": "sampled", "value": {"boolValue": true}}));
-    assert_eq!(span["attributes"][8], serde_json::json!({"key": "ratio", "value": {"doubleValue": 0.25}}));
+    assert_eq!(
+        span["attributes"][5],
+        serde_json::json!({"key": "server.port", "value": {"intValue": "5432"}})
+    );
+    assert_eq!(
+        span["attributes"][7],
+        serde_json::json!({"key": "sampled", "value": {"boolValue": true}})
+    );
+    assert_eq!(
+        span["attributes"][8],
+        serde_json::json!({"key": "ratio", "value": {"doubleValue": 0.25}})
+    );
     let failed = &t["resourceSpans"][0]["scopeSpans"][1]["spans"][0];
-    assert_eq!(failed["status"], serde_json::json!({"message": "deadline exceeded", "code": 2}));
+    assert_eq!(
+        failed["status"],
+        serde_json::json!({"message": "deadline exceeded", "code": 2})
+    );
     assert!(failed.get("parentSpanId").is_none());
     assert_eq!(failed["events"][0]["timeUnixNano"], "9000");
-    let m: serde_json::Value = serde_json::from_slice(j.metrics.as_deref().expect("m")).expect("json");
+    let m: serde_json::Value =
+        serde_json::from_slice(j.metrics.as_deref().expect("m")).expect("json");
     let metrics = &m["resourceMetrics"][0]["scopeMetrics"][0]["metrics"];
     assert_eq!(metrics[0]["sum"]["aggregationTemporality"], 2);
     assert_eq!(metrics[0]["sum"]["isMonotonic"], true);
     assert_eq!(metrics[0]["sum"]["dataPoints"][0]["asDouble"], 3.0);
-    assert!(metrics[1]["gauge"]["dataPoints"][0].get("attributes").is_none());
+    assert!(metrics[1]["gauge"]["dataPoints"][0]
+        .get("attributes")
+        .is_none());
     let h = &metrics[2]["histogram"]["dataPoints"][0];
     assert_eq!(h["count"], "3");
     assert_eq!(h["bucketCounts"], serde_json::json!(["1", "2", "0"]));
@@ -565,7 +767,10 @@ fn json_follows_the_otlp_mapping() {
     let l: serde_json::Value = serde_json::from_slice(j.logs.as_deref().expect("l")).expect("json");
     let rec = &l["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0];
     assert_eq!(rec["severityNumber"], 13);
-    assert_eq!(rec["body"], serde_json::json!({"stringValue": "cross-region egress blocked by residency=eu"}));
+    assert_eq!(
+        rec["body"],
+        serde_json::json!({"stringValue": "cross-region egress blocked by residency=eu"})
+    );
     assert_eq!(rec["eventName"], "policy.deny");
 }
 
@@ -584,14 +789,20 @@ fn json_non_finite_doubles_use_proto3_spellings() {
     assert_eq!(attrs[0]["value"]["doubleValue"], "NaN");
     assert_eq!(attrs[1]["value"]["doubleValue"], "Infinity");
     assert_eq!(attrs[2]["value"]["doubleValue"], "-Infinity");
-    assert_eq!(attrs[3], serde_json::json!({"key": "d\"\n", "value": {"stringValue": "q\"\u{1}é"}}));
+    assert_eq!(
+        attrs[3],
+        serde_json::json!({"key": "d\"\n", "value": {"stringValue": "q\"\u{1}é"}})
+    );
 }
 
 #[test]
 fn stateless_json_functions_match_the_encoder() {
     let batch = mixed_batch();
     let j = encoder().encode_json(&batch);
-    assert_eq!(traces_json(&cfg(), &batch).map(String::into_bytes), j.traces);
+    assert_eq!(
+        traces_json(&cfg(), &batch).map(String::into_bytes),
+        j.traces
+    );
     assert_eq!(logs_json(&cfg(), &batch).map(String::into_bytes), j.logs);
     assert_eq!(traces_json(&cfg(), &[reward()]), None);
 }
@@ -634,18 +845,20 @@ mod props {
             proptest::option::of(any::<u64>()),
             proptest::option::of(any::<u64>()),
         )
-            .prop_map(|(ts, tenant, region, dialect, trace_id, span_id, parent, air, plan)| Envelope {
-                ts_ns: ts,
-                tenant: tenant.into(),
-                workspace: "w".into(),
-                region: region.into(),
-                dialect: dialect.into(),
-                trace_id,
-                span_id,
-                parent_span_id: parent,
-                air_id: air,
-                plan_hash: plan,
-            })
+            .prop_map(
+                |(ts, tenant, region, dialect, trace_id, span_id, parent, air, plan)| Envelope {
+                    ts_ns: ts,
+                    tenant: tenant.into(),
+                    workspace: "w".into(),
+                    region: region.into(),
+                    dialect: dialect.into(),
+                    trace_id,
+                    span_id,
+                    parent_span_id: parent,
+                    air_id: air,
+                    plan_hash: plan,
+                },
+            )
     }
 
     fn attrs() -> impl Strategy<Value = Vec<(String, AttrValue)>> {
@@ -655,7 +868,11 @@ mod props {
     fn record() -> impl Strategy<Value = Record> {
         let span = (
             envelope(),
-            prop_oneof![Just("driver.query"), Just("kernel.exec"), Just("driver.prepare")],
+            prop_oneof![
+                Just("driver.query"),
+                Just("kernel.exec"),
+                Just("driver.prepare")
+            ],
             prop_oneof![Just(""), Just("ats-sqlite3"), Just("ats-mcp")],
             any::<u64>(),
             prop_oneof![Just(Status::Unset), Just(Status::Ok), Just(Status::Error)],
@@ -686,21 +903,26 @@ mod props {
         let metric = (
             envelope(),
             prop_oneof![Just("a_total"), Just("b_ms"), Just("c")],
-            prop_oneof![Just(MetricKind::Counter), Just(MetricKind::Gauge), Just(MetricKind::Histogram)],
+            prop_oneof![
+                Just(MetricKind::Counter),
+                Just(MetricKind::Gauge),
+                Just(MetricKind::Histogram)
+            ],
             0u64..1_000,
             proptest::collection::vec(0u64..100, 0..5),
             (0.0f64..1e6),
             proptest::collection::vec(("[a-z]{1,5}", "[a-z]{0,5}"), 0..3),
         )
             .prop_map(|(envelope, name, kind, start_ns, counts, value, labels)| {
-                let histogram = (kind == MetricKind::Histogram && !counts.is_empty()).then(|| HistogramData {
-                    count: counts.iter().sum(),
-                    sum: value,
-                    min: 0.0,
-                    max: value,
-                    bounds: (1..counts.len()).map(|b| b as f64).collect(),
-                    counts,
-                });
+                let histogram =
+                    (kind == MetricKind::Histogram && !counts.is_empty()).then(|| HistogramData {
+                        count: counts.iter().sum(),
+                        sum: value,
+                        min: 0.0,
+                        max: value,
+                        bounds: (1..counts.len()).map(|b| b as f64).collect(),
+                        counts,
+                    });
                 Record::Metric(MetricPoint {
                     envelope,
                     name: name.into(),

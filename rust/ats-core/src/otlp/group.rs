@@ -34,7 +34,10 @@ pub(crate) fn group<'a, T, K: Copy + Eq + Hash>(
             Some((lr, li, ri, ii)) if lr == rk && li == ik => (ri, ii),
             _ => *index.entry((rk, ik)).or_insert_with(|| {
                 let ri = *resources.entry(rk).or_insert_with(|| {
-                    out.push(ResourceGroup { key: rk, inner: Vec::new() });
+                    out.push(ResourceGroup {
+                        key: rk,
+                        inner: Vec::new(),
+                    });
                     out.len() - 1
                 });
                 out[ri].inner.push((ik, Vec::new()));
@@ -53,19 +56,41 @@ mod tests {
 
     #[test]
     fn first_seen_order_at_both_levels() {
-        let items = [("t1", "a", 1), ("t2", "a", 2), ("t1", "b", 3), ("t1", "a", 4), ("t2", "a", 5)];
+        let items = [
+            ("t1", "a", 1),
+            ("t2", "a", 2),
+            ("t1", "b", 3),
+            ("t1", "a", 4),
+            ("t2", "a", 5),
+        ];
         let groups = group(
             items.iter(),
-            |i| ResourceKey { tenant: i.0, workspace: "", region: "" },
+            |i| ResourceKey {
+                tenant: i.0,
+                workspace: "",
+                region: "",
+            },
             |i| i.1,
         );
-        let shape: Vec<(&str, Vec<(&str, Vec<i32>)>)> = groups
+        type Shape<'a> = Vec<(&'a str, Vec<(&'a str, Vec<i32>)>)>;
+        let shape: Shape<'_> = groups
             .iter()
-            .map(|g| (g.key.tenant, g.inner.iter().map(|(k, v)| (*k, v.iter().map(|i| i.2).collect())).collect()))
+            .map(|g| {
+                (
+                    g.key.tenant,
+                    g.inner
+                        .iter()
+                        .map(|(k, v)| (*k, v.iter().map(|i| i.2).collect()))
+                        .collect(),
+                )
+            })
             .collect();
         assert_eq!(
             shape,
-            vec![("t1", vec![("a", vec![1, 4]), ("b", vec![3])]), ("t2", vec![("a", vec![2, 5])])]
+            vec![
+                ("t1", vec![("a", vec![1, 4]), ("b", vec![3])]),
+                ("t2", vec![("a", vec![2, 5])])
+            ]
         );
     }
 }

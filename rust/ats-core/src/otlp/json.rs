@@ -5,15 +5,18 @@
 //! Non-finite doubles use the proto3 spellings `"NaN"`, `"Infinity"`, `"-Infinity"`.
 
 use crate::record::{AttrRef, LogRecord, MetricKind, SpanRecord};
-use crate::sink::json::{write_f64, write_i64, write_span_id, write_str, write_trace_id, write_u64};
+use crate::sink::json::{
+    write_f64, write_i64, write_span_id, write_str, write_trace_id, write_u64,
+};
 
+use super::group::ResourceGroup;
 use super::mapping::{
-    exception_attributes, log_attributes, resource_attributes, severity_text, AttrSink, ResourceKey, SpanName,
-    SpanPlan, EXCEPTION_EVENT, METRICS_SCOPE, SDK_VERSION,
+    exception_attributes, log_attributes, resource_attributes, severity_text, AttrSink,
+    ResourceKey, SpanName, SpanPlan, EXCEPTION_EVENT, METRICS_SCOPE, SDK_VERSION,
 };
 use super::points::{Point, Temporality};
 use super::proto::temporality_value;
-use super::{LogGroups, MetricGroups, ResourceConfig, SpanGroups};
+use super::{LogGroups, MetricGroup, MetricGroups, ResourceConfig, SpanGroups};
 
 /// A JSON object being written: tracks whether a comma is due.
 struct Obj<'s> {
@@ -87,7 +90,11 @@ fn write_double(out: &mut String, v: f64) {
     if v.is_nan() {
         out.push_str("\"NaN\"");
     } else if v.is_infinite() {
-        out.push_str(if v > 0.0 { "\"Infinity\"" } else { "\"-Infinity\"" });
+        out.push_str(if v > 0.0 {
+            "\"Infinity\""
+        } else {
+            "\"-Infinity\""
+        });
     } else {
         write_f64(out, v);
     }
@@ -97,7 +104,9 @@ fn write_any_value(out: &mut String, v: AttrRef<'_>) {
     let mut o = Obj::open(out);
     match v {
         AttrRef::Str(s) => o.str("stringValue", s),
-        AttrRef::Bool(b) => o.key("boolValue").push_str(if b { "true" } else { "false" }),
+        AttrRef::Bool(b) => o
+            .key("boolValue")
+            .push_str(if b { "true" } else { "false" }),
         AttrRef::I64(i) => {
             let out = o.key("intValue");
             out.push('"');
@@ -119,7 +128,11 @@ struct JsonAttrs<'o, 's> {
 
 impl<'o, 's> JsonAttrs<'o, 's> {
     fn new(obj: &'o mut Obj<'s>, name: &'static str) -> Self {
-        JsonAttrs { obj, name, count: 0 }
+        JsonAttrs {
+            obj,
+            name,
+            count: 0,
+        }
     }
 
     fn finish(self) {
@@ -152,7 +165,12 @@ fn attrs(obj: &mut Obj<'_>, name: &'static str, f: impl FnOnce(&mut JsonAttrs<'_
 }
 
 /// Writes `{"resource":{…},"<scopes>":[` and returns the open resource object.
-fn open_resource<'s>(out: &'s mut String, cfg: &ResourceConfig, key: &ResourceKey<'_>, scopes: &str) -> Obj<'s> {
+fn open_resource<'s>(
+    out: &'s mut String,
+    cfg: &ResourceConfig,
+    key: &ResourceKey<'_>,
+    scopes: &str,
+) -> Obj<'s> {
     let mut o = Obj::open(out);
     let mut r = Obj::open(o.key("resource"));
     attrs(&mut r, "attributes", |s| resource_attributes(cfg, key, s));
@@ -187,23 +205,47 @@ fn each<T>(out: &mut String, items: &[T], mut item: impl FnMut(&mut String, &T))
     }
 }
 
+/// Field names of the three nesting levels of one signal's request.
+struct Frame {
+    top: &'static str,
+    scopes: &'static str,
+    items: &'static str,
+}
+
+const TRACES: Frame = Frame {
+    top: "resourceSpans",
+    scopes: "scopeSpans",
+    items: "spans",
+};
+const LOGS: Frame = Frame {
+    top: "resourceLogs",
+    scopes: "scopeLogs",
+    items: "logRecords",
+};
+const METRICS: Frame = Frame {
+    top: "resourceMetrics",
+    scopes: "scopeMetrics",
+    items: "metrics",
+};
+
+/// One resource: its key and its inner groups (scope key, items).
+type Section<'a, 'g, K, T> = (ResourceKey<'a>, Vec<(K, &'g [T])>);
+
 /// The common `{"resourceX":[ {resource, scopeX:[ {scope, items:[…]} ]} ]}` frame.
-fn document<'a, T, K>(
+fn document<K, T>(
     out: &mut String,
-    top: &str,
-    scopes: &str,
-    items: &str,
+    frame: &Frame,
     cfg: &ResourceConfig,
-    groups: &[(ResourceKey<'a>, Vec<(K, &[T])>)],
+    groups: &[Section<'_, '_, K, T>],
     scope_name: impl Fn(&K) -> &str,
     mut item: impl FnMut(&mut String, &T),
 ) {
     let mut doc = Obj::open(out);
-    let arr = doc.array(top);
+    let arr = doc.array(frame.top);
     each(arr, groups, |out, (key, inner)| {
-        let r = open_resource(out, cfg, key, scopes);
+        let r = open_resource(out, cfg, key, frame.scopes);
         each(r.out, inner, |out, (k, xs)| {
-            let s = open_scope(out, scope_name(k), items);
+            let s = open_scope(out, scope_name(k), frame.items);
             each(s.out, xs, &mut item);
             close_resource(s);
         });
@@ -276,20 +318,42 @@ fn write_log(out: &mut String, l: &LogRecord) {
     o.close();
 }
 
-fn regroup<'a, T, K: Copy>(groups: &'a [super::group::ResourceGroup<'a, T, K>]) -> Vec<(ResourceKey<'a>, Vec<(K, &'a [&'a T])>)> {
-    groups.iter().map(|g| (g.key, g.inner.iter().map(|(k, v)| (*k, v.as_slice())).collect())).collect()
+fn sections<'a, 'g, T, K: Copy>(
+    groups: &'g [ResourceGroup<'a, T, K>],
+) -> Vec<Section<'a, 'g, K, &'a T>> {
+    groups
+        .iter()
+        .map(|g| {
+            (
+                g.key,
+                g.inner.iter().map(|(k, v)| (*k, v.as_slice())).collect(),
+            )
+        })
+        .collect()
 }
 
 /// `ExportTraceServiceRequest` as OTLP/JSON.
 pub(crate) fn traces(cfg: &ResourceConfig, groups: &SpanGroups<'_>, out: &mut String) {
-    let g = regroup(groups);
-    document(out, "resourceSpans", "scopeSpans", "spans", cfg, &g, |k| k, |out, s| write_span(out, s));
+    document(
+        out,
+        &TRACES,
+        cfg,
+        &sections(groups),
+        |k| k,
+        |out, s| write_span(out, s),
+    );
 }
 
 /// `ExportLogsServiceRequest` as OTLP/JSON.
 pub(crate) fn logs(cfg: &ResourceConfig, groups: &LogGroups<'_>, out: &mut String) {
-    let g = regroup(groups);
-    document(out, "resourceLogs", "scopeLogs", "logRecords", cfg, &g, |k| k, |out, l| write_log(out, l));
+    document(
+        out,
+        &LOGS,
+        cfg,
+        &sections(groups),
+        |k| k,
+        |out, l| write_log(out, l),
+    );
 }
 
 fn write_labels(o: &mut Obj<'_>, name: &'static str, labels: &[(String, String)]) {
@@ -342,31 +406,45 @@ fn write_histogram_point(out: &mut String, p: &Point<'_>) {
 }
 
 /// `ExportMetricsServiceRequest` as OTLP/JSON.
-pub(crate) fn metrics(cfg: &ResourceConfig, groups: &MetricGroups<'_>, temporality: Temporality, out: &mut String) {
+pub(crate) fn metrics(
+    cfg: &ResourceConfig,
+    groups: &MetricGroups<'_>,
+    temporality: Temporality,
+    out: &mut String,
+) {
     let t = temporality_value(temporality);
     // Metrics have one scope per resource; reuse the frame with that shape.
-    let g: Vec<(ResourceKey<'_>, Vec<((), &[super::MetricGroup<'_>])>)> =
-        groups.iter().map(|(k, ms)| (*k, vec![((), ms.as_slice())])).collect();
-    document(out, "resourceMetrics", "scopeMetrics", "metrics", cfg, &g, |_| METRICS_SCOPE, |out, mg| {
-        let mut m = Obj::open(out);
-        m.str_nz("name", mg.name);
-        m.str_nz("unit", mg.unit);
-        let (field, point): (&str, fn(&mut String, &Point<'_>)) = match mg.kind {
-            MetricKind::Gauge => ("gauge", write_number_point),
-            MetricKind::Counter => ("sum", write_number_point),
-            MetricKind::Histogram => ("histogram", write_histogram_point),
-        };
-        let mut d = Obj::open(m.key(field));
-        let arr = d.array("dataPoints");
-        each(arr, &mg.points, point);
-        arr.push(']');
-        if mg.kind != MetricKind::Gauge {
-            d.int_nz("aggregationTemporality", t);
-        }
-        if mg.kind == MetricKind::Counter {
-            d.key("isMonotonic").push_str("true");
-        }
-        d.close();
-        m.close();
-    });
+    let g: Vec<_> = groups
+        .iter()
+        .map(|(k, ms)| (*k, vec![((), ms.as_slice())]))
+        .collect();
+    document(
+        out,
+        &METRICS,
+        cfg,
+        &g,
+        |_| METRICS_SCOPE,
+        |out, mg: &MetricGroup<'_>| {
+            let mut m = Obj::open(out);
+            m.str_nz("name", mg.name);
+            m.str_nz("unit", mg.unit);
+            let (field, point): (&str, fn(&mut String, &Point<'_>)) = match mg.kind {
+                MetricKind::Gauge => ("gauge", write_number_point),
+                MetricKind::Counter => ("sum", write_number_point),
+                MetricKind::Histogram => ("histogram", write_histogram_point),
+            };
+            let mut d = Obj::open(m.key(field));
+            let arr = d.array("dataPoints");
+            each(arr, &mg.points, point);
+            arr.push(']');
+            if mg.kind != MetricKind::Gauge {
+                d.int_nz("aggregationTemporality", t);
+            }
+            if mg.kind == MetricKind::Counter {
+                d.key("isMonotonic").push_str("true");
+            }
+            d.close();
+            m.close();
+        },
+    );
 }

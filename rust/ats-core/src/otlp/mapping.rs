@@ -151,15 +151,24 @@ impl<'a> SpanPlan<'a> {
         } else {
             SpanName::One(&span.name)
         };
-        let default_kind =
-            if span.name.starts_with("driver.") { kind::KIND_CLIENT } else { kind::KIND_INTERNAL };
+        let default_kind = if span.name.starts_with("driver.") {
+            kind::KIND_CLIENT
+        } else {
+            kind::KIND_INTERNAL
+        };
         let (status_code, status_message, exception) = match span.status {
             Status::Unset => (0, None, None),
             Status::Ok => (1, None, None),
             Status::Error => {
-                let message = k.error_message.or(k.exception_message.and_then(non_empty_str)).or(k.error_type);
+                let message = k
+                    .error_message
+                    .or(k.exception_message.and_then(non_empty_str))
+                    .or(k.error_type);
                 let exception = (k.exception_type.is_some() || k.exception_message.is_some())
-                    .then_some(Exception { ty: k.exception_type, message: k.exception_message });
+                    .then_some(Exception {
+                        ty: k.exception_type,
+                        message: k.exception_message,
+                    });
                 (2, message, exception)
             }
         };
@@ -254,9 +263,9 @@ pub(crate) fn log_attributes(log: &LogRecord, sink: &mut impl AttrSink) {
 /// `SeverityNumber` short names of the OTel log data model (`INFO`, `WARN3`).
 pub(crate) fn severity_text(n: u8) -> &'static str {
     const NAMES: [&str; 24] = [
-        "TRACE", "TRACE2", "TRACE3", "TRACE4", "DEBUG", "DEBUG2", "DEBUG3", "DEBUG4", "INFO", "INFO2",
-        "INFO3", "INFO4", "WARN", "WARN2", "WARN3", "WARN4", "ERROR", "ERROR2", "ERROR3", "ERROR4", "FATAL",
-        "FATAL2", "FATAL3", "FATAL4",
+        "TRACE", "TRACE2", "TRACE3", "TRACE4", "DEBUG", "DEBUG2", "DEBUG3", "DEBUG4", "INFO",
+        "INFO2", "INFO3", "INFO4", "WARN", "WARN2", "WARN3", "WARN4", "ERROR", "ERROR2", "ERROR3",
+        "ERROR4", "FATAL", "FATAL2", "FATAL3", "FATAL4",
     ];
     match n {
         1..=24 => NAMES[usize::from(n) - 1],
@@ -274,29 +283,52 @@ pub(crate) struct ResourceKey<'a> {
 
 impl<'a> ResourceKey<'a> {
     pub fn of(env: &'a Envelope) -> Self {
-        Self { tenant: &env.tenant, workspace: &env.workspace, region: &env.region }
+        Self {
+            tenant: &env.tenant,
+            workspace: &env.workspace,
+            region: &env.region,
+        }
     }
 }
 
 const TENANT_ATTR: &str = "sqlx.tenant";
 const WORKSPACE_ATTR: &str = "sqlx.workspace";
 const REGION_ATTR: &str = "cloud.region";
-const RESERVED: [&str; 4] = ["service.name", "telemetry.sdk.name", "telemetry.sdk.language", "telemetry.sdk.version"];
+const RESERVED: [&str; 4] = [
+    "service.name",
+    "telemetry.sdk.name",
+    "telemetry.sdk.language",
+    "telemetry.sdk.version",
+];
 
 /// Resource attributes: `service.name`, `telemetry.sdk.*`, the configured
 /// attributes, then tenant / workspace / region from the envelope. A
 /// configured key that one of ours also sets is dropped (ours win); an
 /// envelope field that is empty leaves a configured value of the same key.
-pub(crate) fn resource_attributes(cfg: &ResourceConfig, key: &ResourceKey<'_>, sink: &mut impl AttrSink) {
-    let service = if cfg.service_name.is_empty() { "unknown_service" } else { &cfg.service_name };
+pub(crate) fn resource_attributes(
+    cfg: &ResourceConfig,
+    key: &ResourceKey<'_>,
+    sink: &mut impl AttrSink,
+) {
+    let service = if cfg.service_name.is_empty() {
+        "unknown_service"
+    } else {
+        &cfg.service_name
+    };
     sink.attr("service.name", AttrRef::Str(service));
     sink.attr("telemetry.sdk.name", AttrRef::Str(SDK_NAME));
     sink.attr("telemetry.sdk.language", AttrRef::Str(SDK_LANGUAGE));
     sink.attr("telemetry.sdk.version", AttrRef::Str(SDK_VERSION));
-    let envelope = [(TENANT_ATTR, key.tenant), (WORKSPACE_ATTR, key.workspace), (REGION_ATTR, key.region)];
+    let envelope = [
+        (TENANT_ATTR, key.tenant),
+        (WORKSPACE_ATTR, key.workspace),
+        (REGION_ATTR, key.region),
+    ];
     for (k, v) in &cfg.attributes {
         let overridden = RESERVED.contains(&k.as_str())
-            || envelope.iter().any(|(ek, ev)| *ek == k.as_str() && !ev.is_empty());
+            || envelope
+                .iter()
+                .any(|(ek, ev)| *ek == k.as_str() && !ev.is_empty());
         if !overridden {
             sink.attr(k, AttrRef::Str(v));
         }
@@ -329,12 +361,19 @@ mod tests {
 
     fn span(name: &str, attrs: &[(&str, AttrValue)], status: Status) -> SpanRecord {
         SpanRecord {
-            envelope: Envelope { trace_id: 1, span_id: 2, ..Envelope::default() },
+            envelope: Envelope {
+                trace_id: 1,
+                span_id: 2,
+                ..Envelope::default()
+            },
             name: name.into(),
             component: "c".into(),
             end_ns: 10,
             status,
-            attributes: attrs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
         }
     }
 
@@ -345,33 +384,84 @@ mod tests {
     #[test]
     fn driver_query_names_follow_otel_priority() {
         let cases: [(&[(&str, AttrValue)], SpanName<'_>); 6] = [
-            (&[("db.query.summary", s("SELECT users")), ("db.operation.name", s("SELECT"))], SpanName::One("SELECT users")),
-            (&[("db.operation.name", s("SELECT")), ("db.collection.name", s("users"))], SpanName::Pair("SELECT", "users")),
-            (&[("db.operation.name", s("SELECT")), ("db.namespace", s("main"))], SpanName::Pair("SELECT", "main")),
-            (&[("db.operation.name", s("SELECT"))], SpanName::One("SELECT")),
-            (&[("db.collection.name", s("users"))], SpanName::One("users")),
-            (&[("db.query.summary", s(""))], SpanName::One("driver.query")),
+            (
+                &[
+                    ("db.query.summary", s("SELECT users")),
+                    ("db.operation.name", s("SELECT")),
+                ],
+                SpanName::One("SELECT users"),
+            ),
+            (
+                &[
+                    ("db.operation.name", s("SELECT")),
+                    ("db.collection.name", s("users")),
+                ],
+                SpanName::Pair("SELECT", "users"),
+            ),
+            (
+                &[
+                    ("db.operation.name", s("SELECT")),
+                    ("db.namespace", s("main")),
+                ],
+                SpanName::Pair("SELECT", "main"),
+            ),
+            (
+                &[("db.operation.name", s("SELECT"))],
+                SpanName::One("SELECT"),
+            ),
+            (
+                &[("db.collection.name", s("users"))],
+                SpanName::One("users"),
+            ),
+            (
+                &[("db.query.summary", s(""))],
+                SpanName::One("driver.query"),
+            ),
         ];
         for (attrs, want) in cases {
             let sp = span("driver.query", attrs, Status::Ok);
             assert_eq!(SpanPlan::new(&sp).name, want, "{attrs:?}");
         }
-        let other = span("driver.prepare", &[("db.query.summary", s("SELECT users"))], Status::Ok);
+        let other = span(
+            "driver.prepare",
+            &[("db.query.summary", s("SELECT users"))],
+            Status::Ok,
+        );
         assert_eq!(SpanPlan::new(&other).name, SpanName::One("driver.prepare"));
     }
 
     #[test]
     fn kind_from_attribute_or_family() {
-        assert_eq!(SpanPlan::new(&span("driver.query", &[], Status::Ok)).kind, kind::KIND_CLIENT);
-        assert_eq!(SpanPlan::new(&span("kernel.exec", &[], Status::Ok)).kind, kind::KIND_INTERNAL);
-        let sp = span("kernel.exec", &[("a", s("1")), (SPAN_KIND_ATTR, s("Server"))], Status::Ok);
+        assert_eq!(
+            SpanPlan::new(&span("driver.query", &[], Status::Ok)).kind,
+            kind::KIND_CLIENT
+        );
+        assert_eq!(
+            SpanPlan::new(&span("kernel.exec", &[], Status::Ok)).kind,
+            kind::KIND_INTERNAL
+        );
+        let sp = span(
+            "kernel.exec",
+            &[("a", s("1")), (SPAN_KIND_ATTR, s("Server"))],
+            Status::Ok,
+        );
         let plan = SpanPlan::new(&sp);
         assert_eq!(plan.kind, kind::KIND_SERVER);
         let mut c = Collect::default();
         plan.attributes(&sp, &mut c);
-        assert_eq!(c.0, vec![("a".into(), "1".into()), (EVENT_ATTR.into(), "kernel.exec".into())]);
+        assert_eq!(
+            c.0,
+            vec![
+                ("a".into(), "1".into()),
+                (EVENT_ATTR.into(), "kernel.exec".into())
+            ]
+        );
         // An unknown value is kept as an attribute and does not choose the kind.
-        let sp = span("driver.query", &[(SPAN_KIND_ATTR, s("sideways"))], Status::Ok);
+        let sp = span(
+            "driver.query",
+            &[(SPAN_KIND_ATTR, s("sideways"))],
+            Status::Ok,
+        );
         let plan = SpanPlan::new(&sp);
         assert_eq!(plan.kind, kind::KIND_CLIENT);
         let mut c = Collect::default();
@@ -383,28 +473,53 @@ mod tests {
     fn status_message_priority_and_exception_event() {
         let sp = span("x", &[("error.type", s("ValueError"))], Status::Error);
         let plan = SpanPlan::new(&sp);
-        assert_eq!((plan.status_code, plan.status_message), (2, Some("ValueError")));
+        assert_eq!(
+            (plan.status_code, plan.status_message),
+            (2, Some("ValueError"))
+        );
         assert!(plan.exception.is_none());
         let sp = span(
             "x",
-            &[("error.type", s("ValueError")), ("exception.type", s("builtins.ValueError")), ("exception.message", s("bad"))],
+            &[
+                ("error.type", s("ValueError")),
+                ("exception.type", s("builtins.ValueError")),
+                ("exception.message", s("bad")),
+            ],
             Status::Error,
         );
         let plan = SpanPlan::new(&sp);
         assert_eq!(plan.status_message, Some("bad"));
         let e = plan.exception.expect("exception event");
-        assert_eq!((e.ty, e.message), (Some(&s("builtins.ValueError")), Some(&s("bad"))));
-        let sp = span("x", &[("error.message", s("m")), ("exception.message", s("bad"))], Status::Error);
+        assert_eq!(
+            (e.ty, e.message),
+            (Some(&s("builtins.ValueError")), Some(&s("bad")))
+        );
+        let sp = span(
+            "x",
+            &[("error.message", s("m")), ("exception.message", s("bad"))],
+            Status::Error,
+        );
         assert_eq!(SpanPlan::new(&sp).status_message, Some("m"));
         // Exception attributes on a span that did not fail make no event.
         let sp = span("x", &[("exception.type", s("E"))], Status::Ok);
         let plan = SpanPlan::new(&sp);
-        assert_eq!((plan.status_code, plan.exception.is_none(), plan.status_message), (1, true, None));
+        assert_eq!(
+            (
+                plan.status_code,
+                plan.exception.is_none(),
+                plan.status_message
+            ),
+            (1, true, None)
+        );
     }
 
     #[test]
     fn envelope_attributes_added_only_when_absent() {
-        let mut sp = span("driver.query", &[("db.sqlx.air_id", s("air:Q-given"))], Status::Ok);
+        let mut sp = span(
+            "driver.query",
+            &[("db.sqlx.air_id", s("air:Q-given"))],
+            Status::Ok,
+        );
         sp.envelope.air_id = Some(0xab);
         sp.envelope.plan_hash = Some(0xcd);
         sp.envelope.dialect = "generic".into();
@@ -432,7 +547,11 @@ mod tests {
                 ("sqlx.tenant".into(), "configured".into()),
             ],
         };
-        let key = ResourceKey { tenant: "acme", workspace: "", region: "" };
+        let key = ResourceKey {
+            tenant: "acme",
+            workspace: "",
+            region: "",
+        };
         let mut c = Collect::default();
         resource_attributes(&cfg, &key, &mut c);
         let got: Vec<(&str, &str)> = c.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

@@ -29,8 +29,8 @@ use crate::record::{LogRecord, MetricKind, MetricPoint, Record, SpanRecord};
 
 use group::{group, ResourceGroup};
 use mapping::{span_is_exportable, ResourceKey, METRICS_SCOPE};
-pub use points::{Temporality, DEFAULT_DELTA_SERIES};
 use points::{DeltaState, Point, Unexported};
+pub use points::{Temporality, DEFAULT_DELTA_SERIES};
 
 /// The resource every exported record shares, before the per-record
 /// tenant / workspace / region are added (from `OTEL_SERVICE_NAME` and
@@ -122,7 +122,10 @@ struct Split<'a> {
 
 impl<'a> Split<'a> {
     fn new(batch: &'a [Record]) -> Self {
-        let mut s = Split { spans: Vec::with_capacity(batch.len()), ..Split::default() };
+        let mut s = Split {
+            spans: Vec::with_capacity(batch.len()),
+            ..Split::default()
+        };
         for r in batch {
             match r {
                 Record::Span(sp) if span_is_exportable(sp) => s.spans.push(sp),
@@ -137,11 +140,19 @@ impl<'a> Split<'a> {
 }
 
 fn group_spans<'a>(spans: &[&'a SpanRecord]) -> SpanGroups<'a> {
-    group(spans.iter().copied(), |s| ResourceKey::of(&s.envelope), |s| scope_name(&s.component))
+    group(
+        spans.iter().copied(),
+        |s| ResourceKey::of(&s.envelope),
+        |s| scope_name(&s.component),
+    )
 }
 
 fn group_logs<'a>(logs: &[&'a LogRecord]) -> LogGroups<'a> {
-    group(logs.iter().copied(), |l| ResourceKey::of(&l.envelope), |l| scope_name(&l.component))
+    group(
+        logs.iter().copied(),
+        |l| ResourceKey::of(&l.envelope),
+        |l| scope_name(&l.component),
+    )
 }
 
 /// Stateless OTLP/JSON `ExportTraceServiceRequest` for the spans in
@@ -186,8 +197,17 @@ impl OtlpEncoder {
     }
 
     /// `max_series` bounds the series remembered for delta temporality.
-    pub fn with_delta_capacity(resource: ResourceConfig, temporality: Temporality, max_series: usize) -> Self {
-        Self { resource, temporality, delta: DeltaState::new(max_series), last_len: [0; 3] }
+    pub fn with_delta_capacity(
+        resource: ResourceConfig,
+        temporality: Temporality,
+        max_series: usize,
+    ) -> Self {
+        Self {
+            resource,
+            temporality,
+            delta: DeltaState::new(max_series),
+            last_len: [0; 3],
+        }
     }
 
     pub fn resource(&self) -> &ResourceConfig {
@@ -232,7 +252,9 @@ impl OtlpEncoder {
             let cap = self.capacity(0, split.spans.len(), 400);
             enc.traces = Some(match format {
                 Format::Protobuf => proto::traces(&self.resource, &groups, cap),
-                Format::Json => json_body(cap * 3, |out| json::traces(&self.resource, &groups, out)),
+                Format::Json => {
+                    json_body(cap * 3, |out| json::traces(&self.resource, &groups, out))
+                }
             });
         }
         if !split.points.is_empty() {
@@ -240,10 +262,12 @@ impl OtlpEncoder {
             if enc.points > 0 {
                 let cap = self.capacity(1, enc.points, 200);
                 enc.metrics = Some(match format {
-                    Format::Protobuf => proto::metrics(&self.resource, &groups, self.temporality, cap),
-                    Format::Json => {
-                        json_body(cap * 3, |out| json::metrics(&self.resource, &groups, self.temporality, out))
+                    Format::Protobuf => {
+                        proto::metrics(&self.resource, &groups, self.temporality, cap)
                     }
+                    Format::Json => json_body(cap * 3, |out| {
+                        json::metrics(&self.resource, &groups, self.temporality, out)
+                    }),
                 });
             }
         }
@@ -255,7 +279,10 @@ impl OtlpEncoder {
                 Format::Json => json_body(cap * 3, |out| json::logs(&self.resource, &groups, out)),
             });
         }
-        for (slot, body) in [&enc.traces, &enc.metrics, &enc.logs].into_iter().enumerate() {
+        for (slot, body) in [&enc.traces, &enc.metrics, &enc.logs]
+            .into_iter()
+            .enumerate()
+        {
             if let Some(b) = body {
                 self.last_len[slot] = b.len();
             }
@@ -269,7 +296,11 @@ impl OtlpEncoder {
     }
 
     /// Groups points by resource and metric and applies the temporality.
-    fn prepare_metrics<'a>(&mut self, points: &[&'a MetricPoint], enc: &mut Encoded) -> MetricGroups<'a> {
+    fn prepare_metrics<'a>(
+        &mut self,
+        points: &[&'a MetricPoint],
+        enc: &mut Encoded,
+    ) -> MetricGroups<'a> {
         let grouped = group(
             points.iter().copied(),
             |p| ResourceKey::of(&p.envelope),
@@ -294,7 +325,12 @@ impl OtlpEncoder {
                 }
                 enc.points += exported.len();
                 if !exported.is_empty() {
-                    metrics.push(MetricGroup { name, unit, kind, points: exported });
+                    metrics.push(MetricGroup {
+                        name,
+                        unit,
+                        kind,
+                        points: exported,
+                    });
                 }
             }
             if !metrics.is_empty() {

@@ -61,8 +61,19 @@ pub(crate) enum Unexported {
 
 fn cumulative_hist(h: &HistogramData) -> HistPoint<'_> {
     // min / max mean nothing for an empty histogram.
-    let (min, max) = if h.count > 0 { (Some(h.min), Some(h.max)) } else { (None, None) };
-    HistPoint { count: h.count, sum: h.sum, min, max, bounds: &h.bounds, counts: Cow::Borrowed(&h.counts) }
+    let (min, max) = if h.count > 0 {
+        (Some(h.min), Some(h.max))
+    } else {
+        (None, None)
+    };
+    HistPoint {
+        count: h.count,
+        sum: h.sum,
+        min,
+        max,
+        bounds: &h.bounds,
+        counts: Cow::Borrowed(&h.counts),
+    }
 }
 
 fn histogram_of(p: &MetricPoint) -> Result<Option<&HistogramData>, Unexported> {
@@ -78,7 +89,12 @@ fn histogram_of(p: &MetricPoint) -> Result<Option<&HistogramData>, Unexported> {
 /// The point exactly as recorded (cumulative, or a gauge).
 pub(crate) fn cumulative(p: &MetricPoint) -> Result<Point<'_>, Unexported> {
     let hist = histogram_of(p)?.map(cumulative_hist);
-    Ok(Point { rec: p, start_ns: p.start_ns, value: p.value, hist })
+    Ok(Point {
+        rec: p,
+        start_ns: p.start_ns,
+        value: p.value,
+        hist,
+    })
 }
 
 /// The series key is already a 128-bit hash; hashing it again is waste.
@@ -150,7 +166,12 @@ fn bounds_hash(bounds: &[f64]) -> u64 {
 impl DeltaState {
     pub fn new(capacity: usize) -> Self {
         let per_generation = (capacity / 2).max(1);
-        Self { young: SeriesMap::default(), old: SeriesMap::default(), per_generation, forgotten: 0 }
+        Self {
+            young: SeriesMap::default(),
+            old: SeriesMap::default(),
+            per_generation,
+            forgotten: 0,
+        }
     }
 
     pub fn series(&self) -> usize {
@@ -222,12 +243,32 @@ impl DeltaState {
                 min: None,
                 max: None,
                 bounds: &h.bounds,
-                counts: Cow::Owned(h.counts.iter().zip(&series.counts).map(|(c, prev)| c - prev).collect()),
+                counts: Cow::Owned(
+                    h.counts
+                        .iter()
+                        .zip(&series.counts)
+                        .map(|(c, prev)| c - prev)
+                        .collect(),
+                ),
             });
-            let value = if hist.is_some() { p.value } else { p.value - series.value };
-            Point { rec: p, start_ns: start, value, hist }
+            let value = if hist.is_some() {
+                p.value
+            } else {
+                p.value - series.value
+            };
+            Point {
+                rec: p,
+                start_ns: start,
+                value,
+                hist,
+            }
         } else {
-            Point { rec: p, start_ns: p.start_ns, value: p.value, hist: hist.map(cumulative_hist) }
+            Point {
+                rec: p,
+                start_ns: p.start_ns,
+                value: p.value,
+                hist: hist.map(cumulative_hist),
+            }
         };
         series.start_ns = p.start_ns;
         series.last_ts = ts;
@@ -253,7 +294,11 @@ mod tests {
 
     fn counter(ts: u64, start: u64, value: f64, label: &str) -> MetricPoint {
         MetricPoint {
-            envelope: Envelope { ts_ns: ts, tenant: "t".into(), ..Envelope::default() },
+            envelope: Envelope {
+                ts_ns: ts,
+                tenant: "t".into(),
+                ..Envelope::default()
+            },
             name: "sqlx_driver_errors_total".into(),
             unit: "1".into(),
             kind: MetricKind::Counter,
@@ -269,7 +314,14 @@ mod tests {
         MetricPoint {
             kind: MetricKind::Histogram,
             name: "sqlx_driver_latency_ms".into(),
-            histogram: Some(HistogramData { count, sum, min: 1.0, max: 9.0, bounds: vec![5.0], counts }),
+            histogram: Some(HistogramData {
+                count,
+                sum,
+                min: 1.0,
+                max: 9.0,
+                bounds: vec![5.0],
+                counts,
+            }),
             value: sum,
             ..counter(ts, 100, 0.0, "x")
         }
@@ -291,35 +343,66 @@ mod tests {
             counter(400, 100, 10.0, "a"),
         ];
         let got: Vec<(u64, f64)> = pts.iter().map(|p| start_value(d.delta(p))).collect();
-        assert_eq!(got, vec![(100, 5.0), (100, 1.0), (200, 2.0), (200, 0.0), (300, 3.0)]);
+        assert_eq!(
+            got,
+            vec![(100, 5.0), (100, 1.0), (200, 2.0), (200, 0.0), (300, 3.0)]
+        );
         assert_eq!(d.series(), 2);
     }
 
     #[test]
     fn restart_reset_and_stale() {
         let mut d = DeltaState::new(16);
-        assert_eq!(start_value(d.delta(&counter(200, 100, 5.0, "a"))), (100, 5.0));
+        assert_eq!(
+            start_value(d.delta(&counter(200, 100, 5.0, "a"))),
+            (100, 5.0)
+        );
         // Same or older timestamp: not exported, state unchanged.
-        assert_eq!(d.delta(&counter(200, 100, 6.0, "a")), Err(Unexported::Stale));
-        assert_eq!(d.delta(&counter(150, 100, 6.0, "a")), Err(Unexported::Stale));
+        assert_eq!(
+            d.delta(&counter(200, 100, 6.0, "a")),
+            Err(Unexported::Stale)
+        );
+        assert_eq!(
+            d.delta(&counter(150, 100, 6.0, "a")),
+            Err(Unexported::Stale)
+        );
         // Counter went down without a new start: reset.
-        assert_eq!(start_value(d.delta(&counter(300, 100, 2.0, "a"))), (100, 2.0));
-        assert_eq!(start_value(d.delta(&counter(400, 100, 4.0, "a"))), (300, 2.0));
+        assert_eq!(
+            start_value(d.delta(&counter(300, 100, 2.0, "a"))),
+            (100, 2.0)
+        );
+        assert_eq!(
+            start_value(d.delta(&counter(400, 100, 4.0, "a"))),
+            (300, 2.0)
+        );
         // New start time (process restart): a new epoch, even at an older ts.
-        assert_eq!(start_value(d.delta(&counter(350, 340, 1.0, "a"))), (340, 1.0));
+        assert_eq!(
+            start_value(d.delta(&counter(350, 340, 1.0, "a"))),
+            (340, 1.0)
+        );
     }
 
     #[test]
     fn histogram_deltas() {
         let mut d = DeltaState::new(16);
-        let (p1, p2, p3) = (hist(200, vec![1, 2], 20.0), hist(300, vec![4, 2], 26.0), hist(400, vec![1, 9], 50.0));
+        let (p1, p2, p3) = (
+            hist(200, vec![1, 2], 20.0),
+            hist(300, vec![4, 2], 26.0),
+            hist(400, vec![1, 9], 50.0),
+        );
         let first = d.delta(&p1).expect("first");
         let h = first.hist.expect("hist");
-        assert_eq!((h.count, h.sum, h.min, h.max, h.counts.as_ref()), (3, 20.0, Some(1.0), Some(9.0), &[1u64, 2][..]));
+        assert_eq!(
+            (h.count, h.sum, h.min, h.max, h.counts.as_ref()),
+            (3, 20.0, Some(1.0), Some(9.0), &[1u64, 2][..])
+        );
         let second = d.delta(&p2).expect("second");
         assert_eq!(second.start_ns, 200);
         let h = second.hist.expect("hist");
-        assert_eq!((h.count, h.sum, h.min, h.max, h.counts.as_ref()), (3, 6.0, None, None, &[3u64, 0][..]));
+        assert_eq!(
+            (h.count, h.sum, h.min, h.max, h.counts.as_ref()),
+            (3, 6.0, None, None, &[3u64, 0][..])
+        );
         // A bucket went down: reset to the cumulative point.
         let third = d.delta(&p3).expect("third");
         assert_eq!((third.start_ns, third.hist.expect("hist").count), (100, 10));
@@ -349,16 +432,22 @@ mod tests {
     fn memory_is_bounded_and_forgetting_counted() {
         let mut d = DeltaState::new(4); // two generations of two
         for i in 0..10 {
-            d.delta(&counter(200, 100, 1.0, &i.to_string())).expect("point");
+            d.delta(&counter(200, 100, 1.0, &i.to_string()))
+                .expect("point");
             assert!(d.series() <= 4, "series={}", d.series());
         }
         assert_eq!(d.series() as u64 + d.forgotten(), 10);
         // A series touched in every round survives generation changes.
         let mut d = DeltaState::new(4);
         for round in 1..=5u64 {
-            d.delta(&counter(100 + round * 100, 100, round as f64, "keep")).expect("keep");
-            d.delta(&counter(200, 100, 1.0, &format!("other{round}"))).expect("other");
+            d.delta(&counter(100 + round * 100, 100, round as f64, "keep"))
+                .expect("keep");
+            d.delta(&counter(200, 100, 1.0, &format!("other{round}")))
+                .expect("other");
         }
-        assert_eq!(start_value(d.delta(&counter(1000, 100, 6.0, "keep"))), (600, 1.0));
+        assert_eq!(
+            start_value(d.delta(&counter(1000, 100, 6.0, "keep"))),
+            (600, 1.0)
+        );
     }
 }

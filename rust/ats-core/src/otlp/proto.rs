@@ -8,12 +8,12 @@
 use crate::record::{AttrRef, LogRecord, MetricKind, SpanRecord};
 
 use super::fields::{
-    any_value, data, event, histogram_point as hp, key_value, log, metric, number_point as np, request, resource,
-    resource_data, scope, scope_data, span, status,
+    any_value, data, event, histogram_point as hp, key_value, log, metric, number_point as np,
+    request, resource, resource_data, scope, scope_data, span, status,
 };
 use super::mapping::{
-    exception_attributes, log_attributes, resource_attributes, severity_text, AttrSink, ResourceKey, SpanName,
-    SpanPlan, EXCEPTION_EVENT, METRICS_SCOPE, SDK_VERSION,
+    exception_attributes, log_attributes, resource_attributes, severity_text, AttrSink,
+    ResourceKey, SpanName, SpanPlan, EXCEPTION_EVENT, METRICS_SCOPE, SDK_VERSION,
 };
 use super::points::{Point, Temporality};
 use super::wire::{varint_len, ProtoWriter, SizeHint};
@@ -64,7 +64,14 @@ impl AttrSink for ProtoAttrs<'_> {
 
 fn write_resource(w: &mut ProtoWriter, cfg: &ResourceConfig, key: &ResourceKey<'_>) {
     let m = w.begin(resource_data::RESOURCE, SizeHint::Medium);
-    resource_attributes(cfg, key, &mut ProtoAttrs { w, field: resource::ATTRIBUTES });
+    resource_attributes(
+        cfg,
+        key,
+        &mut ProtoAttrs {
+            w,
+            field: resource::ATTRIBUTES,
+        },
+    );
     w.end(m);
 }
 
@@ -91,17 +98,32 @@ fn write_span(w: &mut ProtoWriter, s: &SpanRecord) {
     w.uint64_nz(span::KIND, plan.kind);
     w.fixed64_nz(span::START_TIME, env.ts_ns);
     w.fixed64_nz(span::END_TIME, s.end_ns);
-    plan.attributes(s, &mut ProtoAttrs { w, field: span::ATTRIBUTES });
+    plan.attributes(
+        s,
+        &mut ProtoAttrs {
+            w,
+            field: span::ATTRIBUTES,
+        },
+    );
     if let Some(e) = &plan.exception {
         let ev = w.begin(span::EVENTS, SizeHint::Medium);
         w.fixed64_nz(event::TIME, s.end_ns);
         w.bytes(event::NAME, EXCEPTION_EVENT.as_bytes());
-        exception_attributes(e, &mut ProtoAttrs { w, field: event::ATTRIBUTES });
+        exception_attributes(
+            e,
+            &mut ProtoAttrs {
+                w,
+                field: event::ATTRIBUTES,
+            },
+        );
         w.end(ev);
     }
     if plan.status_code != 0 {
         let st = w.begin(span::STATUS, SizeHint::Small);
-        w.bytes_nz(status::MESSAGE, plan.status_message.unwrap_or_default().as_bytes());
+        w.bytes_nz(
+            status::MESSAGE,
+            plan.status_message.unwrap_or_default().as_bytes(),
+        );
         w.uint64(status::CODE, plan.status_code);
         w.end(st);
     }
@@ -138,7 +160,13 @@ fn write_log(w: &mut ProtoWriter, l: &LogRecord) {
         w.bytes(any_value::STRING, l.body.as_bytes());
         w.end(b);
     }
-    log_attributes(l, &mut ProtoAttrs { w, field: log::ATTRIBUTES });
+    log_attributes(
+        l,
+        &mut ProtoAttrs {
+            w,
+            field: log::ATTRIBUTES,
+        },
+    );
     if env.trace_id != 0 {
         w.bytes(log::TRACE_ID, &env.trace_id.to_be_bytes());
     }
@@ -243,7 +271,9 @@ pub(crate) fn metrics(
                 }
                 MetricKind::Histogram => {
                     let h = w.begin(metric::HISTOGRAM, SizeHint::Large);
-                    mg.points.iter().for_each(|p| write_histogram_point(&mut w, p));
+                    mg.points
+                        .iter()
+                        .for_each(|p| write_histogram_point(&mut w, p));
                     w.uint64(data::AGGREGATION_TEMPORALITY, t);
                     w.end(h);
                 }
@@ -270,8 +300,10 @@ mod tests {
             w.as_bytes(),
             &[
                 0x4a, 7, 0x0a, 1, b'k', 0x12, 2, 0x18, 1, // {key:"k", value:{int_value:1}}
-                0x4a, 7, 0x0a, 1, b'b', 0x12, 2, 0x10, 1, // {key:"b", value:{bool_value:true}}
-                0x4a, 9, 0x0a, 1, b's', 0x12, 4, 0x0a, 2, b'x', b'y', // {key:"s", value:{string_value:"xy"}}
+                0x4a, 7, 0x0a, 1, b'b', 0x12, 2, 0x10,
+                1, // {key:"b", value:{bool_value:true}}
+                0x4a, 9, 0x0a, 1, b's', 0x12, 4, 0x0a, 2, b'x',
+                b'y', // {key:"s", value:{string_value:"xy"}}
             ]
         );
     }
@@ -283,7 +315,10 @@ mod tests {
         let mut w = ProtoWriter::new();
         key_value(&mut w, 9, "k", AttrRef::Str(&long));
         // AnyValue body 1 + 2 + 200 = 203; KeyValue body 3 + 1 + 2 + 203 = 209.
-        assert_eq!(&w.as_bytes()[..9], &[0x4a, 0xd1, 0x01, 0x0a, 1, b'k', 0x12, 0xcb, 0x01]);
+        assert_eq!(
+            &w.as_bytes()[..9],
+            &[0x4a, 0xd1, 0x01, 0x0a, 1, b'k', 0x12, 0xcb, 0x01]
+        );
         assert_eq!(w.len(), 3 + 209);
     }
 }

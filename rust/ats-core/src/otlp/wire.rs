@@ -72,7 +72,9 @@ impl ProtoWriter {
     }
 
     pub fn with_capacity(cap: usize) -> Self {
-        Self { buf: Vec::with_capacity(cap) }
+        Self {
+            buf: Vec::with_capacity(cap),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -239,13 +241,18 @@ impl ProtoWriter {
             if need > mark.reserved {
                 self.buf.resize(self.buf.len() + (need - mark.reserved), 0);
             }
-            self.buf.copy_within(body_at..body_at + body_len, new_body_at);
+            self.buf
+                .copy_within(body_at..body_at + body_len, new_body_at);
             self.buf.truncate(new_body_at + body_len);
         }
         let mut v = body_len as u64;
         let slot = &mut self.buf[mark.len_at..mark.len_at + need];
         for (i, b) in slot.iter_mut().enumerate() {
-            *b = if i + 1 == need { v as u8 } else { (v as u8) | 0x80 };
+            *b = if i + 1 == need {
+                v as u8
+            } else {
+                (v as u8) | 0x80
+            };
             v >>= 7;
         }
     }
@@ -306,7 +313,11 @@ mod tests {
                 let m = w.begin(1, hint);
                 w.buf.extend_from_slice(&body);
                 w.end(m);
-                assert_eq!(&w.as_bytes()[2..], expected.as_bytes(), "len={body_len} hint={hint:?}");
+                assert_eq!(
+                    &w.as_bytes()[2..],
+                    expected.as_bytes(),
+                    "len={body_len} hint={hint:?}"
+                );
             }
         }
     }
