@@ -241,6 +241,13 @@ fn assert_proto<M: Message + Default + PartialEq + std::fmt::Debug>(bytes: &[u8]
     );
 }
 
+/// The encoder lives on the flusher thread.
+#[test]
+fn encoder_is_send() {
+    fn send<T: Send>(_: &T) {}
+    send(&encoder());
+}
+
 #[test]
 fn traces_exact_bytes_and_fields() {
     let batch = vec![

@@ -11,7 +11,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use xxhash_rust::xxh3::Xxh3Default;
 
@@ -97,25 +96,9 @@ pub(crate) fn cumulative(p: &MetricPoint) -> Result<Point<'_>, Unexported> {
     })
 }
 
-/// The series key is already a 128-bit hash; hashing it again is waste.
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = v as u64;
-    }
-}
-
-type SeriesMap = HashMap<u128, Series, BuildHasherDefault<PassThrough>>;
+// Metric points are few (one per series per snapshot), so the default
+// hasher's cost does not matter here.
+type SeriesMap = HashMap<u128, Series>;
 
 #[derive(Debug)]
 struct Series {

@@ -11,6 +11,7 @@ use super::fields::{
     any_value, data, event, histogram_point as hp, key_value, log, metric, number_point as np,
     request, resource, resource_data, scope, scope_data, span, status,
 };
+use super::group::ResourceGroup;
 use super::mapping::{
     exception_attributes, log_attributes, resource_attributes, severity_text, AttrSink,
     ResourceKey, SpanName, SpanPlan, EXCEPTION_EVENT, METRICS_SCOPE, SDK_VERSION,
@@ -130,23 +131,33 @@ fn write_span(w: &mut ProtoWriter, s: &SpanRecord) {
     w.end(m);
 }
 
-/// `ExportTraceServiceRequest` for grouped, exportable spans.
-pub(crate) fn traces(cfg: &ResourceConfig, groups: &SpanGroups<'_>, capacity: usize) -> Vec<u8> {
+/// A request whose resources hold one scope per component (traces, logs).
+fn scoped_request<T>(
+    cfg: &ResourceConfig,
+    groups: &[ResourceGroup<'_, T, &str>],
+    capacity: usize,
+    item: impl Fn(&mut ProtoWriter, &T),
+) -> Vec<u8> {
     let mut w = ProtoWriter::with_capacity(capacity);
     for g in groups {
-        let rs = w.begin(request::RESOURCE_DATA, SizeHint::Large);
+        let r = w.begin(request::RESOURCE_DATA, SizeHint::Large);
         write_resource(&mut w, cfg, &g.key);
-        for (scope_name, spans) in &g.inner {
-            let ss = w.begin(resource_data::SCOPE_DATA, SizeHint::Large);
+        for (scope_name, items) in &g.inner {
+            let s = w.begin(resource_data::SCOPE_DATA, SizeHint::Large);
             write_scope(&mut w, scope_name);
-            for s in spans {
-                write_span(&mut w, s);
+            for x in items {
+                item(&mut w, x);
             }
-            w.end(ss);
+            w.end(s);
         }
-        w.end(rs);
+        w.end(r);
     }
     w.into_bytes()
+}
+
+/// `ExportTraceServiceRequest` for grouped, exportable spans.
+pub(crate) fn traces(cfg: &ResourceConfig, groups: &SpanGroups<'_>, capacity: usize) -> Vec<u8> {
+    scoped_request(cfg, groups, capacity, write_span)
 }
 
 fn write_log(w: &mut ProtoWriter, l: &LogRecord) {
@@ -180,21 +191,7 @@ fn write_log(w: &mut ProtoWriter, l: &LogRecord) {
 
 /// `ExportLogsServiceRequest` for grouped log records.
 pub(crate) fn logs(cfg: &ResourceConfig, groups: &LogGroups<'_>, capacity: usize) -> Vec<u8> {
-    let mut w = ProtoWriter::with_capacity(capacity);
-    for g in groups {
-        let rl = w.begin(request::RESOURCE_DATA, SizeHint::Large);
-        write_resource(&mut w, cfg, &g.key);
-        for (scope_name, records) in &g.inner {
-            let sl = w.begin(resource_data::SCOPE_DATA, SizeHint::Large);
-            write_scope(&mut w, scope_name);
-            for l in records {
-                write_log(&mut w, l);
-            }
-            w.end(sl);
-        }
-        w.end(rl);
-    }
-    w.into_bytes()
+    scoped_request(cfg, groups, capacity, write_log)
 }
 
 fn write_labels(w: &mut ProtoWriter, field: u32, labels: &[(String, String)]) {
