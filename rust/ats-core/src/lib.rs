@@ -5,6 +5,7 @@
 //! are aggregated ([`metrics`]), the record is encoded ([`record`]) into a
 //! bounded ring ([`ring`]) that a background [`flusher`] drains into [`sink`]s.
 
+pub mod export;
 pub mod flusher;
 pub mod ids;
 pub mod metrics;
