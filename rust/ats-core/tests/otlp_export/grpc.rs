@@ -41,36 +41,47 @@ fn grpc_server(script: Vec<GrpcReply>) -> GrpcServer {
                 let (seen, script) = (seen2.clone(), script2.clone());
                 tokio::spawn(async move {
                     let Ok(mut conn) = h2::server::handshake(sock).await else { return };
-                    while let Some(Ok((req, mut respond))) = conn.accept().await {
-                        let (parts, mut body) = req.into_parts();
-                        let mut framed = Vec::new();
-                        while let Some(Ok(chunk)) = body.data().await {
-                            let _ = body.flow_control().release_capacity(chunk.len());
-                            framed.extend_from_slice(&chunk);
-                        }
-                        seen.lock().unwrap().push(GrpcSeen { path: parts.uri.path().to_owned(), headers: parts.headers, framed });
-                        let (code, msg, details, reply) = script.lock().unwrap().pop_front().unwrap_or((0, "", None, Vec::new()));
-                        let resp = Response::builder().status(200).header("content-type", "application/grpc").body(()).unwrap();
-                        let Ok(mut stream) = respond.send_response(resp, false) else { continue };
-                        let mut out = vec![0u8];
-                        out.extend_from_slice(&(reply.len() as u32).to_be_bytes());
-                        out.extend_from_slice(&reply);
-                        let _ = stream.send_data(Bytes::from(out), false);
-                        let mut trailers = HeaderMap::new();
-                        trailers.insert("grpc-status", code.to_string().parse().unwrap());
-                        if !msg.is_empty() {
-                            trailers.insert("grpc-message", msg.parse().unwrap());
-                        }
-                        if let Some(d) = details {
-                            trailers.insert("grpc-status-details-bin", d.parse().unwrap());
-                        }
-                        let _ = stream.send_trailers(trailers);
+                    // The connection is only driven while accept() is polled:
+                    // each stream is answered in its own task.
+                    while let Some(Ok((req, respond))) = conn.accept().await {
+                        tokio::spawn(answer(req, respond, seen.clone(), script.clone()));
                     }
                 });
             }
         });
     });
     GrpcServer { port, seen }
+}
+
+async fn answer(
+    req: http::Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+    seen: Arc<Mutex<Vec<GrpcSeen>>>,
+    script: Arc<Mutex<std::collections::VecDeque<GrpcReply>>>,
+) {
+    let (parts, mut body) = req.into_parts();
+    let mut framed = Vec::new();
+    while let Some(Ok(chunk)) = body.data().await {
+        let _ = body.flow_control().release_capacity(chunk.len());
+        framed.extend_from_slice(&chunk);
+    }
+    seen.lock().unwrap().push(GrpcSeen { path: parts.uri.path().to_owned(), headers: parts.headers, framed });
+    let (code, msg, details, reply) = script.lock().unwrap().pop_front().unwrap_or((0, "", None, Vec::new()));
+    let resp = Response::builder().status(200).header("content-type", "application/grpc").body(()).unwrap();
+    let Ok(mut stream) = respond.send_response(resp, false) else { return };
+    let mut out = vec![0u8];
+    out.extend_from_slice(&(reply.len() as u32).to_be_bytes());
+    out.extend_from_slice(&reply);
+    let _ = stream.send_data(Bytes::from(out), false);
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", code.to_string().parse().unwrap());
+    if !msg.is_empty() {
+        trailers.insert("grpc-message", msg.parse().unwrap());
+    }
+    if let Some(d) = details {
+        trailers.insert("grpc-status-details-bin", d.parse().unwrap());
+    }
+    let _ = stream.send_trailers(trailers);
 }
 
 fn grpc_config(port: u16) -> ats_core::export::OtlpConfig {
@@ -99,7 +110,12 @@ fn grpc_paths_framing_headers_and_status() {
     let srv = grpc_server(vec![(0, "", None, Vec::new())]);
     let mut sink = OtlpSink::open(&grpc_config(srv.port), Box::new(NamesEncoder)).unwrap();
     sink.write_batch(&[span("g1"), span("g2"), log("l1")]).unwrap();
-    assert!(wait_until(Duration::from_secs(5), || sink.stats().exported_payloads.iter().sum::<u64>() == 2));
+    assert!(
+        wait_until(Duration::from_secs(5), || sink.stats().exported_payloads.iter().sum::<u64>() == 2),
+        "{:?} {:?}",
+        sink.stats(),
+        sink.handle().last_error()
+    );
     let seen = srv.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].path, "/opentelemetry.proto.collector.trace.v1.TraceService/Export");
@@ -113,7 +129,7 @@ fn grpc_paths_framing_headers_and_status() {
     assert_eq!(unframe(&seen[0].framed), (1, b"g1,g2".to_vec()));
     assert_eq!(unframe(&seen[1].framed), (1, b"l1".to_vec()));
     let st = sink.stats();
-    assert_eq!((st.exported_items, st.failures), ([2, 0, 1], 0));
+    assert_eq!((st.exported_items, st.failures), ([2, 0, 1], 0), "{:?}", sink.handle().last_error());
 }
 
 #[test]
