@@ -178,6 +178,9 @@ impl Worker {
             self.flush_sinks();
         }
         self.refresh_sink_counters();
+        // Sinks count their own drops asynchronously (OTLP): hand them on
+        // even in a cycle with nothing to flush.
+        self.report_drops();
         self.publish_stats();
         let mut c = self.shared.control();
         if pos > c.flushed_upto {
