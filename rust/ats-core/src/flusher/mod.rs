@@ -176,6 +176,8 @@ impl Flusher {
                 .iter()
                 .map(|s| SinkStats {
                     name: s.name().to_owned(),
+                    counters: s.counters(),
+                    drops: s.drop_totals(),
                     ..SinkStats::default()
                 })
                 .collect(),
