@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use super::config::BreakerConfig;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(u8)]
 pub enum BreakerState {
+    #[default]
     Closed = 0,
     Open = 1,
     HalfOpen = 2,

@@ -44,7 +44,7 @@ pub fn partial_success_json(body: &[u8]) -> Option<PartialSuccess> {
 /// `google.rpc.RetryInfo.retry_delay` inside a base64 `grpc-status-details-bin`.
 pub fn grpc_retry_delay(details_b64: &str) -> Option<Duration> {
     const RETRY_INFO: &[u8] = b"type.googleapis.com/google.rpc.RetryInfo";
-    let status = base64_decode(details_b64)?;
+    let status = crate::scrub::b64_decode(details_b64)?;
     // Status.details (field 3) are `Any { type_url = 1; value = 2 }`.
     for any in fields(&status).filter(|f| f.number == 3).filter_map(|f| f.bytes) {
         let mut type_url = None;
@@ -120,29 +120,6 @@ fn varint(buf: &mut &[u8]) -> Option<u64> {
         }
     }
     None
-}
-
-/// Standard base64, padding optional (gRPC sends `-bin` headers unpadded).
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.trim_end_matches('=').bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]

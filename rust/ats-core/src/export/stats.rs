@@ -64,12 +64,6 @@ pub struct ExportStats {
     pub breaker_opened: u64,
 }
 
-impl Default for BreakerState {
-    fn default() -> Self {
-        BreakerState::Closed
-    }
-}
-
 impl ExportCounters {
     pub(crate) fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Relaxed);
