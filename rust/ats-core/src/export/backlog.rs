@@ -55,7 +55,7 @@ impl Backlog {
         let spill = !self.spool.is_empty() || breaker_open || self.queue_bytes + size > self.queue_max_bytes;
         if spill {
             self.spill_queue(counters);
-            self.into_spool(&p, counters);
+            self.spool_one(&p, counters);
         } else {
             self.queue_bytes += size;
             self.queue.push_back(p);
@@ -67,12 +67,12 @@ impl Backlog {
     pub fn spill_queue(&mut self, counters: &ExportCounters) {
         while let Some(p) = self.queue.pop_front() {
             self.queue_bytes -= p.body.len() as u64;
-            self.into_spool(&p, counters);
+            self.spool_one(&p, counters);
         }
         self.publish(counters);
     }
 
-    fn into_spool(&mut self, p: &Pending, counters: &ExportCounters) {
+    fn spool_one(&mut self, p: &Pending, counters: &ExportCounters) {
         match self.spool.append(p.seq, p.signal, p.items, &p.body, self.in_flight) {
             Ok(Evicted { items, .. }) => ExportCounters::add(&counters.dropped_spool_overflow, items),
             Err(SpoolError::Write { .. } | SpoolError::CreateDir { .. } | SpoolError::ReadDir { .. }) => {

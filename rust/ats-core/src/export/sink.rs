@@ -199,7 +199,11 @@ impl Sink for OtlpSink {
         self.close_by(Instant::now() + self.close_timeout)
     }
     fn close_by(&mut self, deadline: Instant) -> Result<(), SinkError> {
-        OtlpSink::close_by(self, deadline)
+        // The flusher's own deadline: finish a little before it, so the
+        // flusher still closes the other sinks and exits in time.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let margin = (left / 10).max(Duration::from_millis(20));
+        OtlpSink::close_by(self, Instant::now() + left.saturating_sub(margin))
     }
     fn counters(&self) -> Vec<(&'static str, u64)> {
         self.shared.counters.snapshot().counters()
