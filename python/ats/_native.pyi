@@ -94,6 +94,7 @@ class Pipeline:
         metrics: Metrics | None = None,
         metrics_interval_ms: int = 10000,
         retention_days: tuple[int, int, int, int] | None = None,
+        otlp: dict[str, Any] | None = None,
     ) -> Pipeline: ...
     def record_span(
         self,

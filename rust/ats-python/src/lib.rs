@@ -6,6 +6,7 @@ mod attrs;
 mod guard;
 mod ids;
 mod metrics;
+mod otlp;
 mod pipeline;
 mod privacy;
 mod sampling;

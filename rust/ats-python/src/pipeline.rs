@@ -91,7 +91,7 @@ impl PyPipeline {
         tenant=String::new(), workspace=String::new(), region=String::new(),
         sample_ratio=1.0, parent_based=true, sampling_rules=Vec::new(), rate_limit_per_second=None, rate_limit_burst=1000, daily_cap=None,
         redact=true, scrub_patterns=Vec::new(), tail_latency_ms=None, tail_base_ratio=0.1,
-        metrics=None, metrics_interval_ms=10_000, retention_days=None,
+        metrics=None, metrics_interval_ms=10_000, retention_days=None, otlp=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -118,6 +118,7 @@ impl PyPipeline {
         metrics: Option<PyRef<'_, PyMetrics>>,
         metrics_interval_ms: u64,
         retention_days: Option<(u32, u32, u32, u32)>,
+        otlp: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let sampling = Sampling::new(SamplingArgs {
             ratio: sample_ratio,
@@ -136,6 +137,9 @@ impl PyPipeline {
         }
         if let Some(dir) = jsonl_dir {
             specs.push(SinkSpec::Jsonl { dir: dir.into(), max_file_bytes: jsonl_max_file_bytes, max_total_bytes: jsonl_max_total_bytes });
+        }
+        if let Some(d) = otlp {
+            specs.push(SinkSpec::Otlp(crate::otlp::parse_otlp(d)?));
         }
         // Open once now so a bad path is an error at start-up, not a silent drop later.
         let first = open_sinks(&specs).map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -346,6 +350,11 @@ impl PyPipeline {
         dropped.set_item("closed", s.ring.dropped_closed)?;
         dropped.set_item("sink_error", s.flusher.dropped_sink_error())?;
         dropped.set_item("decode_error", s.flusher.decode_errors)?;
+        for sink in &s.flusher.sinks {
+            for &(reason, n) in &sink.drops {
+                dropped.set_item(reason, n)?;
+            }
+        }
         d.set_item("dropped", dropped)?;
         let sampled_out = PyDict::new(py);
         self.sampling.dropped_into(&sampled_out)?;
@@ -360,6 +369,9 @@ impl PyPipeline {
             one.set_item("batches", sink.batches)?;
             one.set_item("errors", sink.errors)?;
             one.set_item("last_error", sink.last_error.clone())?;
+            for &(name, value) in &sink.counters {
+                one.set_item(name, value)?;
+            }
             sinks.set_item(&sink.name, one)?;
         }
         d.set_item("sinks", sinks)?;

@@ -74,6 +74,10 @@ pub struct SinkStats {
     pub errors: u64,
     pub panics: u64,
     pub last_error: Option<String>,
+    /// The sink's own counters ([`Sink::counters`]).
+    pub counters: Vec<(&'static str, u64)>,
+    /// Records the sink lost after accepting them, by reason ([`Sink::drop_totals`]).
+    pub drops: Vec<(&'static str, u64)>,
 }
 
 /// Flusher counters, published by the thread after every cycle.
@@ -172,6 +176,8 @@ impl Flusher {
                 .iter()
                 .map(|s| SinkStats {
                     name: s.name().to_owned(),
+                    counters: s.counters(),
+                    drops: s.drop_totals(),
                     ..SinkStats::default()
                 })
                 .collect(),

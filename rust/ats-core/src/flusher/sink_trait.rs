@@ -23,11 +23,32 @@ pub trait Sink: Send {
     fn close(&mut self) -> Result<(), SinkError> {
         self.flush()
     }
+    /// [`close`](Self::close) within `deadline`, the flusher's shutdown
+    /// deadline: a sink that waits on something remote (OTLP) stops waiting
+    /// then. Default: plain `close`.
+    fn close_by(&mut self, _deadline: std::time::Instant) -> Result<(), SinkError> {
+        self.close()
+    }
 
     /// Adds newly counted drops (`(reason, count)` deltas) to whatever the
     /// sink keeps for `ats trace stats`. Default: nothing to keep.
     fn record_drops(&mut self, _drops: &[(&str, u64)]) -> Result<(), SinkError> {
         Ok(())
+    }
+
+    /// Sink-specific counters (`(name, value)`, cumulative or gauges) shown
+    /// in the flusher's [`SinkStats::counters`](super::SinkStats). Polled
+    /// once per flusher cycle; must be cheap.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+
+    /// Records this sink accepted and later lost, as cumulative totals by
+    /// drop reason (e.g. `otlp_spool_overflow`). The flusher hands their
+    /// increases to every sink's [`record_drops`](Self::record_drops), like
+    /// its own drops, so they reach `ats_dropped_total{reason}`.
+    fn drop_totals(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
     }
 }
 

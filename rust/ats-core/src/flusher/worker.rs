@@ -28,8 +28,8 @@ struct Worker {
     stats: FlusherStats,
     /// Records written since the sinks were last flushed.
     dirty: bool,
-    /// Drop totals already handed to the sinks, in `report_drops` order.
-    drops_reported: [u64; 6],
+    /// Drop totals already handed to the sinks, by reason.
+    drops_reported: Vec<(&'static str, u64)>,
 }
 
 /// Marks the flusher exited even if something below unwinds, so owners
@@ -85,7 +85,7 @@ pub(crate) fn run(
             .unwrap_or_else(|e| e.into_inner())
             .clone(),
         dirty: false,
-        drops_reported: [0; 6],
+        drops_reported: Vec::new(),
     };
 
     let mut next_tick = Instant::now() + interval;
@@ -130,7 +130,8 @@ pub(crate) fn run(
         std::thread::sleep(STALL_BACKOFF);
     };
     w.finish_stages();
-    w.close_sinks();
+    w.close_sinks(shutdown_deadline);
+    w.refresh_sink_counters();
     w.publish_stats();
     guard.clean = clean;
 }
@@ -176,6 +177,10 @@ impl Worker {
         if self.dirty || force_flush {
             self.flush_sinks();
         }
+        self.refresh_sink_counters();
+        // Sinks count their own drops asynchronously (OTLP): hand them on
+        // even in a cycle with nothing to flush.
+        self.report_drops();
         self.publish_stats();
         let mut c = self.shared.control();
         if pos > c.flushed_upto {
@@ -299,7 +304,7 @@ impl Worker {
     /// store shows them (`ats trace stats`) after the process is gone.
     fn report_drops(&mut self) {
         let ring = self.shared.ring.stats();
-        let now = [
+        let mut now: Vec<(&'static str, u64)> = vec![
             ("ring_full", ring.dropped_full),
             ("too_large", ring.dropped_too_large),
             ("closed", ring.dropped_closed),
@@ -307,11 +312,26 @@ impl Worker {
             ("decode_error", self.stats.decode_errors),
             ("processor_panic", self.stats.processor_dropped),
         ];
+        for st in &self.stats.sinks {
+            for &(reason, n) in &st.drops {
+                match now.iter_mut().find(|(r, _)| *r == reason) {
+                    Some(e) => e.1 += n,
+                    None => now.push((reason, n)),
+                }
+            }
+        }
         let mut deltas: Vec<(&str, u64)> = Vec::new();
-        for ((reason, total), reported) in now.iter().zip(self.drops_reported.iter_mut()) {
-            if *total > *reported {
-                deltas.push((reason, *total - *reported));
-                *reported = *total;
+        for (reason, total) in now {
+            let reported = match self.drops_reported.iter_mut().find(|(r, _)| *r == reason) {
+                Some(e) => &mut e.1,
+                None => {
+                    self.drops_reported.push((reason, 0));
+                    &mut self.drops_reported.last_mut().expect("just pushed").1
+                }
+            };
+            if total > *reported {
+                deltas.push((reason, total - *reported));
+                *reported = total;
             }
         }
         if !deltas.is_empty() {
@@ -319,8 +339,18 @@ impl Worker {
         }
     }
 
-    fn close_sinks(&mut self) {
-        self.for_each_sink(|s| s.close());
+    /// Copies each sink's own counters and drop totals into the stats.
+    fn refresh_sink_counters(&mut self) {
+        for (sink, st) in self.sinks.iter().zip(self.stats.sinks.iter_mut()) {
+            if let Ok((counters, drops)) = catch_unwind(AssertUnwindSafe(|| (sink.counters(), sink.drop_totals()))) {
+                st.counters = counters;
+                st.drops = drops;
+            }
+        }
+    }
+
+    fn close_sinks(&mut self, deadline: Instant) {
+        self.for_each_sink(|s| s.close_by(deadline));
     }
 
     fn for_each_sink(&mut self, mut f: impl FnMut(&mut dyn Sink) -> Result<(), super::SinkError>) {

@@ -75,6 +75,8 @@ mod path;
 mod patterns;
 mod tokens;
 mod validators;
+/// Shared with the OTLP transport (gRPC `-bin` trailers).
+pub(crate) use validators::b64_decode;
 
 use std::borrow::Cow;
 use std::sync::OnceLock;

@@ -24,4 +24,4 @@ pub use sqlite_store::{
     PruneCutoffs, SqliteStore, StoreOptions, StoreStats, TraceSummary, DEFAULT_STORE_PATH,
 };
 pub mod open;
-pub use open::{open_sinks, OpenError, RetentionDays, SinkSpec};
+pub use open::{open_sinks, open_sinks_with, EncoderFactory, OpenError, RetentionDays, SinkSpec};

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use super::{JsonlConfig, JsonlSink, PruneCutoffs, SqliteStore};
+use crate::export::{OtlpConfig, OtlpSink, PayloadEncoder};
 use crate::flusher::{Sink, SinkError};
 use crate::record::Record;
 
@@ -21,7 +22,13 @@ pub enum SinkSpec {
         max_file_bytes: u64,
         max_total_bytes: Option<u64>,
     },
+    /// OTLP export to a collector; payloads come from the encoder factory
+    /// given to [`open_sinks_with`] ([`crate::export::make_encoder`] by default).
+    Otlp(OtlpConfig),
 }
+
+/// Builds the payload encoder of an OTLP sink from its configuration.
+pub type EncoderFactory = dyn Fn(&OtlpConfig) -> Box<dyn PayloadEncoder> + Send + Sync;
 
 /// Days each kind of record is kept (seed 000 §8.4 defaults: 30 / 30 / 400 / 90).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,10 +63,15 @@ pub struct OpenError {
 
 /// Opens every sink in `specs`, in order; the first failure is returned.
 pub fn open_sinks(specs: &[SinkSpec]) -> Result<Vec<Box<dyn Sink>>, OpenError> {
-    specs.iter().map(open_one).collect()
+    open_sinks_with(specs, &crate::export::make_encoder)
 }
 
-fn open_one(spec: &SinkSpec) -> Result<Box<dyn Sink>, OpenError> {
+/// [`open_sinks`] with the OTLP sinks' encoder built by `encoders`.
+pub fn open_sinks_with(specs: &[SinkSpec], encoders: &EncoderFactory) -> Result<Vec<Box<dyn Sink>>, OpenError> {
+    specs.iter().map(|s| open_one(s, encoders)).collect()
+}
+
+fn open_one(spec: &SinkSpec, encoders: &EncoderFactory) -> Result<Box<dyn Sink>, OpenError> {
     match spec {
         SinkSpec::Store { path, retention } => {
             let fail = |e: &dyn std::fmt::Display| OpenError { kind: "store", path: path.clone(), message: e.to_string() };
@@ -90,6 +102,13 @@ fn open_one(spec: &SinkSpec) -> Result<Box<dyn Sink>, OpenError> {
                     message: e.to_string(),
                 })
         }
+        SinkSpec::Otlp(config) => OtlpSink::open(config, encoders(config))
+            .map(|s| Box::new(s) as Box<dyn Sink>)
+            .map_err(|e| OpenError {
+                kind: "otlp",
+                path: config.spool_dir.clone().unwrap_or_default(),
+                message: e.to_string(),
+            }),
     }
 }
 
