@@ -55,7 +55,7 @@ def test_defaults(tmp_path: Path) -> None:
         "jsonl": {"enabled": False, "dir": str(home / "jsonl"), "max_file_bytes": 128 << 20,
                   "max_total_bytes": None},
         "ring": {"bytes": 16 << 20},
-        "flush": {"interval_ms": 200, "batch_max_records": 4096},
+        "flush": {"interval_ms": 200, "batch_max_records": 4096, "handoff_max_records": 65536},
         "shutdown": {"timeout_s": 5.0},
         "sampling": {"ratio": 1.0, "parent_based": True, "rules": [], "rate_limit_per_second": None,
                      "daily_cap": None},
@@ -67,7 +67,7 @@ def test_defaults(tmp_path: Path) -> None:
         "export": {"enabled": False, "endpoint": ""},
     }
     assert {src for _, _, src in c.as_rows()} == {"default"}
-    assert len(c.as_rows()) == len(keys()) == 38
+    assert len(c.as_rows()) == len(keys()) == 39
 
 
 @pytest.mark.parametrize("argv0, name", [
@@ -297,6 +297,7 @@ ENV_CASES: list[tuple[str, str, str, Any]] = [
     ("ATS_RING_BYTES", "8MiB", "ring.bytes", 8 << 20),
     ("ATS_FLUSH_INTERVAL_MS", "50", "flush.interval_ms", 50),
     ("ATS_FLUSH_BATCH_MAX_RECORDS", "1000", "flush.batch_max_records", 1000),
+    ("ATS_FLUSH_HANDOFF_MAX_RECORDS", "500", "flush.handoff_max_records", 500),
     ("ATS_SHUTDOWN_TIMEOUT_S", "2.5", "shutdown.timeout_s", 2.5),
     ("ATS_SAMPLING_RATIO", "0.25", "sampling.ratio", 0.25),
     ("ATS_SAMPLING_PARENT_BASED", "false", "sampling.parent_based", False),

@@ -66,7 +66,9 @@ def count_error(where: str, exc: BaseException) -> None:
         # Imported by name: the runtime is optional here and must not be a hard import
         # dependency of instrumentation code (nor slow `import ats` down).
         runtime_mod = sys.modules.get("ats._runtime") or importlib.import_module("ats._runtime")
-        rt = runtime_mod.current()
+        # Not current(): that is None inside suppressed() blocks (the batch drain thread),
+        # whose errors still belong to the running runtime.
+        rt = runtime_mod._RUNTIME
         if rt is not None:
             rt.errors.count(where, exc)
             return

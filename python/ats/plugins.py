@@ -132,6 +132,9 @@ class PluginHost:
         self._pm.add_hookspecs(hookspecs)
         self._statuses: dict[str, PluginStatus] = {}
         self._tracing_undo: Callable[[], None] | None = None
+        #: Called after each successful :meth:`register` (the runtime starts its batch drain
+        #: when a plugin registered after start-up implements ``ats_process_batch``).
+        self.on_register: Callable[[], None] | None = None
 
     # ----------------------------------------------------------------- loading
 
@@ -237,6 +240,11 @@ class PluginHost:
             )
             return False
         self._statuses[plugin_name] = PluginStatus(plugin_name, distribution, version, "active")
+        if self.on_register is not None:
+            try:
+                self.on_register()
+            except Exception as exc:
+                _count_error("plugins.on_register", exc)
         return True
 
     def unregister(self, name: str) -> None:
@@ -402,15 +410,24 @@ class PluginHost:
         except Exception as exc:
             _count_error("hook:ats_tool_execute_after", exc)
 
-    def process_batch(self, records: Sequence[Mapping[str, object]]) -> None:
-        """Call ``ats_process_batch`` for one drained batch (skipped when no plugin listens)."""
+    def wants_batches(self) -> bool:
+        """True when some plugin implements ``ats_process_batch`` (then the runtime drains batches)."""
+        return bool(self._pm.hook.ats_process_batch.get_hookimpls())
+
+    def process_batch(self, records: Sequence[Mapping[str, object]]) -> bool:
+        """Call ``ats_process_batch`` for one drained batch (skipped when no plugin listens).
+
+        :return: False when a hook implementation raised (counted and reported once).
+        """
         caller = self._pm.hook.ats_process_batch
         if not caller.get_hookimpls():
-            return
+            return True
         try:
             caller(records=records)
         except Exception as exc:
             _count_error("hook:ats_process_batch", exc)
+            return False
+        return True
 
     def shutdown(self) -> None:
         """Call ``ats_shutdown``."""

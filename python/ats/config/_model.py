@@ -61,6 +61,8 @@ class RingConfig:
 class FlushConfig:
     interval_ms: int
     batch_max_records: int
+    #: Records kept for ``ats_process_batch`` plugins before batches are dropped (``handoff_full``).
+    handoff_max_records: int
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,7 @@ class Config:
             "ring_bytes": self.ring.bytes,
             "flush_interval_ms": self.flush.interval_ms,
             "batch_max_records": self.flush.batch_max_records,
+            "handoff_max_records": self.flush.handoff_max_records,
             "tenant": self.tenant,
             "workspace": self.workspace,
             "region": self.region,
