@@ -689,3 +689,23 @@ def test_any_input_gives_a_config_or_one_config_error(env: dict[str, str], overr
         assert "\n" not in str(e) and str(e).startswith("ats config: ")
     else:
         assert len(c.as_rows()) == len(keys())
+
+
+def test_config_records_behave_like_frozen_dataclasses() -> None:
+    from ats.config._model import FlushConfig, SamplingRule
+    from ats.config._record import FrozenInstanceError, fields
+
+    a = FlushConfig(200, 4096, handoff_max_records=10)
+    assert a == FlushConfig(interval_ms=200, batch_max_records=4096, handoff_max_records=10) != FlushConfig(1, 2, 3)
+    assert hash(a) == hash(FlushConfig(200, 4096, 10)) and a != (200, 4096, 10)
+    assert repr(a) == "FlushConfig(interval_ms=200, batch_max_records=4096, handoff_max_records=10)"
+    assert [f.name for f in fields(a)] == ["interval_ms", "batch_max_records", "handoff_max_records"]
+    with pytest.raises(FrozenInstanceError):
+        a.interval_ms = 1  # type: ignore[misc]
+    with pytest.raises(TypeError, match="missing required argument 'handoff_max_records'"):
+        FlushConfig(1, 2)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
+        FlushConfig(1, 2, 3, nope=4)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="multiple values"):
+        FlushConfig(1, 2, 3, interval_ms=4)  # type: ignore[misc]
+    assert SamplingRule("db.", 0.5) == SamplingRule(prefix="db.", ok_rate=0.5, error_rate=1.0)  # the default

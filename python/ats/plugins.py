@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     import pluggy
 
+    from ats._entry_points import EntryPoint
     from ats.config import Config
     from ats.hookspecs import EventFamilyRegistry, Session, ToolCall
     from ats.instrumentation import Instrumentor
@@ -165,7 +166,7 @@ class PluginHost:
         allowed_set = None if allowed is None else frozenset(allowed)
         for ep in _entry_points(ENTRY_POINT_GROUP):
             name = ep.name
-            distribution, version = _distribution_of(ep)
+            distribution, version = ep.distribution, ep.version
             names = {name} if distribution is None else {name, distribution}
             existing = self._statuses.get(name)
             if existing is not None:
@@ -437,24 +438,14 @@ class PluginHost:
             _count_error("hook:ats_shutdown", exc)
 
 
-def _entry_points(group: str) -> list[Any]:
-    from importlib import metadata
+def _entry_points(group: str) -> list[EntryPoint]:
+    from ats._entry_points import entry_points
 
     try:
-        return list(metadata.entry_points(group=group))
+        return entry_points(group)
     except Exception as exc:  # a broken distribution's metadata must not stop the host
         _count_error("plugins.discover", exc)
         return []
-
-
-def _distribution_of(ep: Any) -> tuple[str | None, str | None]:
-    dist = getattr(ep, "dist", None)
-    if dist is None:
-        return None, None
-    try:
-        return str(dist.metadata["Name"]), str(dist.version)
-    except Exception:
-        return None, None
 
 
 def _closest(name: str, known: Sequence[str]) -> str | None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # the same behaviour without compiling methods at start-up (see _record)
+    from ats.config._record import record as dataclass
 
 from ats.config import _values as v
 

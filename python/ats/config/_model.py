@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass, field, fields, is_dataclass
+else:  # the same behaviour without compiling methods at start-up (see _record)
+    from ats.config._record import field, fields
+    from ats.config._record import is_record as is_dataclass
+    from ats.config._record import record as dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
