@@ -64,7 +64,8 @@ def count_error(where: str, exc: BaseException) -> None:
 class Runtime:
     """What ``init`` built: configuration, native pipeline, plugins, registry, counters."""
 
-    __slots__ = ("config", "pipeline", "plugins", "metrics", "errors", "registry", "source", "overrides", "drain")
+    __slots__ = ("config", "pipeline", "plugins", "metrics", "errors", "_registry", "_registry_built", "source",
+                 "overrides", "drain")
 
     def __init__(
         self,
@@ -79,14 +80,25 @@ class Runtime:
         self.plugins = plugins
         self.metrics: _native.Metrics = METRICS
         self.errors: ErrorCounter = ERRORS
-        #: Event families (built-in, the application's ``app.*``, and the plugins'); spans and
-        #: log records of unregistered events are rejected and counted here.
-        self.registry: Registry | None = None
+        self._registry: Registry | None = None
+        self._registry_built = False
         #: What ``init`` was given, so ``reload`` re-reads the same sources.
         self.source = source
         self.overrides: Mapping[str, Any] = dict(overrides or {})
         #: The ``ats_process_batch`` feeder; only exists while some plugin implements the hook.
         self.drain: BatchDrain | None = None
+
+    @property
+    def registry(self) -> Registry | None:
+        """Event families (built-in, the application's ``app.*``, and the plugins'); spans and
+        log records of unregistered events are rejected and counted here. Built on first use:
+        a process that never records through the API does not pay for the family schemas."""
+        if not self._registry_built:
+            with _LOCK:
+                if not self._registry_built:
+                    self._registry = _build_registry(self.plugins)
+                    self._registry_built = True
+        return self._registry
 
     def ensure_drain(self) -> None:
         """Starts the batch drain once some plugin implements ``ats_process_batch``."""
@@ -172,7 +184,6 @@ def init(config: str | os.PathLike[str] | Mapping[str, Any] | None = None, /, **
         count_error("plugins", exc)
     rt = _RUNTIME
     if rt is not None:
-        rt.registry = _build_registry(plugins)
         plugins.on_register = rt.ensure_drain
         rt.ensure_drain()
     return rt

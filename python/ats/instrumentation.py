@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import abc
 import importlib
-import logging
 import sys
 import threading
 import warnings
@@ -37,7 +36,6 @@ __all__ = [
     "version_in_range",
 ]
 
-_log = logging.getLogger("ats.instrumentation")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -79,7 +77,9 @@ def count_error(where: str, exc: BaseException) -> None:
         _fallback_errors[where] = _fallback_errors.get(where, 0) + 1
     if first:
         try:
-            _log.warning(
+            import logging  # only on this rare path: logging is a measurable start-up import
+
+            logging.getLogger("ats.instrumentation").warning(
                 "ats: instrumentation error in %s (counted; the program's call is unaffected): %s: %s",
                 where,
                 type(exc).__name__,
