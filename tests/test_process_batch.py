@@ -195,3 +195,35 @@ def test_pipeline_drain_api_times_out_and_ends_after_shutdown(tmp_path: Path) ->
     assert p.stats()["handoff_accepted"] == 1
     assert p.shutdown(5.0)
     assert p.drain(60.0) is None  # closed: returns at once
+
+
+def test_a_forked_child_feeds_its_own_batches(home: Path, tmp_path: Path) -> None:
+    import os
+
+    rt = start(home)
+    out = tmp_path / "child.json"
+
+    class Dump:
+        @hookimpl
+        def ats_process_batch(self, records: Any) -> None:
+            with out.open("a") as f:
+                for r in records:
+                    f.write(json.dumps([os.getpid(), r["evt"], r["attributes"]]) + "\n")
+
+    rt.plugins.register(Dump(), "dump")
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            with ats.span("kernel.exec", where="child"):
+                pass
+            code = 0 if ats.shutdown(5.0) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    with ats.span("kernel.exec", where="parent"):
+        pass
+    assert ats.flush(5.0)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines == [[pid, "kernel.exec.ok", {"where": "child"}], [os.getpid(), "kernel.exec.ok", {"where": "parent"}]]

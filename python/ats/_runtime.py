@@ -325,18 +325,38 @@ def _after_fork_in_child() -> None:
     # multiprocessing child leaves through os._exit, which skips atexit: flush there too.
     rt = _RUNTIME
     if rt is not None and rt.drain is not None:
-        # The drain thread did not survive the fork; the child feeds its own batches.
-        rt.drain = None
+        # The drain thread did not survive the fork; the child feeds its own batches. No
+        # _LOCK here: another parent thread may have held it at the fork, and the child has
+        # only this thread.
+        from ats._drain import BatchDrain
+
         try:
-            rt.ensure_drain()
+            rt.drain = BatchDrain(rt.pipeline, rt.plugins)
         except Exception as exc:
+            rt.drain = None
             count_error("fork", exc)
     mp_util = sys.modules.get("multiprocessing.util")
     if mp_util is not None:
         try:
-            mp_util.Finalize(None, _at_exit, exitpriority=-1000)
+            # multiprocessing clears the finalizers it inherited when the child's Process
+            # starts (_bootstrap), then runs its after-fork callbacks: register from there.
+            mp_util.register_after_fork(_FORK_TOKEN, _finalize_multiprocessing_child)
         except Exception as exc:
             count_error("fork", exc)
+
+
+class _ForkToken:
+    """Kept alive for the process's lifetime: multiprocessing holds after-fork callbacks weakly."""
+
+
+_FORK_TOKEN = _ForkToken()
+
+
+def _finalize_multiprocessing_child(_token: object) -> None:
+    import multiprocessing.util
+
+    # Runs in multiprocessing's own exit path (os._exit follows, atexit does not run).
+    multiprocessing.util.Finalize(None, _at_exit, exitpriority=-1000)
 
 
 def _install_sighup() -> None:
