@@ -152,6 +152,10 @@ def test_a_slow_hook_causes_counted_drops_not_blocking(home: Path) -> None:
     # One batch in the hook, one waiting in the queue (bound: 1 record), 48 dropped.
     assert stats["dropped"]["handoff_full"] == 48 and stats["handoff_queued"] == 1
     assert [s[3]["step"] for s in store_spans(home)] == list(range(50)), "the store keeps everything"
+    with _runtime.suppressed():  # and counts the drops for `ats trace stats`
+        db = sqlite3.connect(home / "ats.db")
+        assert db.execute("SELECT count FROM drops WHERE reason = 'handoff_full'").fetchall() == [(48,)]
+        db.close()
     release.set()
     assert ats.flush(5.0)
     assert seen == [0, 1]

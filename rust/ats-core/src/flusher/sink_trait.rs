@@ -29,6 +29,13 @@ pub trait Sink: Send {
     fn record_drops(&mut self, _drops: &[(&str, u64)]) -> Result<(), SinkError> {
         Ok(())
     }
+
+    /// Records this sink discarded by design (not failed writes), as a cumulative
+    /// `(reason, total)`: the flusher reports the growth with the other drops, so
+    /// a store shows them too. Default: the sink never discards.
+    fn own_drops(&self) -> Option<(&'static str, u64)> {
+        None
+    }
 }
 
 /// Why a sink call failed.

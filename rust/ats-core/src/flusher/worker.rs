@@ -30,6 +30,8 @@ struct Worker {
     dirty: bool,
     /// Drop totals already handed to the sinks, in `report_drops` order.
     drops_reported: [u64; 6],
+    /// Per sink: its own drop total already reported (see `Sink::own_drops`).
+    sink_drops_reported: Vec<u64>,
 }
 
 /// Marks the flusher exited even if something below unwinds, so owners
@@ -86,6 +88,7 @@ pub(crate) fn run(
             .clone(),
         dirty: false,
         drops_reported: [0; 6],
+        sink_drops_reported: Vec::new(),
     };
 
     let mut next_tick = Instant::now() + interval;
@@ -312,6 +315,15 @@ impl Worker {
             if *total > *reported {
                 deltas.push((reason, *total - *reported));
                 *reported = *total;
+            }
+        }
+        self.sink_drops_reported.resize(self.sinks.len(), 0);
+        for (sink, reported) in self.sinks.iter().zip(self.sink_drops_reported.iter_mut()) {
+            if let Some((reason, total)) = sink.own_drops() {
+                if total > *reported {
+                    deltas.push((reason, total - *reported));
+                    *reported = total;
+                }
             }
         }
         if !deltas.is_empty() {

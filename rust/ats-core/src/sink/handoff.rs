@@ -170,6 +170,10 @@ impl Sink for HandoffSink {
         self.queue.close();
         Ok(())
     }
+
+    fn own_drops(&self) -> Option<(&'static str, u64)> {
+        Some((HANDOFF_FULL, self.queue.dropped.load(Ordering::Relaxed)))
+    }
 }
 
 /// The hand-off queue of the current process, replaced in a forked child.
