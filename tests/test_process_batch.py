@@ -231,3 +231,39 @@ def test_a_forked_child_feeds_its_own_batches(home: Path, tmp_path: Path) -> Non
     assert ats.flush(5.0)
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines == [[pid, "kernel.exec.ok", {"where": "child"}], [os.getpid(), "kernel.exec.ok", {"where": "parent"}]]
+
+
+BATCH_PLUGIN = """
+import json, os
+from ats import hookimpl
+
+@hookimpl
+def ats_process_batch(records):
+    with open(os.environ["BATCH_OUT"], "a") as f:
+        for r in records:
+            if r["kind"] == "span":
+                f.write(json.dumps([r["evt"], r["attributes"].get("db.statement")]) + "\\n")
+"""
+
+
+def test_an_installed_batch_plugin_under_ats_run_sees_the_programs_queries(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    info = site / "ats_batch_dump-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ats-batch-dump\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[ats]\nbatch-dump = batch_dump\n")
+    (site / "batch_dump.py").write_text(BATCH_PLUGIN)
+    out = tmp_path / "batches.jsonl"
+    env = dict(os.environ, ATS_HOME=str(tmp_path / ".ats"), PYTHONPATH=str(site), BATCH_OUT=str(out))
+    program = ("import sqlite3\nc = sqlite3.connect(':memory:')\n"
+               "c.execute(\"SELECT 'secret-literal' WHERE 1 = 2\")\nc.close()\n")
+    result = subprocess.run([str(Path(sys.executable).parent / "ats-run"), sys.executable, "-c", program],
+                            env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    assert got == [["driver.handshake.ok", None], ["driver.query.ok", "SELECT ? WHERE ? = ?"],
+                   ["driver.close.ok", None]]
