@@ -80,3 +80,32 @@ def test_ats_trace_commands_read_what_ats_run_recorded(tmp_path: Path) -> None:
     text = subprocess.run([ats, "trace", "show", failed[0]["trace_id"]], env=env, capture_output=True,
                           text=True, check=True).stdout
     assert "driver.query" in text and "OperationalError" in text
+
+
+def test_option_parsing_fast_path_matches_argparse() -> None:
+    from ats import run
+
+    cases = [
+        ["python", "app.py", "--home", "x"],
+        ["--home", "/h", "python", "-c", "pass"],
+        ["--home=/h", "--service-name", "svc", "--", "python", "--config", "y"],
+        ["--config", "a.toml", "--disable-plugins", "sqlite3,x", "prog"],
+        ["--", "--home"],
+        [],
+    ]
+    for argv in cases:
+        fast = run._parse_fast(argv)
+        assert fast is not None, argv
+        args = run._parser().parse_args(argv)
+        command = list(args.command)
+        if command and command[0] == "--":
+            command = command[1:]
+        slow = {env: v for opt, env in run._OPTIONS.items() if (v := getattr(args, opt[2:].replace("-", "_")))}
+        assert fast == (slow, command), argv
+    # Abbreviations, help and mistakes go to argparse.
+    assert run._parse_fast(["--serv", "x", "prog"]) is None
+    assert run._parse_fast(["--help"]) is None
+    assert run._parse_fast(["--home"]) is None
+    assert run._parse(["--serv", "svc", "prog", "arg"]) == ({"OTEL_SERVICE_NAME": "svc"}, ["prog", "arg"])
+    env = run.build_environment({"ATS_HOME": "/h"}, {"PYTHONPATH": f"a{os.pathsep}{run.BOOTSTRAP_DIR}"})
+    assert env == {"PYTHONPATH": os.pathsep.join([run.BOOTSTRAP_DIR, "a"]), "ATS_HOME": "/h"}

@@ -55,7 +55,7 @@ def test_defaults(tmp_path: Path) -> None:
         "jsonl": {"enabled": False, "dir": str(home / "jsonl"), "max_file_bytes": 128 << 20,
                   "max_total_bytes": None},
         "ring": {"bytes": 16 << 20},
-        "flush": {"interval_ms": 200, "batch_max_records": 4096},
+        "flush": {"interval_ms": 200, "batch_max_records": 4096, "handoff_max_records": 65536},
         "shutdown": {"timeout_s": 5.0},
         "sampling": {"ratio": 1.0, "parent_based": True, "rules": [], "rate_limit_per_second": None,
                      "daily_cap": None},
@@ -76,7 +76,7 @@ def test_defaults(tmp_path: Path) -> None:
         },
     }
     assert {src for _, _, src in c.as_rows()} == {"default"}
-    assert len(c.as_rows()) == len(keys()) == 38 + 38
+    assert len(c.as_rows()) == len(keys()) == 39 + 38
     assert c.pipeline_kwargs()["otlp"] is None
 
 
@@ -307,6 +307,7 @@ ENV_CASES: list[tuple[str, str, str, Any]] = [
     ("ATS_RING_BYTES", "8MiB", "ring.bytes", 8 << 20),
     ("ATS_FLUSH_INTERVAL_MS", "50", "flush.interval_ms", 50),
     ("ATS_FLUSH_BATCH_MAX_RECORDS", "1000", "flush.batch_max_records", 1000),
+    ("ATS_FLUSH_HANDOFF_MAX_RECORDS", "500", "flush.handoff_max_records", 500),
     ("ATS_SHUTDOWN_TIMEOUT_S", "2.5", "shutdown.timeout_s", 2.5),
     ("ATS_SAMPLING_RATIO", "0.25", "sampling.ratio", 0.25),
     ("ATS_SAMPLING_PARENT_BASED", "false", "sampling.parent_based", False),
@@ -716,3 +717,23 @@ def test_any_input_gives_a_config_or_one_config_error(env: dict[str, str], overr
         assert "\n" not in str(e) and str(e).startswith("ats config: ")
     else:
         assert len(c.as_rows()) == len(keys())
+
+
+def test_config_records_behave_like_frozen_dataclasses() -> None:
+    from ats.config._model import FlushConfig, SamplingRule
+    from ats.config._record import FrozenInstanceError, fields
+
+    a = FlushConfig(200, 4096, handoff_max_records=10)
+    assert a == FlushConfig(interval_ms=200, batch_max_records=4096, handoff_max_records=10) != FlushConfig(1, 2, 3)
+    assert hash(a) == hash(FlushConfig(200, 4096, 10)) and a != (200, 4096, 10)
+    assert repr(a) == "FlushConfig(interval_ms=200, batch_max_records=4096, handoff_max_records=10)"
+    assert [f.name for f in fields(a)] == ["interval_ms", "batch_max_records", "handoff_max_records"]
+    with pytest.raises(FrozenInstanceError):
+        a.interval_ms = 1  # type: ignore[misc]
+    with pytest.raises(TypeError, match="missing required argument 'handoff_max_records'"):
+        FlushConfig(1, 2)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
+        FlushConfig(1, 2, 3, nope=4)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="multiple values"):
+        FlushConfig(1, 2, 3, interval_ms=4)  # type: ignore[misc]
+    assert SamplingRule("db.", 0.5) == SamplingRule(prefix="db.", ok_rate=0.5, error_rate=1.0)  # the default

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,24 @@ def test_opentelemetry_current_span_is_joined() -> None:
     assert got == SpanContext(f"{sc.trace_id:032x}", sc.span_id, sampled=True, remote=False)
     assert current_span() is None
     del trace
+
+
+def test_an_executor_imported_after_init_still_propagates_context(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ats\n"
+        "ats.init(home=sys.argv[1])\n"
+        "print('concurrent.futures.thread' in sys.modules)\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "with ats.span('kernel.exec') as s:\n"
+        "    with ThreadPoolExecutor(1) as pool:\n"
+        "        print(pool.submit(ats.current_span).result() == s.context)\n"
+        "ats.shutdown(5.0)\n"
+        "from concurrent.futures import ThreadPoolExecutor as E\n"
+        "print(E.submit.__qualname__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / ".ats")], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert out.stdout.split() == ["False", "True", "ThreadPoolExecutor.submit"], out.stderr

@@ -352,7 +352,7 @@ def test_count_error_uses_runtime_counter_when_running(monkeypatch: pytest.Monke
         errors = Errors()
 
     fake = types.ModuleType("ats._runtime")
-    fake.current = lambda: Runtime()  # type: ignore[attr-defined]
+    fake._RUNTIME = Runtime()  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "ats._runtime", fake)
     count_error("unit.rt", OSError("x"))
     assert counted == [("unit.rt", "OSError")]

@@ -83,7 +83,7 @@ def test_zero_loss_on_clean_shutdown_and_exact_counts(tmp_path: Path) -> None:
     assert p.shutdown(10.0)
     stats = p.stats()
     assert stats["pushed"] == n
-    assert stats["dropped"] == {"ring_full": 0, "too_large": 0, "closed": 0, "sink_error": 0, "decode_error": 0}
+    assert stats["dropped"] == {"ring_full": 0, "too_large": 0, "closed": 0, "sink_error": 0, "decode_error": 0, "handoff_full": 0}
     assert sqlite3.connect(tmp_path / "ats.db").execute("SELECT count(*) FROM spans_v").fetchone() == (n,)
     assert len([x for x in jsonl_lines(tmp_path) if x["kind"] == "span"]) == n
     # After shutdown the pipeline refuses politely and counts it.

@@ -542,3 +542,33 @@ def test_pluggy_manager_project_name() -> None:
     host = PluginHost()
     assert isinstance(host.manager, pluggy.PluginManager)
     assert host.manager.project_name == "ats"
+
+
+def test_entry_point_scan_matches_importlib_metadata(plugin_site: Path) -> None:
+    from importlib import metadata
+
+    from ats._entry_points import entry_points
+
+    for group in ("ats", "console_scripts", "pytest11"):
+        expected = sorted((ep.name, ep.value, ep.dist.metadata["Name"] if ep.dist else None, ep.dist.version if ep.dist else None)
+                          for ep in metadata.entry_points(group=group))
+        got = sorted((ep.name, ep.value, ep.distribution, ep.version) for ep in entry_points(group))
+        assert got == expected, group
+    assert {ep.name for ep in entry_points("ats")} >= OURS | {"sqlite3", "tool-counter"}
+
+
+def test_entry_point_scan_first_distribution_on_the_path_wins(tmp_path: Path) -> None:
+    from ats._entry_points import entry_points
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    make_distribution(first, "ats-dup", "2.0", {"dup": "json:loads"})
+    make_distribution(second, "ats_dup", "1.0", {"dup": "json:dumps", "extra": "json"})
+    (first / "ats_dup-2.0.dist-info" / "entry_points.txt").write_text(
+        "# comment\n[console_scripts]\nx = y\n\n[ats]\ndup = json:loads [fast]\n")
+    [ep] = entry_points("ats", [str(first), str(second), str(tmp_path / "missing")])
+    assert (ep.name, ep.value, ep.distribution, ep.version) == ("dup", "json:loads", "ats-dup", "2.0")
+    import json
+
+    assert ep.load() is json.loads

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+    from ats._drain import BatchDrain
     from ats.config import Config
     from ats.plugins import PluginHost
     from ats.registry import Registry
@@ -63,7 +64,8 @@ def count_error(where: str, exc: BaseException) -> None:
 class Runtime:
     """What ``init`` built: configuration, native pipeline, plugins, registry, counters."""
 
-    __slots__ = ("config", "pipeline", "plugins", "metrics", "errors", "registry", "source", "overrides")
+    __slots__ = ("config", "pipeline", "plugins", "metrics", "errors", "_registry", "_registry_built", "source",
+                 "overrides", "drain")
 
     def __init__(
         self,
@@ -78,12 +80,34 @@ class Runtime:
         self.plugins = plugins
         self.metrics: _native.Metrics = METRICS
         self.errors: ErrorCounter = ERRORS
-        #: Event families (built-in, the application's ``app.*``, and the plugins'); spans and
-        #: log records of unregistered events are rejected and counted here.
-        self.registry: Registry | None = None
+        self._registry: Registry | None = None
+        self._registry_built = False
         #: What ``init`` was given, so ``reload`` re-reads the same sources.
         self.source = source
         self.overrides: Mapping[str, Any] = dict(overrides or {})
+        #: The ``ats_process_batch`` feeder; only exists while some plugin implements the hook.
+        self.drain: BatchDrain | None = None
+
+    @property
+    def registry(self) -> Registry | None:
+        """Event families (built-in, the application's ``app.*``, and the plugins'); spans and
+        log records of unregistered events are rejected and counted here. Built on first use:
+        a process that never records through the API does not pay for the family schemas."""
+        if not self._registry_built:
+            with _LOCK:
+                if not self._registry_built:
+                    self._registry = _build_registry(self.plugins)
+                    self._registry_built = True
+        return self._registry
+
+    def ensure_drain(self) -> None:
+        """Starts the batch drain once some plugin implements ``ats_process_batch``."""
+        with _LOCK:
+            if self.drain is not None or _RUNTIME is not self or not self.plugins.wants_batches():
+                return
+            from ats._drain import BatchDrain
+
+            self.drain = BatchDrain(self.pipeline, self.plugins)
 
 
 _LOCK = threading.RLock()
@@ -164,7 +188,8 @@ def init(config: str | os.PathLike[str] | Mapping[str, Any] | None = None, /, **
         count_error("plugins", exc)
     rt = _RUNTIME
     if rt is not None:
-        rt.registry = _build_registry(plugins)
+        plugins.on_register = rt.ensure_drain
+        rt.ensure_drain()
     return rt
 
 
@@ -212,9 +237,21 @@ def init_once_from_environment() -> None:
 
 
 def flush(timeout: float = 5.0) -> bool:
-    """Waits until everything recorded so far reached the sinks, at most ``timeout`` seconds."""
+    """Waits until everything recorded so far reached the sinks (and ``ats_process_batch``),
+    at most ``timeout`` seconds."""
     rt = _RUNTIME
-    return True if rt is None else rt.pipeline.flush(timeout)
+    return True if rt is None else _flush(rt, timeout)
+
+
+def _flush(rt: Runtime, timeout: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    ok = rt.pipeline.flush(timeout)
+    drain = rt.drain
+    if drain is not None:
+        ok = drain.wait_idle(deadline - time.monotonic()) and ok
+    return ok
 
 
 def shutdown(timeout: float = 5.0) -> bool:
@@ -227,6 +264,13 @@ def shutdown(timeout: float = 5.0) -> bool:
         _native.deactivate()
     if rt is None:
         return True
+    import time
+
+    deadline = time.monotonic() + timeout
+    drain = rt.drain
+    if drain is not None:
+        # Batch hooks see everything recorded so far before ats_shutdown.
+        _flush(rt, timeout)
     try:
         rt.plugins.shutdown()
         for instrumentor in rt.plugins.instrumentors():
@@ -237,7 +281,10 @@ def shutdown(timeout: float = 5.0) -> bool:
     except Exception as exc:
         count_error("plugins.shutdown", exc)
     restore_threads()
-    return rt.pipeline.shutdown(timeout)
+    ok = rt.pipeline.shutdown(max(deadline - time.monotonic(), 0.0))
+    if drain is not None:
+        ok = drain.stop(deadline - time.monotonic()) and ok
+    return ok
 
 
 def reload() -> bool:
@@ -258,6 +305,12 @@ def reload() -> bool:
     old = rt.pipeline
     rt.pipeline, rt.config = new_pipeline, cfg
     _activate(new_pipeline)
+    drain = rt.drain
+    if drain is not None:
+        # Batches still queued in the old pipeline reach the hook before the switch.
+        old.flush(cfg.shutdown.timeout_s)
+        drain.wait_idle(cfg.shutdown.timeout_s)
+        drain.switch(new_pipeline)
     old.shutdown(cfg.shutdown.timeout_s)
     return True
 
@@ -284,12 +337,40 @@ def _at_exit() -> None:
 def _after_fork_in_child() -> None:
     # The native pipeline rebuilds its ring and flusher by itself on first use. A
     # multiprocessing child leaves through os._exit, which skips atexit: flush there too.
+    rt = _RUNTIME
+    if rt is not None and rt.drain is not None:
+        # The drain thread did not survive the fork; the child feeds its own batches. No
+        # _LOCK here: another parent thread may have held it at the fork, and the child has
+        # only this thread.
+        from ats._drain import BatchDrain
+
+        try:
+            rt.drain = BatchDrain(rt.pipeline, rt.plugins)
+        except Exception as exc:
+            rt.drain = None
+            count_error("fork", exc)
     mp_util = sys.modules.get("multiprocessing.util")
     if mp_util is not None:
         try:
-            mp_util.Finalize(None, _at_exit, exitpriority=-1000)
+            # multiprocessing clears the finalizers it inherited when the child's Process
+            # starts (_bootstrap), then runs its after-fork callbacks: register from there.
+            mp_util.register_after_fork(_FORK_TOKEN, _finalize_multiprocessing_child)
         except Exception as exc:
             count_error("fork", exc)
+
+
+class _ForkToken:
+    """Kept alive for the process's lifetime: multiprocessing holds after-fork callbacks weakly."""
+
+
+_FORK_TOKEN = _ForkToken()
+
+
+def _finalize_multiprocessing_child(_token: object) -> None:
+    import multiprocessing.util
+
+    # Runs in multiprocessing's own exit path (os._exit follows, atexit does not run).
+    multiprocessing.util.Finalize(None, _at_exit, exitpriority=-1000)
 
 
 def _install_sighup() -> None:

@@ -17,7 +17,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import re
     from collections.abc import Callable, Mapping, MutableMapping
-    from concurrent.futures import Future
+    from concurrent.futures import Future, ThreadPoolExecutor
+    from types import ModuleType
     from typing import Any, TypeVar
 
     T = TypeVar("T")
@@ -143,13 +144,10 @@ _ORIGINAL_SUBMIT: Callable[..., Future[Any]] | None = None
 
 def propagate_to_threads() -> None:
     """Makes new threads and executor tasks start in a copy of the submitter's context."""
-    global _ORIGINAL_START, _ORIGINAL_SUBMIT
+    global _ORIGINAL_START
     if _ORIGINAL_START is not None:
         return
-    from concurrent.futures import ThreadPoolExecutor  # only when ATS is initialised
-
     original_start = threading.Thread.start
-    original_submit = ThreadPoolExecutor.submit
 
     def start(self: threading.Thread) -> None:
         ctx = contextvars.copy_context()
@@ -157,19 +155,46 @@ def propagate_to_threads() -> None:
         self.run = lambda: ctx.run(run)  # type: ignore[method-assign]
         original_start(self)
 
+    _ORIGINAL_START = original_start
+    threading.Thread.start = start  # type: ignore[method-assign]
+    # ThreadPoolExecutor is patched when it is imported: importing it here would put
+    # concurrent.futures (and logging) into the start-up of every process ats-run starts.
+    module = sys.modules.get(_EXECUTOR_MODULE)
+    if module is not None:
+        _patch_executor(module)
+    else:
+        from ats.instrumentation import _watcher
+
+        _watcher.watch(_EXECUTOR_MODULE, _patch_executor)
+
+
+_EXECUTOR_MODULE = "concurrent.futures.thread"
+
+
+def _patch_executor(module: ModuleType) -> None:
+    global _ORIGINAL_SUBMIT
+    if _ORIGINAL_START is None or _ORIGINAL_SUBMIT is not None:
+        return  # restored meanwhile, or patched already
+    executor: type[ThreadPoolExecutor] = module.ThreadPoolExecutor
+    original_submit = executor.submit
+
     def submit(self: ThreadPoolExecutor, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         return original_submit(self, contextvars.copy_context().run, fn, *args, **kwargs)
 
-    _ORIGINAL_START, _ORIGINAL_SUBMIT = original_start, original_submit
-    threading.Thread.start = start  # type: ignore[method-assign]
-    ThreadPoolExecutor.submit = submit  # type: ignore[method-assign,assignment]
+    _ORIGINAL_SUBMIT = original_submit
+    executor.submit = submit  # type: ignore[method-assign,assignment]
 
 
 def restore_threads() -> None:
     global _ORIGINAL_START, _ORIGINAL_SUBMIT
-    from concurrent.futures import ThreadPoolExecutor
-
-    if _ORIGINAL_START is not None and _ORIGINAL_SUBMIT is not None:
+    if _ORIGINAL_START is not None:
         threading.Thread.start = _ORIGINAL_START  # type: ignore[method-assign,assignment]
+    if _ORIGINAL_SUBMIT is not None:
+        from concurrent.futures import ThreadPoolExecutor
+
         ThreadPoolExecutor.submit = _ORIGINAL_SUBMIT  # type: ignore[method-assign]
+    elif _ORIGINAL_START is not None:
+        from ats.instrumentation import _watcher
+
+        _watcher.unwatch(_EXECUTOR_MODULE, _patch_executor)
     _ORIGINAL_START = _ORIGINAL_SUBMIT = None

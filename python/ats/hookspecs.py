@@ -149,10 +149,20 @@ def ats_tool_execute_after(
 def ats_process_batch(records: Sequence[Mapping[str, object]]) -> None:
     """A batch of records was drained from the ring buffer on the flush path.
 
-    Called once per batch (never per event), off the program's hot path, after redaction.
-    Use it for custom export or aggregation; do not keep references to the records.
+    Called once per batch (never per event) on ATS's own drain thread, off the program's
+    hot path, after redaction and sampling, in the order the records were flushed. The thread
+    only runs when some plugin implements this hook. A slow hook never blocks the program:
+    batches that do not fit the bounded hand-off queue are dropped and counted
+    (``stats()["dropped"]["handoff_full"]``); an exception is caught and counted. Nothing the
+    hook itself does is recorded.
 
-    :param records: the batch's records, each a mapping in the seed 000 envelope shape.
+    :param records: the batch's records, each a dict in the seed 000 envelope shape — exactly
+        one line of the JSONL sink: ``ts``, ``tenant``, ``workspace``, ``trace_id``,
+        ``span_id``, ``parent_span_id``, ``air_id``, ``plan_hash`` (ids only when set),
+        ``dialect``, ``region``, ``kind`` (``span`` | ``log`` | ``metric`` | ``reward``), then
+        for a span ``evt``, ``component``, ``status``, ``start_ns``, ``end_ns``,
+        ``duration_ms``, ``attributes``; for a log ``evt``, ``component``, ``severity``,
+        ``body``, ``attributes``.
     """
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import abc
 import importlib
-import logging
 import sys
 import threading
 import warnings
@@ -37,7 +36,6 @@ __all__ = [
     "version_in_range",
 ]
 
-_log = logging.getLogger("ats.instrumentation")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -66,7 +64,9 @@ def count_error(where: str, exc: BaseException) -> None:
         # Imported by name: the runtime is optional here and must not be a hard import
         # dependency of instrumentation code (nor slow `import ats` down).
         runtime_mod = sys.modules.get("ats._runtime") or importlib.import_module("ats._runtime")
-        rt = runtime_mod.current()
+        # Not current(): that is None inside suppressed() blocks (the batch drain thread),
+        # whose errors still belong to the running runtime.
+        rt = runtime_mod._RUNTIME
         if rt is not None:
             rt.errors.count(where, exc)
             return
@@ -77,7 +77,9 @@ def count_error(where: str, exc: BaseException) -> None:
         _fallback_errors[where] = _fallback_errors.get(where, 0) + 1
     if first:
         try:
-            _log.warning(
+            import logging  # only on this rare path: logging is a measurable start-up import
+
+            logging.getLogger("ats.instrumentation").warning(
                 "ats: instrumentation error in %s (counted; the program's call is unaffected): %s: %s",
                 where,
                 type(exc).__name__,

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     import pluggy
 
+    from ats._entry_points import EntryPoint
     from ats.config import Config
     from ats.hookspecs import EventFamilyRegistry, Session, ToolCall
     from ats.instrumentation import Instrumentor
@@ -132,6 +133,9 @@ class PluginHost:
         self._pm.add_hookspecs(hookspecs)
         self._statuses: dict[str, PluginStatus] = {}
         self._tracing_undo: Callable[[], None] | None = None
+        #: Called after each successful :meth:`register` (the runtime starts its batch drain
+        #: when a plugin registered after start-up implements ``ats_process_batch``).
+        self.on_register: Callable[[], None] | None = None
 
     # ----------------------------------------------------------------- loading
 
@@ -162,7 +166,7 @@ class PluginHost:
         allowed_set = None if allowed is None else frozenset(allowed)
         for ep in _entry_points(ENTRY_POINT_GROUP):
             name = ep.name
-            distribution, version = _distribution_of(ep)
+            distribution, version = ep.distribution, ep.version
             names = {name} if distribution is None else {name, distribution}
             existing = self._statuses.get(name)
             if existing is not None:
@@ -237,6 +241,11 @@ class PluginHost:
             )
             return False
         self._statuses[plugin_name] = PluginStatus(plugin_name, distribution, version, "active")
+        if self.on_register is not None:
+            try:
+                self.on_register()
+            except Exception as exc:
+                _count_error("plugins.on_register", exc)
         return True
 
     def unregister(self, name: str) -> None:
@@ -402,15 +411,24 @@ class PluginHost:
         except Exception as exc:
             _count_error("hook:ats_tool_execute_after", exc)
 
-    def process_batch(self, records: Sequence[Mapping[str, object]]) -> None:
-        """Call ``ats_process_batch`` for one drained batch (skipped when no plugin listens)."""
+    def wants_batches(self) -> bool:
+        """True when some plugin implements ``ats_process_batch`` (then the runtime drains batches)."""
+        return bool(self._pm.hook.ats_process_batch.get_hookimpls())
+
+    def process_batch(self, records: Sequence[Mapping[str, object]]) -> bool:
+        """Call ``ats_process_batch`` for one drained batch (skipped when no plugin listens).
+
+        :return: False when a hook implementation raised (counted and reported once).
+        """
         caller = self._pm.hook.ats_process_batch
         if not caller.get_hookimpls():
-            return
+            return True
         try:
             caller(records=records)
         except Exception as exc:
             _count_error("hook:ats_process_batch", exc)
+            return False
+        return True
 
     def shutdown(self) -> None:
         """Call ``ats_shutdown``."""
@@ -420,24 +438,14 @@ class PluginHost:
             _count_error("hook:ats_shutdown", exc)
 
 
-def _entry_points(group: str) -> list[Any]:
-    from importlib import metadata
+def _entry_points(group: str) -> list[EntryPoint]:
+    from ats._entry_points import entry_points
 
     try:
-        return list(metadata.entry_points(group=group))
+        return entry_points(group)
     except Exception as exc:  # a broken distribution's metadata must not stop the host
         _count_error("plugins.discover", exc)
         return []
-
-
-def _distribution_of(ep: Any) -> tuple[str | None, str | None]:
-    dist = getattr(ep, "dist", None)
-    if dist is None:
-        return None, None
-    try:
-        return str(dist.metadata["Name"]), str(dist.version)
-    except Exception:
-        return None, None
 
 
 def _closest(name: str, known: Sequence[str]) -> str | None:

@@ -8,16 +8,28 @@ program's own.
 
 from __future__ import annotations
 
-import argparse
 import os
-import shutil
 import sys
-from pathlib import Path
 
-BOOTSTRAP_DIR = str(Path(__file__).resolve().parent / "bootstrap")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Mapping
+
+BOOTSTRAP_DIR = os.path.join(os.path.dirname(os.path.realpath(__file__)), "bootstrap")
+
+#: Option -> the environment variable it sets for the program.
+_OPTIONS = {
+    "--config": "ATS_CONFIG",
+    "--service-name": "OTEL_SERVICE_NAME",
+    "--home": "ATS_HOME",
+    "--disable-plugins": "ATS_DISABLED_PLUGINS",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     p = argparse.ArgumentParser(
         prog="ats-run",
         description="Run a program with ATS instrumentation (like opentelemetry-instrument / ddtrace-run).",
@@ -31,36 +43,66 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def build_environment(args: argparse.Namespace, environ: dict[str, str]) -> dict[str, str]:
+def _parse_fast(argv: list[str]) -> tuple[dict[str, str], list[str]] | None:
+    """The options and the command, without argparse (this wrapper's start-up is the program's);
+    None for anything else (``--help``, abbreviations, mistakes): argparse then handles it."""
+    settings: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            return settings, argv[i + 1:]
+        if not arg.startswith("-"):
+            return settings, argv[i:]
+        name, eq, value = arg.partition("=")
+        if name not in _OPTIONS:
+            return None
+        if not eq:
+            if i + 1 == len(argv):
+                return None
+            i += 1
+            value = argv[i]
+        settings[_OPTIONS[name]] = value
+        i += 1
+    return settings, []
+
+
+def _parse(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+    fast = _parse_fast(argv)
+    if fast is not None:
+        return fast
+    args = _parser().parse_args(argv)
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    settings = {env: value for option, env in _OPTIONS.items()
+                if (value := getattr(args, option[2:].replace("-", "_"))) is not None}
+    return settings, command
+
+
+def build_environment(settings: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The program's environment: the bootstrap directory first on PYTHONPATH, plus ``settings``."""
     env = dict(environ)
     existing = env.get("PYTHONPATH", "")
     parts = [BOOTSTRAP_DIR] + [p for p in existing.split(os.pathsep) if p and p != BOOTSTRAP_DIR]
     env["PYTHONPATH"] = os.pathsep.join(parts)
-    for value, key in (
-        (args.config, "ATS_CONFIG"),
-        (args.service_name, "OTEL_SERVICE_NAME"),
-        (args.home, "ATS_HOME"),
-        (args.disable_plugins, "ATS_DISABLED_PLUGINS"),
-    ):
-        if value is not None:
-            env[key] = value
+    env.update(settings)
     return env
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    command = list(args.command)
-    if command and command[0] == "--":
-        command = command[1:]
+    settings, command = _parse(sys.argv[1:] if argv is None else argv)
     if not command:
         _parser().print_usage(sys.stderr)
         print("ats-run: error: no command given", file=sys.stderr)
         return 2
-    executable = shutil.which(command[0])
+    from shutil import which
+
+    executable = which(command[0])
     if executable is None:
         print(f"ats-run: error: command not found: {command[0]}", file=sys.stderr)
         return 127
-    env = build_environment(args, dict(os.environ))
+    env = build_environment(settings, os.environ)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(executable, command, env)

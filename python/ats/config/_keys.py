@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # the same behaviour without compiling methods at start-up (see _record)
+    from ats.config._record import record as dataclass
 
 from ats.config import _values as v
 
@@ -97,6 +101,7 @@ KEYS: dict[str, Key] = {k.name: k for k in (
        "a byte size between 64KiB and 64MiB (an integer or e.g. 16MiB)", 16 * MIB),
     _k("flush.interval_ms", v.integer(1, 60_000), "an integer between 1 and 60000", 200),
     _k("flush.batch_max_records", v.integer(1, 1_000_000), "an integer between 1 and 1000000", 4096),
+    _k("flush.handoff_max_records", v.integer(1, 10_000_000), "an integer between 1 and 10000000", 65_536),
     _k("shutdown.timeout_s", v.number(0, 600), "a number of seconds between 0 and 600", 5.0),
     _k("sampling.ratio", v.number(0, 1), _RATIO, 1.0),
     _k("sampling.parent_based", v.parse_bool, _BOOL, True),

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass, field, fields, is_dataclass
+else:  # the same behaviour without compiling methods at start-up (see _record)
+    from ats.config._record import field, fields
+    from ats.config._record import is_record as is_dataclass
+    from ats.config._record import record as dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -61,6 +67,8 @@ class RingConfig:
 class FlushConfig:
     interval_ms: int
     batch_max_records: int
+    #: Records kept for ``ats_process_batch`` plugins before batches are dropped (``handoff_full``).
+    handoff_max_records: int
 
 
 @dataclass(frozen=True)
@@ -237,6 +245,7 @@ class Config:
             "ring_bytes": self.ring.bytes,
             "flush_interval_ms": self.flush.interval_ms,
             "batch_max_records": self.flush.batch_max_records,
+            "handoff_max_records": self.flush.handoff_max_records,
             "tenant": self.tenant,
             "workspace": self.workspace,
             "region": self.region,

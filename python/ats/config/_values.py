@@ -12,7 +12,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # the same behaviour without compiling methods at start-up (see _record)
+    from ats.config._record import record as dataclass
 from pathlib import Path
 from typing import Any
 

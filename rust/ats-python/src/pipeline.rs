@@ -7,7 +7,10 @@ use std::time::Duration;
 use ats_core::flusher::{FlushConfig, Pipeline, PipelineConfig};
 use ats_core::record::codec::{encode_log_to_vec, encode_span_to_vec};
 use ats_core::record::{EnvelopeRef, LogRef, Severity, SpanRef, Status};
-use ats_core::sink::{open_sinks, RetentionDays, SinkSpec};
+use std::sync::Arc;
+
+use ats_core::sink::jsonl::encode_record;
+use ats_core::sink::{open_sinks, HandoffSlot, Popped, RetentionDays, SinkSpec};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -67,6 +70,8 @@ pub struct PyPipeline {
     /// Boxed: the rate limiter's cache-padded shards need more alignment than
     /// a Python object's memory guarantees.
     sampling: Box<Sampling>,
+    /// Batches for the Python `ats_process_batch` drain (kept only once it attaches).
+    handoff: Arc<HandoffSlot>,
 }
 
 fn status_from(code: u8) -> PyResult<Status> {
@@ -91,7 +96,7 @@ impl PyPipeline {
         tenant=String::new(), workspace=String::new(), region=String::new(),
         sample_ratio=1.0, parent_based=true, sampling_rules=Vec::new(), rate_limit_per_second=None, rate_limit_burst=1000, daily_cap=None,
         redact=true, scrub_patterns=Vec::new(), tail_latency_ms=None, tail_base_ratio=0.1,
-        metrics=None, metrics_interval_ms=10_000, retention_days=None, otlp=None,
+        metrics=None, metrics_interval_ms=10_000, retention_days=None, otlp=None, handoff_max_records=65_536,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -119,6 +124,7 @@ impl PyPipeline {
         metrics_interval_ms: u64,
         retention_days: Option<(u32, u32, u32, u32)>,
         otlp: Option<&Bound<'_, PyDict>>,
+        handoff_max_records: usize,
     ) -> PyResult<Self> {
         let sampling = Sampling::new(SamplingArgs {
             ratio: sample_ratio,
@@ -144,16 +150,19 @@ impl PyPipeline {
         // Open once now so a bad path is an error at start-up, not a silent drop later.
         let first = open_sinks(&specs).map_err(|e| PyValueError::new_err(e.to_string()))?;
         let first = std::sync::Mutex::new(Some(first));
+        let handoff = HandoffSlot::new(handoff_max_records.max(1));
+        let slot = handoff.clone();
         let factory = Box::new(move || {
-            if let Some(sinks) = first.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                return sinks;
-            }
-            // A forked child opens its own handles; failing that it records nothing
-            // rather than failing the child.
-            open_sinks(&specs).unwrap_or_else(|e| {
-                eprintln!("ats: cannot open sinks in forked child: {e}");
-                Vec::new()
-            })
+            let mut sinks = first.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_else(|| {
+                // A forked child opens its own handles; failing that it records nothing
+                // rather than failing the child.
+                open_sinks(&specs).unwrap_or_else(|e| {
+                    eprintln!("ats: cannot open sinks in forked child: {e}");
+                    Vec::new()
+                })
+            });
+            sinks.push(Box::new(slot.sink()) as Box<dyn ats_core::flusher::Sink>);
+            sinks
         });
         // Built-in instruments (driver metrics) live in the same registry as the user's.
         let registry = metrics.map(|m| m.registry.clone()).unwrap_or_else(PyMetrics::fresh_registry);
@@ -177,7 +186,7 @@ impl PyPipeline {
             },
             ..PipelineConfig::default()
         };
-        Ok(Self { inner: Pipeline::with_stages(config, factory, stages_factory), resource: Resource { tenant, workspace, region }, registry, driver_metrics, sampling: Box::new(sampling) })
+        Ok(Self { inner: Pipeline::with_stages(config, factory, stages_factory), resource: Resource { tenant, workspace, region }, registry, driver_metrics, sampling: Box::new(sampling), handoff })
     }
 
     /// Records one finished span, unless sampling drops it. Returns False when
@@ -338,6 +347,45 @@ impl PyPipeline {
         py.allow_threads(|| guarded("Pipeline.shutdown", || false, || self.inner.shutdown(d)))
     }
 
+    /// From now on the flusher keeps batches for `drain` (bounded; a full queue drops
+    /// whole batches, counted as `handoff_full`).
+    fn attach_drain(&self) {
+        self.inner.ensure_fresh_after_fork();
+        self.handoff.queue().attach();
+    }
+
+    /// The next batch for Python sinks, as seed 000 envelope mappings (the JSONL line
+    /// shape), waiting at most `timeout` s with the GIL released. None: nothing within
+    /// the timeout, or the pipeline is shut down and everything was taken.
+    fn drain(&self, py: Python<'_>, timeout: f64) -> PyResult<Option<PyObject>> {
+        let d = deadline(timeout);
+        let text = py.allow_threads(|| {
+            guarded("Pipeline.drain", || None, || {
+                // A forked child must not touch the parent's queue (its lock may be held).
+                self.inner.ensure_fresh_after_fork();
+                match self.handoff.queue().pop(d) {
+                    Popped::Batch(batch) => {
+                        let mut out = String::with_capacity(batch.len() * 256);
+                        out.push('[');
+                        for (i, rec) in batch.iter().enumerate() {
+                            if i > 0 {
+                                out.push(',');
+                            }
+                            encode_record(&mut out, rec);
+                        }
+                        out.push(']');
+                        Some(out)
+                    }
+                    Popped::Empty | Popped::Closed => None,
+                }
+            })
+        });
+        match text {
+            Some(t) => Ok(Some(py.import("json")?.getattr("loads")?.call1((t,))?.unbind())),
+            None => Ok(None),
+        }
+    }
+
     /// Counters of this process's ring and flusher, for `ats trace stats` and `ats_dropped_total`.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.inner.stats();
@@ -355,6 +403,11 @@ impl PyPipeline {
                 dropped.set_item(reason, n)?;
             }
         }
+        // The queue's own count is current; the sink's total above lags by a cycle.
+        let handoff = self.handoff.queue().stats();
+        dropped.set_item(ats_core::sink::HANDOFF_FULL, handoff.dropped_full)?;
+        d.set_item("handoff_accepted", handoff.accepted)?;
+        d.set_item("handoff_queued", handoff.queued)?;
         d.set_item("dropped", dropped)?;
         let sampled_out = PyDict::new(py);
         self.sampling.dropped_into(&sampled_out)?;
