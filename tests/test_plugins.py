@@ -554,7 +554,7 @@ def test_entry_point_scan_matches_importlib_metadata(plugin_site: Path) -> None:
                           for ep in metadata.entry_points(group=group))
         got = sorted((ep.name, ep.value, ep.distribution, ep.version) for ep in entry_points(group))
         assert got == expected, group
-    assert {ep.name for ep in entry_points("ats")} >= OURS | {"sqlite3", "tool-counter"}
+    assert {ep.name for ep in entry_points("ats")} >= OURS | {"sqlite3"}
 
 
 def test_entry_point_scan_first_distribution_on_the_path_wins(tmp_path: Path) -> None:

@@ -379,15 +379,15 @@ fn write_histogram_point(out: &mut String, p: &Point<'_>) {
     o.u64_nz("startTimeUnixNano", p.start_ns);
     o.u64_nz("timeUnixNano", p.rec.envelope.ts_ns);
     if let Some(h) = &p.hist {
-        o.u64_nz("count", h.count);
+        // Histogram counts go out as JSON numbers, not the canonical decimal
+        // strings: OTLP/JSON receivers must accept both, and some collectors
+        // (rotel 0.0.1-alpha10) silently drop a histogram whose counts are
+        // strings. Counts stay far below 2^53, so no precision is lost.
+        o.int_nz("count", h.count);
         o.double("sum", h.sum);
         if !h.counts.is_empty() {
             let arr = o.array("bucketCounts");
-            each(arr, &h.counts, |out, c| {
-                out.push('"');
-                write_u64(out, *c);
-                out.push('"');
-            });
+            each(arr, &h.counts, |out, c| write_u64(out, *c));
             arr.push(']');
         }
         if !h.bounds.is_empty() {
