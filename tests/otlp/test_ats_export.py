@@ -252,3 +252,30 @@ def test_outage_everything_arrives_and_the_program_does_not_notice(
     assert len(before) > 100 and len(during) > 100
     assert statistics.median(during) < 3 * statistics.median(before) + 200_000, (
         statistics.median(before), statistics.median(during))
+
+
+def test_otel_instrumented_app_exports_sanitised_statements(tmp_path: Path, collector: Rotel,
+                                                            otlp_sink: OtlpSink) -> None:
+    """OpenTelemetry's sqlite3 instrumentation + ATSSpanProcessor + ATS's OTLP exporter: the
+    collector gets OpenTelemetry's spans (same ids) with literal-free statements and air ids."""
+    # ATS's own sqlite3 plugin stays off: OpenTelemetry's instrumentation makes these spans.
+    env = ats_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=collector.http_endpoint, ATS_DISABLED_PLUGINS="sqlite3")
+    result = subprocess.run([sys.executable, str(APPS / "otel_shop.py")], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    ids = json.loads(result.stdout.strip().splitlines()[-1])
+    spans = otlp_sink.wait_spans(4, timeout=30)
+    assert len(spans) == 4, [s["name"] for s in spans]
+    assert {s["trace_id"] for s in spans} == {ids["trace_id"]}
+    queries = sorted((s for s in spans if "db.statement" in s["attributes"]), key=lambda s: s["start_ns"])
+    assert [q["attributes"]["db.statement"] for q in queries] == [
+        "CREATE TABLE users (id INTEGER, email TEXT)",
+        "INSERT INTO users VALUES (?, ?)",
+        "SELECT id FROM users WHERE email = ? OR id = ?",
+    ]
+    for q in queries:
+        assert q["attributes"]["db.sqlx.air_id"].startswith("air:Q-")
+        assert q["parent_span_id"] == ids["span_id"]
+    everything = json.dumps([otlp_sink.spans(), otlp_sink.logs()], default=str)
+    for leak in ("carol.secret@example.org", "4111111111111111"):
+        assert leak not in everything
