@@ -55,7 +55,7 @@ def test_defaults(tmp_path: Path) -> None:
         "jsonl": {"enabled": False, "dir": str(home / "jsonl"), "max_file_bytes": 128 << 20,
                   "max_total_bytes": None},
         "ring": {"bytes": 16 << 20},
-        "flush": {"interval_ms": 200, "batch_max_records": 4096, "handoff_max_records": 65536},
+        "flush": {"interval_ms": 50, "batch_max_records": 4096, "handoff_max_records": 65536},
         "shutdown": {"timeout_s": 5.0},
         "sampling": {"ratio": 1.0, "parent_based": True, "rules": [], "rate_limit_per_second": None,
                      "daily_cap": None},

@@ -99,7 +99,7 @@ KEYS: dict[str, Key] = {k.name: k for k in (
        "none or a byte size of at least 4KiB (an integer or e.g. 1GiB, 500MB)", None),
     _k("ring.bytes", v.byte_size(64 << 10, 64 * MIB),
        "a byte size between 64KiB and 64MiB (an integer or e.g. 16MiB)", 16 * MIB),
-    _k("flush.interval_ms", v.integer(1, 60_000), "an integer between 1 and 60000", 200),
+    _k("flush.interval_ms", v.integer(1, 60_000), "an integer between 1 and 60000", 50),
     _k("flush.batch_max_records", v.integer(1, 1_000_000), "an integer between 1 and 1000000", 4096),
     _k("flush.handoff_max_records", v.integer(1, 10_000_000), "an integer between 1 and 10000000", 65_536),
     _k("shutdown.timeout_s", v.number(0, 600), "a number of seconds between 0 and 600", 5.0),
