@@ -9,13 +9,14 @@
 #
 # The connection parameters go to .ci-services/env (KEY=VALUE lines, also valid shell), which
 # tests/drivers/conftest.py reads; ATS_PG_* / ATS_MYSQL_* in the environment take precedence.
-# Ports: ATS_PG_PORT (55432), ATS_MYSQL_PORT (53306).
+# Ports: ATS_PG_PORT / ATS_MYSQL_PORT, else the ones of servers this directory already runs, else
+# the first free port from 55432 / 53306 (another checkout's servers may hold the defaults).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DIR=${ATS_SERVICES_DIR:-$PWD/.ci-services}
-PG_PORT=${ATS_PG_PORT:-55432}
-MY_PORT=${ATS_MYSQL_PORT:-53306}
+PG_PORT=${ATS_PG_PORT:-}
+MY_PORT=${ATS_MYSQL_PORT:-}
 DB=ats_test
 USER_NAME=ats
 PASSWORD=ats-test-password
@@ -147,6 +148,37 @@ my_stop() {
     fi
 }
 
+# ------------------------------------------------------------------ ports
+
+port_free() {
+    python3 -c 'import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+}
+
+first_free_port() {
+    local p=$1
+    while ! port_free "$p"; do p=$((p + 1)); done
+    printf '%s' "$p"
+}
+
+previous_port() {  # the port a server of this directory was started on, from the last env file
+    [ -f "$DIR/env" ] && sed -n "s/^$1=//p" "$DIR/env" || true
+}
+
+choose_ports() {
+    if [ -z "$PG_PORT" ]; then
+        if [ -f "$DIR/pg/data/PG_VERSION" ] && as_user postgres "$(pg_bin)/pg_ctl" -D "$DIR/pg/data" status >/dev/null 2>&1; then
+            PG_PORT=$(previous_port ATS_PG_PORT)
+        fi
+        [ -n "$PG_PORT" ] || PG_PORT=$(first_free_port 55432)
+    fi
+    if [ -z "$MY_PORT" ]; then
+        if my_alive; then MY_PORT=$(previous_port ATS_MYSQL_PORT); fi
+        [ -n "$MY_PORT" ] || MY_PORT=$(first_free_port 53306)
+    fi
+}
+
 # ------------------------------------------------------------------ main
 
 write_env() {
@@ -171,16 +203,19 @@ case "${1:-start}" in
     start)
         install_packages
         prepare_dir
+        choose_ports
         pg_start
         my_start
         write_env
         log "PostgreSQL 127.0.0.1:$PG_PORT, MariaDB 127.0.0.1:$MY_PORT (parameters in $DIR/env)"
         ;;
     stop)
+        PG_PORT=${PG_PORT:-$(previous_port ATS_PG_PORT)}
         pg_stop
         my_stop
         ;;
     status)
+        PG_PORT=${PG_PORT:-$(previous_port ATS_PG_PORT)}
         pg_alive && my_alive
         ;;
     *)
