@@ -86,7 +86,7 @@ def test_psycopg_one_span_per_statement_merged(orm: Recording, pg: Server) -> No
         ("driver.query.error", "ats-sqlalchemy", "SELECT * FROM nowhere", "L"),
         ("driver.query.ok", "ats-sqlalchemy", "ROLLBACK", "L"),
         ("driver.close.ok", "ats-psycopg", None, None),
-    ] or got == got  # placeholder replaced below
+    ], got
     failing = _attrs(spans[3])
     assert failing["error.type"] == "UndefinedTable"  # the driver's class, not SQLAlchemy's
     assert failing["db.response.status_code"] == "42P01"
@@ -140,7 +140,7 @@ def test_asyncpg_async_engine_one_span_per_statement(orm: Recording, pg: Server)
     got = [(s["evt"], s["component"], _attrs(s).get("db.statement")) for s in spans]
     assert got == [
         ("driver.query.ok", "ats-sqlalchemy", "CREATE TEMP TABLE ats_t (a int)"),
-        ("driver.query.ok", "ats-sqlalchemy", "INSERT INTO ats_t VALUES (?), (?)"),
+        ("driver.query.ok", "ats-sqlalchemy", "INSERT INTO ats_t VALUES (?)"),
         ("driver.query.error", "ats-sqlalchemy", "SELECT * FROM nowhere"),
         ("driver.query.ok", "ats-sqlalchemy", "ROLLBACK"),
         ("driver.close.ok", "ats-asyncpg", None),
@@ -167,12 +167,14 @@ def test_pymysql_one_span_per_statement(orm: Recording, mysql: Server) -> None:
         assert ats_pymysql.instrumentor.uninstrument() is True
     spans = orm.spans()[skip:]
     got = [(s["evt"], s["component"], _attrs(s).get("db.statement"), _attrs(s).get("sqlx.class")) for s in spans]
-    assert got[:5] == [
-        ("driver.query.ok", "ats-sqlalchemy", "CREATE TEMPORARY TABLE ats_users (name text, email varchar(?))", "S"),
+    assert got == [
+        ("driver.query.ok", "ats-sqlalchemy", "CREATE TEMPORARY TABLE ats_users (name text, email VARCHAR(?))", "S"),
         ("driver.query.ok", "ats-sqlalchemy", "INSERT INTO ats_users (name, email) VALUES (?, ?)", "L"),
         ("driver.query.ok", "ats-sqlalchemy", "SELECT name FROM ats_users WHERE email = %(e)s", "L"),
         ("driver.query.error", "ats-sqlalchemy", "SELECT * FROM nowhere", "L"),
         ("driver.query.ok", "ats-sqlalchemy", "COMMIT", "L"),
+        ("driver.query.ok", "ats-sqlalchemy", "ROLLBACK", "L"),  # PyMySQL sends the pool's reset
+        ("driver.close.ok", "ats-pymysql", None, None),
     ], got
     assert _attrs(spans[0])["db.system"] == "mysql"
     assert _attrs(spans[3])["error.type"] == "ProgrammingError"
@@ -191,11 +193,11 @@ def test_slo_rules_metrics_ddl_logs_and_pool_gauges(orm: Recording, pg: Server) 
         {"class": "A", "tables": ["report_*"]},
         {"class": "S", "operations": ["CREATE", "DROP"]},
     ], "default_class": "B"}})
-    before = {k: p.get("count", 0) for k, p in _points("sqlx_exec_latency_ms").items()}
     engine = sa.create_engine(_url("postgresql+psycopg", pg), pool_size=2)
     with engine.connect() as conn:
         pass
     skip = len(orm.spans())
+    before = {k: p["count"] for k, p in _points("sqlx_exec_latency_ms").items()}
     c1 = engine.connect()
     c2 = engine.connect()
     levels = _points("sqlx_pool_active")
@@ -216,6 +218,7 @@ def test_slo_rules_metrics_ddl_logs_and_pool_gauges(orm: Recording, pg: Server) 
     spans = orm.spans()[skip:]
     classes = [(_attrs(s).get("db.statement"), _attrs(s).get("sqlx.class")) for s in spans]
     assert classes == [
+        ("ROLLBACK", "B"),  # c2's return to the pool (no driver plugin here to say it was idle)
         ("CREATE TEMP TABLE report_daily (a int)", "A"),  # first rule wins
         ("SELECT a FROM report_daily", "A"),
         ("SELECT ?", "B"),
@@ -224,12 +227,12 @@ def test_slo_rules_metrics_ddl_logs_and_pool_gauges(orm: Recording, pg: Server) 
     ]
     after = {k: p["count"] for k, p in _points("sqlx_exec_latency_ms").items()}
     assert {k: after[k] - before.get(k, 0) for k in after} == {
-        (("class", "A"),): 2, (("class", "B"),): 2, (("class", "S"),): 1,
+        (("class", "A"),): 2, (("class", "B"),): 3, (("class", "S"),): 1,
     } | {k: 0 for k in after if k not in ((("class", "A"),), (("class", "B"),), (("class", "S"),))}
     ddl = [(r["evt"], r["trace_id"], r["span_id"], r["attributes"]) for r in _logs(orm)
            if r["evt"].startswith("ddl.")]
     assert [d[0] for d in ddl] == ["ddl.migration.ok", "ddl.migration.error"]
-    for (evt, trace_id, span_id, attributes), span in zip(ddl, (spans[0], spans[3])):
+    for (evt, trace_id, span_id, attributes), span in zip(ddl, (spans[1], spans[4])):
         assert (trace_id, span_id) == (span["trace_id"], span["span_id"])
     assert ddl[1][3]["error.type"] == "UndefinedTable"
 
@@ -245,6 +248,7 @@ def test_sqlcommenter_on_and_off(orm: Recording, pg: Server) -> None:
     try:
         with engine.connect() as conn:
             seen_off = conn.exec_driver_sql(probe).scalar_one()
+            conn.commit()  # pg_stat_activity is snapshotted once per transaction
             rt.config = load_config({"sqlcommenter": {"enabled": True}})
             seen_on = conn.exec_driver_sql(probe).scalar_one()
     finally:
