@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ats.config import (
+    SloRule,
     Config,
     ConfigError,
     RedactionPattern,
@@ -65,6 +66,14 @@ def test_defaults(tmp_path: Path) -> None:
         "retention": {"traces_days": 30, "logs_days": 30, "metrics_days": 400, "learning_days": 90},
         "plugins": {"disabled": [], "allowed": None, "trace_hooks": False},
         "export": {"enabled": False, "endpoint": ""},
+        "slo": {"rules": [
+            {"slo_class": "S", "operations": ["CREATE", "ALTER", "DROP", "TRUNCATE", "RENAME", "COMMENT", "GRANT",
+                                              "REVOKE", "VACUUM", "ANALYZE", "REINDEX", "CLUSTER", "OPTIMIZE"],
+             "tables": [], "summary": None, "min_latency_ms": None},
+            {"slo_class": "B", "operations": ["COPY", "LOAD"], "tables": [], "summary": None,
+             "min_latency_ms": None},
+        ], "default_class": "L"},
+        "sqlcommenter": {"enabled": False},
         "otlp": {
             "endpoint": "", "protocol": "http/protobuf", "headers": {}, "compression": "none", "timeout_ms": 10000,
             "certificate": None, "client_key": None, "client_certificate": None,
@@ -76,7 +85,7 @@ def test_defaults(tmp_path: Path) -> None:
         },
     }
     assert {src for _, _, src in c.as_rows()} == {"default"}
-    assert len(c.as_rows()) == len(keys()) == 39 + 38
+    assert len(c.as_rows()) == len(keys()) == 42 + 38
     assert c.pipeline_kwargs()["otlp"] is None
 
 
@@ -293,6 +302,10 @@ ENV_CASES: list[tuple[str, str, str, Any]] = [
     ("ATS_SERVICE_NAME", "svc", "service.name", "svc"),
     ("ATS_SERVICE_RESOURCE_ATTRIBUTES", "a=1,b=x%2Cy", "service.resource_attributes", {"a": "1", "b": "x,y"}),
     ("ATS_TENANT", "acme", "tenant", "acme"),
+    ("ATS_SLO_DEFAULT_CLASS", "a", "slo.default_class", "A"),
+    ("ATS_SLO_RULES", '[{"class": "A", "tables": "report_*", "min_latency_ms": 5}]', "slo.rules",
+     (SloRule("A", (), ("report_*",), None, 5.0),)),
+    ("ATS_SQLCOMMENTER_ENABLED", "on", "sqlcommenter.enabled", True),
     ("ATS_WORKSPACE", "prod-eu", "workspace", "prod-eu"),
     ("ATS_REGION", "eu-west-1", "region", "eu-west-1"),
     ("ATS_MODE", "DEV", "mode", "dev"),

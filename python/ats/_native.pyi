@@ -144,6 +144,7 @@ class Pipeline:
         db_namespace: str = "",
         rows: int = ...,
         status_code: str | None = None,
+        slo_class: str | None = None,
     ) -> int: ...
     @property
     def metrics(self) -> Metrics: ...

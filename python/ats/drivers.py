@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Final, NamedTuple
 
+from ats import statements
 from ats.instrumentation import count_error
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "Peer",
     "SubclassCache",
     "cursor_rowcount",
+    "driver_layer_active",
     "fixed_text",
     "no_text",
     "sqlstate_from",
@@ -104,6 +106,16 @@ def outer_statement() -> Iterator[list[DriverObservation]]:
         yield observed
     finally:
         _outer.reset(token)
+
+
+_bound: set[DriverRecorder] = set()
+
+
+def driver_layer_active(component: str) -> bool:
+    """Whether the driver plugin ``component`` (``ats-psycopg``...) is instrumenting: then a
+    call it did not hand to :func:`outer_statement` did not reach the server (e.g. psycopg's
+    ``rollback()`` outside a transaction), and the outer layer records nothing either."""
+    return any(rec.component == component for rec in tuple(_bound))
 
 
 def statement_text(query: object) -> str | None:
@@ -168,10 +180,12 @@ class DriverRecorder:
     def bind(self) -> None:
         self._current = getattr(_optional_module("ats._runtime"), "current", _no_runtime)
         self._current_span = getattr(_optional_module("ats.context"), "current_span", _no_runtime)
+        _bound.add(self)
 
     def unbind(self) -> None:
         self._current = _no_runtime
         self._current_span = _no_runtime
+        _bound.discard(self)
 
     def runtime(self) -> Any:
         """The running ATS runtime, or ``None`` (then nothing is recorded); never raises."""
@@ -205,16 +219,49 @@ class DriverRecorder:
                     )
                 )
                 return
-            span = self._current_span()
-            rt.pipeline.record_query(
-                op, self.dialect, sql, start, end, error_type,
-                None if span is None else span.trace_id,
-                0 if span is None else span.span_id,
-                True if span is None else span.sampled,
-                self.component, peer.name, peer.port, peer.namespace, rows, status_code,
-            )  # fmt: skip
+            self._emit(rt, self.dialect, op, sql, start, end, peer, rows, error_type, status_code)
         except Exception as exc:
             count_error(f"{self.component}.record", exc)
+
+    def record_statement(
+        self, rt: Any, dialect: str, op: int, sql: str | None, start: int, end: int, peer: Peer,
+        rows: int, error_type: str | None, status_code: str | None,
+    ) -> None:  # fmt: skip
+        """Record one span now, for an outer layer (never diverted to an enclosing
+        :func:`outer_statement`: the outer layer is the one that owns it); never raises."""
+        try:
+            self._emit(rt, dialect, op, sql, start, end, peer, rows, error_type, status_code)
+        except Exception as exc:
+            count_error(f"{self.component}.record", exc)
+
+    def _emit(
+        self, rt: Any, dialect: str, op: int, sql: str | None, start: int, end: int, peer: Peer,
+        rows: int, error_type: str | None, status_code: str | None,
+    ) -> None:  # fmt: skip
+        span = self._current_span()
+        trace_id = None if span is None else span.trace_id
+        facts = None
+        if op == QUERY and sql is not None:
+            try:
+                facts = statements.describe(rt, dialect, sql, start, end)
+            except Exception as exc:
+                count_error(f"{self.component}.classify", exc)
+            if facts is not None and facts.ddl and trace_id is None:
+                trace_id = rt.pipeline.new_trace_id()  # the DDL log must name the span's trace
+        span_id = rt.pipeline.record_query(
+            op, dialect, sql, start, end, error_type, trace_id,
+            0 if span is None else span.span_id,
+            True if span is None else span.sampled,
+            self.component, peer.name, peer.port, peer.namespace, rows, status_code,
+            None if facts is None else facts.slo_class,
+        )  # fmt: skip
+        if facts is not None:
+            try:
+                statements.after_record(
+                    rt, facts, dialect, self.component, start, end, trace_id, span_id, error_type
+                )
+            except Exception as exc:
+                count_error(f"{self.component}.statement", exc)
 
 
 class CallSpec(NamedTuple):

@@ -47,6 +47,17 @@ _HEADERS = ("k=v pairs separated by commas (percent-encoded) or a table of strin
             "with HTTP token names and no control characters in values")
 
 
+#: Operations of system / DDL statements (seed 001 §7 class S).
+DDL_OPERATIONS = ("CREATE", "ALTER", "DROP", "TRUNCATE", "RENAME", "COMMENT", "GRANT", "REVOKE")
+#: Default ``slo.rules``: DDL and maintenance are S, bulk loads B, everything else
+#: ``slo.default_class`` (L).  Latency is deliberately not used by default: moving slow
+#: statements out of L would hide exactly the violations L's SLO is about.
+DEFAULT_SLO_RULES = (
+    ("S", DDL_OPERATIONS + ("VACUUM", "ANALYZE", "REINDEX", "CLUSTER", "OPTIMIZE"), (), None, None),
+    ("B", ("COPY", "LOAD"), (), None, None),
+)
+
+
 def _otlp_keys() -> list[Key]:
     """``otlp.*``: the generic settings and their per-signal overrides (OTLP exporter spec).
 
@@ -128,6 +139,11 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     _k("plugins.allowed", v.allow_list,
        "all, or plugin names separated by commas or a list", None, env="ATS_PLUGINS"),
     _k("plugins.trace_hooks", v.parse_bool, _BOOL, False, env="ATS_TRACE_HOOKS"),
+    _k("slo.rules", v.slo_rules,
+       "an ordered list of {class (L, B, A or S), operations, tables, summary, min_latency_ms} "
+       "(operations/tables: names or lists, summary: a glob; env: JSON)", DEFAULT_SLO_RULES),
+    _k("slo.default_class", v.slo_class, "one of L, B, A, S", "L"),
+    _k("sqlcommenter.enabled", v.parse_bool, _BOOL, False),
     _k("export.enabled", v.parse_bool, _BOOL, False),
     _k("export.endpoint", v.url_or_empty, "an http:// or https:// URL, or empty", ""),
     *_otlp_keys(),

@@ -119,6 +119,28 @@ class PluginsConfig:
 
 
 @dataclass(frozen=True)
+class SloRule:
+    """One ``slo.rules`` item: every condition given must hold (empty/None: any)."""
+
+    slo_class: str
+    operations: tuple[str, ...]
+    tables: tuple[str, ...]
+    summary: str | None
+    min_latency_ms: float | None
+
+
+@dataclass(frozen=True)
+class SloConfig:
+    rules: tuple[SloRule, ...]
+    default_class: str
+
+
+@dataclass(frozen=True)
+class SqlcommenterConfig:
+    enabled: bool
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     enabled: bool
     endpoint: str
@@ -172,7 +194,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "service": ServiceConfig, "store": StoreConfig, "jsonl": JsonlConfig, "ring": RingConfig,
     "flush": FlushConfig, "shutdown": ShutdownConfig, "sampling": SamplingConfig, "tail": TailConfig,
     "redaction": RedactionConfig, "metrics": MetricsConfig, "retention": RetentionConfig,
-    "plugins": PluginsConfig, "export": ExportConfig, "otlp": OtlpConfig,
+    "plugins": PluginsConfig, "export": ExportConfig, "otlp": OtlpConfig, "slo": SloConfig,
+    "sqlcommenter": SqlcommenterConfig,
 }
 _BYTE_KEYS = frozenset({"ring.bytes", "jsonl.max_file_bytes", "jsonl.max_total_bytes", "otlp.spool_max_bytes"})
 #: Keys whose values are secrets (API keys in headers): ``ats config show`` masks their values.
@@ -204,6 +227,8 @@ class Config:
     plugins: PluginsConfig
     export: ExportConfig
     otlp: OtlpConfig
+    slo: SloConfig
+    sqlcommenter: SqlcommenterConfig
     sources: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
 
     def get(self, key: str) -> Any:
@@ -293,6 +318,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _slo_rule_item(rule: SloRule) -> dict[str, Any]:
+    """A ``slo.rules`` item as written in a file or ``ATS_SLO_RULES`` (only the set conditions)."""
+    item: dict[str, Any] = {"class": rule.slo_class}
+    if rule.operations:
+        item["operations"] = list(rule.operations)
+    if rule.tables:
+        item["tables"] = list(rule.tables)
+    if rule.summary is not None:
+        item["summary"] = rule.summary
+    if rule.min_latency_ms is not None:
+        item["min_latency_ms"] = rule.min_latency_ms
+    return item
+
+
 def _shown(key: str, value: object) -> object:
     """A value as errors may show it: secrets (header values) masked."""
     return mask_pairs(value) if key in _SECRET_KEYS else value
@@ -314,6 +353,8 @@ def _render_key(key: str, value: Any) -> str:
         return ",".join(f"{r.prefix}:{r.ok_rate}:{r.error_rate}" for r in value)
     if key == "redaction.patterns":
         return json.dumps(_plain(value)) if value else "[]"
+    if key == "slo.rules":
+        return json.dumps([_slo_rule_item(r) for r in value])
     if key.startswith("plugins.") and isinstance(value, tuple):
         return ",".join(value)
     return render(value)
@@ -377,6 +418,7 @@ def build(merged: Mapping[str, Raw], cwd: Path) -> Config:
     values["service.resource_attributes"] = MappingProxyType(dict(values["service.resource_attributes"]))
     values["sampling.rules"] = tuple(SamplingRule(*r) for r in values["sampling.rules"])
     values["redaction.patterns"] = tuple(RedactionPattern(*p) for p in values["redaction.patterns"])
+    values["slo.rules"] = tuple(SloRule(*r) for r in values["slo.rules"])
 
     top: dict[str, Any] = {}
     for section, cls in _SECTIONS.items():

@@ -413,3 +413,55 @@ def spool_size(value: object, base: Path) -> int:
         return 0
     n: int = byte_size(1 << 20, 1 << 40)(value, base)
     return n
+
+
+#: SLO classes of seed 001 §7: low-latency OLTP, bulk ETL, analytics, system/DDL.
+SLO_CLASSES = ("L", "B", "A", "S")
+_SLO_RULE_FIELDS = frozenset({"class", "operations", "tables", "summary", "min_latency_ms"})
+
+
+def _names(value: object, upper: bool) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise Invalid()
+    out = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise Invalid()
+        out.append(item.strip().upper() if upper else item.strip().lower())
+    return tuple(out)
+
+
+def slo_rules(
+    value: object, _base: Path
+) -> tuple[tuple[str, tuple[str, ...], tuple[str, ...], str | None, float | None], ...]:
+    """An ordered list of ``{class, operations?, tables?, summary?, min_latency_ms?}``; JSON in
+    the environment.  A rule matches when every condition it names holds; the first match wins."""
+    value = _json_list(value)
+    if not isinstance(value, (list, tuple)):
+        raise Invalid()
+    out = []
+    for item in value:
+        if not isinstance(item, Mapping) or "class" not in item or not set(item) <= _SLO_RULE_FIELDS:
+            raise Invalid()
+        cls = item["class"]
+        if cls not in SLO_CLASSES:
+            raise Invalid(f"rules whose class is one of {', '.join(SLO_CLASSES)} (got {cls!r})")
+        ops = _names(item["operations"], True) if "operations" in item else ()
+        tables = _names(item["tables"], False) if "tables" in item else ()
+        summary = item.get("summary")
+        if summary is not None and (not isinstance(summary, str) or not summary.strip()):
+            raise Invalid()
+        latency = item.get("min_latency_ms")
+        if latency is not None:
+            latency = _number(latency)
+            if latency < 0:
+                raise Invalid()
+        out.append((str(cls), ops, tables, summary, latency))
+    return tuple(out)
+
+
+def slo_class(value: object, _base: Path) -> str:
+    if isinstance(value, str) and value.strip().upper() in SLO_CLASSES:
+        return value.strip().upper()
+    raise Invalid()

@@ -29,6 +29,8 @@ pub struct DriverCall<'a> {
     pub error_type: Option<&'a str>,
     /// The server's own error code (PostgreSQL / MySQL SQLSTATE) for a failed call.
     pub status_code: Option<&'a str>,
+    /// SLO class chosen by the host's rules (`sqlx.class`); `None`: unclassified.
+    pub slo_class: Option<&'a str>,
     pub trace_id: u128,
     pub span_id: u64,
     pub parent_span_id: u64,
@@ -117,6 +119,7 @@ pub fn encode_driver_span(call: &DriverCall<'_>, out: &mut Vec<u8>) -> Result<us
         op: call.op,
         error_type: call.error_type,
         status_code: call.status_code,
+        slo_class: call.slo_class,
         statement: call.statement.map(|s| StatementRef {
             text: &s.text,
             operation: &s.operation,

@@ -23,6 +23,7 @@ fn call<'a>(statement: Option<StatementRef<'a>>, error_type: Option<&'a str>) ->
         op: DriverOp::Query,
         error_type,
         status_code: error_type.map(|_| "42P01"),
+        slo_class: None,
         statement,
         component: "ats-psycopg",
         db_namespace: "shop",
@@ -161,4 +162,23 @@ proptest! {
         prop_assert_eq!(get("db.response.returned_rows"), (rows >= 0).then_some(AttrValue::I64(rows)));
         prop_assert_eq!(get("server.port"), (port != 0).then_some(AttrValue::I64(i64::from(port))));
     }
+}
+
+#[test]
+fn an_slo_class_becomes_the_sqlx_class_attribute_after_the_status_code() {
+    let stmt = StatementRef { text: "DROP TABLE t", operation: "DROP", table: "t", summary: "DROP t" };
+    let mut d = call(Some(stmt), Some("UndefinedTable"));
+    d.slo_class = Some("S");
+    let mut buf = Vec::new();
+    encode_driver_to_vec(&d, &mut buf).unwrap();
+    let Record::Span(span) = decode(&buf).unwrap() else { panic!("not a span") };
+    let tail: Vec<(String, AttrValue)> = span.attributes[span.attributes.len() - 3..].to_vec();
+    assert_eq!(
+        tail,
+        vec![
+            ("db.response.status_code".to_owned(), s("42P01")),
+            ("sqlx.class".to_owned(), s("S")),
+            ("db.sqlx.air_id".to_owned(), s("air:Q-123456789abcdef0")),
+        ]
+    );
 }

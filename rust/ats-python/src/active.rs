@@ -115,7 +115,7 @@ fn driver_call(
     let text = sql.map(lossy);
     let peer = Peer { name: peer_name, port: peer_port, db_namespace };
     let pipeline = active.pipeline.get();
-    let outcome = Outcome { error_type, status_code };
+    let outcome = Outcome { error_type, status_code, slo_class: None };
     Ok(pipeline.record_driver(op, dialect, text.as_deref(), start_ns, end_ns, outcome, parent, component, peer, rows))
 }
 

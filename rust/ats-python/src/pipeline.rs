@@ -285,7 +285,7 @@ impl PyPipeline {
     /// One database driver call (seed 000 `driver.*`): normalises `sql` (cached), records the
     /// span with every db attribute, updates the driver metrics. Returns the span id, or 0 when
     /// the span was sampled out or dropped (metrics are updated either way).
-    #[pyo3(signature = (op, dialect, sql, start_ns, end_ns, error_type=None, trace_id=None, parent_span_id=0, parent_sampled=true, component="", peer_name="", peer_port=0, db_namespace="", rows=-1, status_code=None))]
+    #[pyo3(signature = (op, dialect, sql, start_ns, end_ns, error_type=None, trace_id=None, parent_span_id=0, parent_sampled=true, component="", peer_name="", peer_port=0, db_namespace="", rows=-1, status_code=None, slo_class=None))]
     #[allow(clippy::too_many_arguments)]
     fn record_query(
         &self,
@@ -304,6 +304,7 @@ impl PyPipeline {
         db_namespace: &str,
         rows: i64,
         status_code: Option<&str>,
+        slo_class: Option<&str>,
     ) -> PyResult<u64> {
         let op = parse_op(op)?;
         let dialect = parse_dialect(Some(dialect))?;
@@ -314,7 +315,7 @@ impl PyPipeline {
         let text = sql.map(lossy);
         let parent = ParentRef { trace_id, span_id: parent_span_id, sampled: parent_sampled };
         let peer = Peer { name: peer_name, port: peer_port, db_namespace };
-        let outcome = Outcome { error_type, status_code };
+        let outcome = Outcome { error_type, status_code, slo_class };
         Ok(self.record_driver(op, dialect, text.as_deref(), start_ns, end_ns, outcome, parent, component, peer, rows))
     }
 
@@ -445,6 +446,8 @@ pub(crate) struct Outcome<'a> {
     pub error_type: Option<&'a str>,
     /// SQLSTATE or the server's own error code.
     pub status_code: Option<&'a str>,
+    /// The statement's SLO class (`sqlx.class`), chosen by the host's rules.
+    pub slo_class: Option<&'a str>,
 }
 
 /// Where a driver call went.
@@ -489,6 +492,7 @@ impl PyPipeline {
                 end_ns,
                 error_type: outcome.error_type,
                 status_code: outcome.status_code,
+                slo_class: outcome.slo_class,
                 trace_id,
                 span_id: 0,
                 parent_span_id: parent.span_id,

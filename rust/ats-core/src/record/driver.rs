@@ -78,6 +78,8 @@ pub struct DriverSpanRef<'a> {
     pub error_type: Option<&'a str>,
     /// The server's error code (SQLSTATE), `db.response.status_code`.
     pub status_code: Option<&'a str>,
+    /// The statement's SLO class (`L`/`B`/`A`/`S`, seed 001 §7), `sqlx.class`.
+    pub slo_class: Option<&'a str>,
     /// `None` for handshake/close or when no SQL was given.
     pub statement: Option<StatementRef<'a>>,
     pub component: &'a str,
@@ -139,6 +141,9 @@ pub fn expand_into(d: &DriverSpanRef<'_>, out: &mut SpanRecord) {
     }
     if let Some(code) = d.status_code {
         attrs.str("db.response.status_code", code);
+    }
+    if let Some(class) = d.slo_class {
+        attrs.str("sqlx.class", class);
     }
     if let Some(air) = e.air_id {
         let text = crate::sink::json::air_id_bytes(air);

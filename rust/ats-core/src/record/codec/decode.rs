@@ -363,7 +363,7 @@ fn read_driver(r: &mut Reader<'_>, flags: u8, s: &mut SpanRecord) -> Result<(), 
     let op = r.u8()?;
     let op = DriverOp::from_code(op).ok_or(DecodeError::InvalidEnum { field: "op", value: op })?;
     let presence = r.u8()?;
-    if presence & !(DRIVER_HAS_ERROR | DRIVER_HAS_STATEMENT | DRIVER_HAS_STATUS_CODE) != 0 {
+    if presence & !(DRIVER_HAS_ERROR | DRIVER_HAS_STATEMENT | DRIVER_HAS_STATUS_CODE | DRIVER_HAS_SLO_CLASS) != 0 {
         return Err(DecodeError::InvalidEnum { field: "presence", value: presence });
     }
     let peer_port = u16::from_le_bytes(r.array()?);
@@ -371,6 +371,7 @@ fn read_driver(r: &mut Reader<'_>, flags: u8, s: &mut SpanRecord) -> Result<(), 
     let (tenant, workspace, region, dialect, component) = (r.str()?, r.str()?, r.str()?, r.str()?, r.str()?);
     let error_type = if presence & DRIVER_HAS_ERROR != 0 { Some(r.str()?) } else { None };
     let status_code = if presence & DRIVER_HAS_STATUS_CODE != 0 { Some(r.str()?) } else { None };
+    let slo_class = if presence & DRIVER_HAS_SLO_CLASS != 0 { Some(r.str()?) } else { None };
     let statement = if presence & DRIVER_HAS_STATEMENT != 0 {
         Some(StatementRef { text: r.str()?, operation: r.str()?, table: r.str()?, summary: r.str()? })
     } else {
@@ -399,7 +400,7 @@ fn read_driver(r: &mut Reader<'_>, flags: u8, s: &mut SpanRecord) -> Result<(), 
         air_id: e.air_id,
         plan_hash: None,
     };
-    let d = DriverSpanRef { envelope, end_ns, op, error_type, status_code, statement, component, db_namespace, peer_name, peer_port, rows };
+    let d = DriverSpanRef { envelope, end_ns, op, error_type, status_code, slo_class, statement, component, db_namespace, peer_name, peer_port, rows };
     expand_into(&d, s);
     Ok(())
 }

@@ -502,13 +502,16 @@ pub fn encode_driver_to_vec(d: &DriverSpanRef<'_>, out: &mut Vec<u8>) -> Result<
     if d.status_code.is_some() {
         presence |= DRIVER_HAS_STATUS_CODE;
     }
+    if d.slo_class.is_some() {
+        presence |= DRIVER_HAS_SLO_CLASS;
+    }
     out.extend_from_slice(&[d.op as u8, presence]);
     out.extend_from_slice(&d.peer_port.to_le_bytes());
     out.extend_from_slice(&d.rows.to_le_bytes());
     for s in [e.tenant, e.workspace, e.region, e.dialect, d.component] {
         push_str(out, s);
     }
-    for text in [d.error_type, d.status_code].into_iter().flatten() {
+    for text in [d.error_type, d.status_code, d.slo_class].into_iter().flatten() {
         push_str(out, text);
     }
     if let Some(s) = &d.statement {

@@ -24,6 +24,8 @@ pub const KIND_DRIVER: u8 = 5;
 pub const DRIVER_HAS_ERROR: u8 = 1 << 0;
 pub const DRIVER_HAS_STATEMENT: u8 = 1 << 1;
 pub const DRIVER_HAS_STATUS_CODE: u8 = 1 << 2;
+/// The statement's SLO class (`sqlx.class`, seed 001 §7) follows.
+pub const DRIVER_HAS_SLO_CLASS: u8 = 1 << 3;
 
 /// Flag bits (byte 3): which optional fixed-width envelope fields follow.
 /// Zero ids are omitted, which keeps untraced records (e.g. rewards) small.

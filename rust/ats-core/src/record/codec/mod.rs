@@ -33,7 +33,7 @@
 //! | log | severity u8 | event, component, body, attributes |
 //! | metric | start_ns u64, value f64, kind u8 (0 counter, 1 gauge, 2 histogram); if bit5: count u64, sum f64, min f64, max f64 | name, unit, labels (varint count of string pairs); if bit5: bounds (varint count, f64 each), counts (varint count, u64 each) |
 //! | reward | latency_ms f64, cpu_ms f64, reward f64, class u8 (0 L, 1 B, 2 A, 3 S) | io_bytes varint, rows varint, engine |
-//! | driver | end_ns u64, op u8 (0 handshake, 1 query, 2 prepare, 3 close), presence u8 (bit0 error, bit1 statement, bit2 status code; others 0), peer_port u16, rows i64 | component, [error_type], [status_code], [text, operation, table, summary], db_namespace, peer_name |
+//! | driver | end_ns u64, op u8 (0 handshake, 1 query, 2 prepare, 3 close), presence u8 (bit0 error, bit1 statement, bit2 status code, bit3 SLO class; others 0), peer_port u16, rows i64 | component, [error_type], [status_code], [slo_class], [text, operation, table, summary], db_namespace, peer_name |
 //!
 //! A reward with `air_id` and `plan_hash` and no trace ids is 57 fixed bytes
 //! plus two varints and five strings (≈ 60 bytes plus string bytes), the
