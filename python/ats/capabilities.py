@@ -62,7 +62,7 @@ _PG_PROBES: Final[tuple[Probe, ...]] = (
                            "SELECT count(*) FROM t", "WITH RECURSIVE accepted"),
     Probe("JSON", "SELECT CAST('{}' AS json)", "json type accepted"),
     Probe("JSONB", "SELECT CAST('{}' AS jsonb)", "jsonb type accepted"),
-    Probe("GENERIC_PLAN", "EXPLAIN (GENERIC_PLAN) SELECT $1::int", "EXPLAIN (GENERIC_PLAN) accepted"),
+    Probe("GENERIC_PLAN", "EXPLAIN (GENERIC_PLAN) SELECT 1", "EXPLAIN (GENERIC_PLAN) accepted"),
 )
 _MY_PROBES: Final[tuple[Probe, ...]] = (
     Probe("WINDOW", "SELECT row_number() OVER () FROM (SELECT 1 AS x) AS t", "row_number() accepted"),

@@ -13,7 +13,8 @@ new connection with the program connection's parameters and runs ``EXPLAIN (FORM
 ``EXPLAIN FORMAT=JSON`` (never ``ANALYZE``: the statement is planned, not executed) with the
 statement's own parameters, inside a ``READ ONLY`` transaction that is rolled back.
 PostgreSQL 16+ gets ``GENERIC_PLAN`` instead of values when the statement text uses ``$n``
-placeholders (asyncpg).
+placeholders (asyncpg); ``%s`` placeholders (psycopg, psycopg2) are explained with the values.
+A statement on a temporary table cannot be explained on another connection (counted failure).
 
 The plan is redacted (every string in it goes through the native SQL normaliser, so no literal
 survives, then the PII scrubber), fingerprinted natively (``plan_fingerprint`` of the redacted
@@ -36,7 +37,6 @@ pin plans); ``plan_hash`` in the envelope is the new plan's.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -168,6 +168,8 @@ class PlanJob:
         side.submit(self.run)
 
     def run(self) -> None:
+        import json
+
         session = self.connector()
         try:
             with side.read_only(session):
@@ -208,7 +210,7 @@ class PlanJob:
 def _explain(session: side.Session, sql: str, params: Any) -> Any:
     if session.dialect == "mysql":
         return side.first_column(session.query("EXPLAIN FORMAT=JSON " + sql, params))
-    if not params and _uses_numbered_placeholders(sql) and _pg_version(session) >= 160000:
+    if _uses_numbered_placeholders(sql) and _pg_version(session) >= 160000:
         return side.first_column(session.query("EXPLAIN (FORMAT JSON, GENERIC_PLAN) " + sql))
     return side.first_column(session.query("EXPLAIN (FORMAT JSON) " + sql, params))
 

@@ -93,7 +93,7 @@ def slow_read(table: str) -> str:
     return f"SELECT i.id FROM {table} i CROSS JOIN pg_sleep({SLEEP_S}) WHERE i.name = %s"
 
 
-def test_slow_read_one_redacted_plan_linked_to_its_span(planned: Recording, pg: Server, pg_table: str) -> None:
+def test_slow_read_one_redacted_plan_linked_to_its_span(pg_table: str, planned: Recording, pg: Server) -> None:
     with psycopg.connect(pg.dsn) as conn:
         conn.execute(f"SELECT count(*) FROM {pg_table} WHERE name = %s", (LITERAL_NAME,))  # fast: no plan
         assert conn.execute(slow_read(pg_table), (LITERAL_NAME,)).fetchall() == [(20001,)]
@@ -124,10 +124,25 @@ def test_slow_read_one_redacted_plan_linked_to_its_span(planned: Recording, pg: 
     assert stored_plan_logs(planned) == [
         ("air.plan.ok", slow["trace_id"], slow["span_id"], slow["air_id"], plan["plan_hash"], plan["body"])
     ]
+    # `ats trace show` names the plan on the slow statement's line
+    import sys
+
+    from ats import cli
+
+    db = cli._connect(planned.root / "store.db")
+    try:
+        trace = cli._resolve_trace(db, slow["trace_id"])
+        text = cli.render_tree(trace, cli._load_spans(db, trace), cli._load_logs(db, trace), cli._glyphs(sys.stdout))
+    finally:
+        db.close()
+    assert [line for line in text.splitlines() if "plan_hash=" in line] == [
+        line for line in text.splitlines() if "driver.query" in line and f"plan_hash={plan['plan_hash']}" in line
+    ]
+    assert text.count(f"plan_hash={plan['plan_hash']}") == 1
     planned.assert_no_literals()
 
 
-def test_writes_and_data_modifying_ctes_are_never_explained(planned: Recording, pg: Server, pg_table: str) -> None:
+def test_writes_and_data_modifying_ctes_are_never_explained(pg_table: str, planned: Recording, pg: Server) -> None:
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         before = conn.execute(f"SELECT count(*), sum(id) FROM {pg_table}").fetchone()
         conn.execute(f"INSERT INTO {pg_table} (name) SELECT %s FROM pg_sleep({SLEEP_S}) WHERE false", (LITERAL_NAME,))
@@ -141,7 +156,7 @@ def test_writes_and_data_modifying_ctes_are_never_explained(planned: Recording, 
     assert side.stats()["failed"] == 0
 
 
-def test_plan_regression_after_drop_index(planned: Recording, pg: Server, pg_table: str) -> None:
+def test_plan_regression_after_drop_index(pg_table: str, planned: Recording, pg: Server) -> None:
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         conn.execute(slow_read(pg_table), (LITERAL_NAME,))
         assert side.wait_idle(20.0)
@@ -149,7 +164,7 @@ def test_plan_regression_after_drop_index(planned: Recording, pg: Server, pg_tab
         assert side.wait_idle(20.0)
         conn.execute(f"DROP INDEX {pg_table}_name")
         conn.execute(f"ANALYZE {pg_table}")
-        conn.execute(slow_read(pg_table), ("another value",))
+        conn.execute(slow_read(pg_table), (LITERAL_NAME,))
     found = logs(planned, "air.plan.ok")
     assert len(found) == 3
     baseline, same, changed = found
@@ -174,7 +189,7 @@ def test_plan_regression_after_drop_index(planned: Recording, pg: Server, pg_tab
     planned.assert_no_literals()
 
 
-def test_queue_full_drops_are_counted(planned: Recording, pg: Server, pg_table: str) -> None:
+def test_queue_full_drops_are_counted() -> None:
     worker = side.SideWorker(maxsize=1)
     gate = __import__("threading").Event()
     assert worker.submit(gate.wait)
@@ -254,7 +269,8 @@ def test_mariadb_capabilities_once_per_server(planned: Recording, mysql: Server)
     for _ in range(2):
         pymysql.connect(host=mysql.host, port=mysql.port, user=mysql.user, password=mysql.password,
                         database=mysql.database).close()  # fmt: skip
-    conn = pymysql.connect(host=mysql.host, port=mysql.port, user=mysql.user, password=mysql.password)
+    conn = pymysql.connect(host=mysql.host, port=mysql.port, user=mysql.user, password=mysql.password,
+                           database=mysql.database)  # fmt: skip
     try:
         cur = conn.cursor()
         cur.execute("SELECT VERSION()")
@@ -297,3 +313,33 @@ def test_plain_read_classification() -> None:
         "EXPLAIN ANALYZE SELECT 1", "CREATE TABLE t AS SELECT 1",
     ):  # fmt: skip
         assert not read(sql), sql
+
+
+def test_asyncpg_slow_read_plan(pg_table: str, planned: Recording, pg: Server) -> None:
+    import asyncio
+
+    import asyncpg
+    import ats_asyncpg
+
+    assert ats_asyncpg.instrumentor.instrument() is True
+    try:
+        async def app() -> None:
+            conn = await asyncpg.connect(host=pg.host, port=pg.port, user=pg.user, password=pg.password,
+                                         database=pg.database)  # fmt: skip
+            try:
+                rows = await conn.fetch(
+                    f"SELECT i.id FROM {pg_table} i CROSS JOIN pg_sleep({SLEEP_S}) WHERE i.name = $1", LITERAL_NAME
+                )
+                assert [tuple(r) for r in rows] == [(20001,)]
+            finally:
+                await conn.close()
+
+        asyncio.run(app())
+    finally:
+        ats_asyncpg.instrumentor.uninstrument()
+    found = logs(planned, "air.plan.ok")
+    assert len(found) == 1
+    assert found[0]["plan_hash"].startswith("ph:") and json.loads(found[0]["body"])[0]["Plan"]
+    spans = [r for r in records(planned) if r["kind"] == "span" and r["evt"] == "driver.query.ok"]
+    assert [(s["trace_id"], s["span_id"]) for s in spans] == [(found[0]["trace_id"], found[0]["span_id"])]
+    planned.assert_no_literals()
