@@ -6,7 +6,9 @@ side worker (:mod:`ats.side`) opens a separate connection with the same paramete
 server's version, runs a few harmless probe statements (each in its own ``READ ONLY``
 transaction, rolled back) and records one log record per capability:
 
-event ``learn.capability`` (the learning-artifact family of seed 000 §7), envelope ``dialect``
+event ``udr.capability.ok`` (seed 000 §7.3 gives the record's fields but no event name; it is
+filed under the registered ``udr`` family, the dialect runtime whose emulation decisions the
+capabilities feed, so registry rules, retention and export apply), envelope ``dialect``
 (``postgresql`` / ``mysql``), attributes exactly:
 
 ``version`` (``15.18``, ``10.11.14``), ``capability`` (one of :data:`CAPABILITIES`),
@@ -29,7 +31,7 @@ from ats.instrumentation import count_error
 
 __all__ = ["CAPABILITIES", "EVENT", "configure", "discover", "reset"]
 
-EVENT: Final = "learn.capability"
+EVENT: Final = "udr.capability.ok"
 COMPONENT: Final = "ats.capabilities"
 _SEVERITY_INFO: Final = 9
 _PROBE_OK: Final = 0.98
@@ -55,11 +57,16 @@ class VersionRule(NamedTuple):
     threshold: Callable[[str], str]
 
 
+# The same text on both dialects (standard SQL).
+_RECURSIVE_CTE: Final = Probe(
+    "RECURSIVE_CTE",
+    "WITH RECURSIVE t(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM t WHERE x < 2) SELECT count(*) FROM t",
+    "WITH RECURSIVE accepted",
+)
 _PG_PROBES: Final[tuple[Probe, ...]] = (
     Probe("WINDOW", "SELECT row_number() OVER () FROM (VALUES (1)) AS t(x)", "row_number() accepted"),
     Probe("CTE", "WITH t(x) AS (SELECT 1) SELECT x FROM t", "WITH accepted"),
-    Probe("RECURSIVE_CTE", "WITH RECURSIVE t(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM t WHERE x < 2) "
-                           "SELECT count(*) FROM t", "WITH RECURSIVE accepted"),
+    _RECURSIVE_CTE,
     Probe("JSON", "SELECT CAST('{}' AS json)", "json type accepted"),
     Probe("JSONB", "SELECT CAST('{}' AS jsonb)", "jsonb type accepted"),
     Probe("GENERIC_PLAN", "EXPLAIN (GENERIC_PLAN) SELECT 1", "EXPLAIN (GENERIC_PLAN) accepted"),
@@ -67,8 +74,7 @@ _PG_PROBES: Final[tuple[Probe, ...]] = (
 _MY_PROBES: Final[tuple[Probe, ...]] = (
     Probe("WINDOW", "SELECT row_number() OVER () FROM (SELECT 1 AS x) AS t", "row_number() accepted"),
     Probe("CTE", "WITH t AS (SELECT 1 AS x) SELECT x FROM t", "WITH accepted"),
-    Probe("RECURSIVE_CTE", "WITH RECURSIVE t(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM t WHERE x < 2) "
-                           "SELECT count(*) FROM t", "WITH RECURSIVE accepted"),
+    _RECURSIVE_CTE,
     Probe("JSON", "SELECT JSON_OBJECT('a', 1)", "JSON_OBJECT() accepted"),
 )
 _PG_RULES: Final[tuple[VersionRule, ...]] = (

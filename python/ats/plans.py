@@ -77,12 +77,15 @@ class PlanSettings(NamedTuple):
 
 
 _settings = PlanSettings()
+#: ``plans.latency_ms`` in ns, or None when plans are off (the per-call check reads only this).
+_threshold_ns: int | None = None
 
 
 def configure(new: PlanSettings) -> None:
     """Applies ``plans.*`` (called by ``ats.init``/``reload``; tests call it directly)."""
-    global _settings
+    global _settings, _threshold_ns
     _settings = new
+    _threshold_ns = int(new.latency_ms * 1e6) if new.enabled else None
     side.resize(new.queue_size)
 
 
@@ -285,16 +288,16 @@ def request(pipeline: Any, dialect: str, sql: str | None, start_ns: int, spec: s
 
     Cheap when plans are off or the call was fast: one attribute read and one clock read.
     """
-    current = _settings
-    if not current.enabled or spec is None or sql is None or dialect not in _DIALECTS:
+    threshold = _threshold_ns
+    if threshold is None or time.time_ns() - start_ns < threshold:
         return None
-    if (time.time_ns() - start_ns) < current.latency_ms * 1e6:
+    if spec is None or sql is None or dialect not in _DIALECTS:
         return None
     try:
         norm = normalize(sql, dialect)
         if not is_plain_read(norm.text, norm.operation):
             return None
-        if not _STATE.admit(norm.air_id, time.monotonic(), current.interval_s):
+        if not _STATE.admit(norm.air_id, time.monotonic(), _settings.interval_s):
             return None
         return PlanJob(pipeline, dialect, sql, spec.params(args, kwargs), spec.connector(obj), norm.air_id)
     except Exception as exc:

@@ -231,7 +231,7 @@ def test_mariadb_slow_read_plan(planned: Recording, mysql: Server) -> None:
 def _capability_records(rec: Recording) -> list[dict[str, Any]]:
     return [
         {"dialect": r["dialect"], **r["attributes"]}
-        for r in logs(rec, "learn.capability")
+        for r in logs(rec, "udr.capability.ok")
     ]
 
 
@@ -342,4 +342,29 @@ def test_asyncpg_slow_read_plan(pg_table: str, planned: Recording, pg: Server) -
     assert found[0]["plan_hash"].startswith("ph:") and json.loads(found[0]["body"])[0]["Plan"]
     spans = [r for r in records(planned) if r["kind"] == "span" and r["evt"] == "driver.query.ok"]
     assert [(s["trace_id"], s["span_id"]) for s in spans] == [(found[0]["trace_id"], found[0]["span_id"])]
+    planned.assert_no_literals()
+
+
+def test_psycopg2_slow_read_plan(pg_table: str, planned: Recording, pg: Server) -> None:
+    import ats_psycopg2
+    import psycopg2
+
+    assert ats_psycopg2.instrumentor.instrument() is True
+    try:
+        conn = psycopg2.connect(pg.dsn)
+        try:
+            cur = conn.cursor()
+            cur.execute(slow_read(pg_table), (LITERAL_NAME,))
+            assert cur.fetchall() == [(20001,)]
+            assert side.wait_idle(20.0)
+            assert conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_INTRANS
+            conn.rollback()
+        finally:
+            conn.close()
+    finally:
+        ats_psycopg2.instrumentor.uninstrument()
+    found = logs(planned, "air.plan.ok")
+    assert len(found) == 1 and found[0]["plan_hash"].startswith("ph:")
+    spans = [r for r in records(planned) if r["kind"] == "span" and r["evt"] == "driver.query.ok"]
+    assert (spans[0]["trace_id"], spans[0]["span_id"]) == (found[0]["trace_id"], found[0]["span_id"])
     planned.assert_no_literals()
