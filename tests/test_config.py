@@ -61,6 +61,8 @@ def test_defaults(tmp_path: Path) -> None:
         "sampling": {"ratio": 1.0, "parent_based": True, "rules": [], "rate_limit_per_second": None,
                      "daily_cap": None},
         "tail": {"enabled": False, "latency_ms": 1000.0, "base_ratio": 0.1},
+        "plans": {"enabled": False, "latency_ms": 500.0, "interval_s": 300.0, "queue_size": 64},
+        "capabilities": {"enabled": False},
         "redaction": {"enabled": True, "patterns": []},
         "metrics": {"interval_ms": 10000},
         "retention": {"traces_days": 30, "logs_days": 30, "metrics_days": 400, "learning_days": 90},
@@ -85,7 +87,7 @@ def test_defaults(tmp_path: Path) -> None:
         },
     }
     assert {src for _, _, src in c.as_rows()} == {"default"}
-    assert len(c.as_rows()) == len(keys()) == 42 + 38
+    assert len(c.as_rows()) == len(keys()) == 47 + 38
     assert c.pipeline_kwargs()["otlp"] is None
 
 
@@ -330,6 +332,11 @@ ENV_CASES: list[tuple[str, str, str, Any]] = [
     ("ATS_SAMPLING_DAILY_CAP", "100000", "sampling.daily_cap", 100000),
     ("ATS_TAIL_ENABLED", "on", "tail.enabled", True),
     ("ATS_TAIL_LATENCY_MS", "250", "tail.latency_ms", 250.0),
+    ("ATS_PLANS_ENABLED", "yes", "plans.enabled", True),
+    ("ATS_PLANS_LATENCY_MS", "250", "plans.latency_ms", 250.0),
+    ("ATS_PLANS_INTERVAL_S", "0", "plans.interval_s", 0.0),
+    ("ATS_PLANS_QUEUE_SIZE", "8", "plans.queue_size", 8),
+    ("ATS_CAPABILITIES_ENABLED", "1", "capabilities.enabled", True),
     ("ATS_TAIL_BASE_RATIO", "0", "tail.base_ratio", 0.0),
     ("ATS_REDACTION_ENABLED", "true", "redaction.enabled", True),
     ("ATS_REDACTION_PATTERNS", '[{"name": "emp", "regex": "EMP-\\\\d+", "marker": "[EMP]"}]',

@@ -126,6 +126,7 @@ class Pipeline:
         attributes: dict[str, Any] | None = None,
         dialect: str = "",
         air_id: str | None = None,
+        plan_hash: str | None = None,
     ) -> bool: ...
     def record_query(
         self,

@@ -173,6 +173,7 @@ def init(config: str | os.PathLike[str] | Mapping[str, Any] | None = None, /, **
         plugins = PluginHost()
         _RUNTIME = Runtime(cfg, pipeline, plugins, source=config, overrides=overrides)
         _activate(pipeline)
+        _configure_side_queries(cfg)
         propagate_to_threads()
         _install_process_hooks()
     # Plugins run outside the lock: their hooks may call back into ats.
@@ -191,6 +192,15 @@ def init(config: str | os.PathLike[str] | Mapping[str, Any] | None = None, /, **
         plugins.on_register = rt.ensure_drain
         rt.ensure_drain()
     return rt
+
+
+def _configure_side_queries(cfg: Config) -> None:
+    """``plans.*`` and ``capabilities.*``: what driver plugins may ask servers (``ats.side``)."""
+    from ats import capabilities, plans
+
+    p = cfg.plans
+    plans.configure(plans.PlanSettings(p.enabled, p.latency_ms, p.interval_s, p.queue_size))
+    capabilities.configure(cfg.capabilities.enabled)
 
 
 def _build_registry(plugins: PluginHost) -> Registry | None:

@@ -646,11 +646,17 @@ def render_tree(trace: _Trace, spans: list[_Span], logs: list[_Log], g: _Glyphs)
             g.last if s.is_last else g.branch)
         labels.append(prefix + s.name)
     width = min(max(len(x) for x in labels), 60)
+    # A plan captured after the span was written (ats.plans) is linked by its log record.
+    plan_of = {log.span_id: log.plan_hash for log in logs
+               if log.event == "air.plan.ok" and log.span_id is not None and log.plan_hash is not None}
     for s, label in zip(spans, labels):
         attrs = s.attributes()
         notes = []
         if "error.type" in attrs:
             notes.append(f"error.type={attrs['error.type']}")
+        plan_hash = s.plan_hash if s.plan_hash is not None else plan_of.get(s.span_id)
+        if plan_hash is not None:
+            notes.append(f"plan_hash=ph:{plan_hash & _U64:016x}")
         if "db.statement" in attrs:
             notes.append(f"db.statement={_clip(str(attrs['db.statement']), 100)}")
         dur = _fmt_ms((s.end_ns - s.start_ns) / 1e6)

@@ -31,8 +31,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Final, NamedTuple
 
-from ats import statements
+from ats import capabilities, plans, statements
 from ats.instrumentation import count_error
+from ats.side import SideSpec
 
 __all__ = [
     "CLOSE",
@@ -46,6 +47,7 @@ __all__ = [
     "Peer",
     "SubclassCache",
     "cursor_rowcount",
+    "discover_capabilities",
     "driver_layer_active",
     "fixed_text",
     "no_text",
@@ -88,6 +90,8 @@ class DriverObservation(NamedTuple):
     error_type: str | None
     status_code: str | None
     component: str
+    #: The EXPLAIN this slow read asked for, for the outer layer's span to link.
+    plan: Any = None
 
 
 _outer: ContextVar[list[DriverObservation] | None] = ContextVar("ats_driver_outer", default=None)
@@ -195,9 +199,15 @@ class DriverRecorder:
             count_error(f"{self.component}.runtime", exc)
             return None
 
-    def ok(self, rt: Any, op: int, sql: str | None, start: int, peer: Peer, rows: int = -1) -> None:
-        """Record one successful call that started at ``start`` and ends now; never raises."""
-        self._record(rt, op, sql, start, _time_ns(), peer, rows, None, None)
+    def ok(
+        self, rt: Any, op: int, sql: str | None, start: int, peer: Peer, rows: int = -1,
+        plan: plans.PlanJob | None = None,
+    ) -> None:  # fmt: skip
+        """Record one successful call that started at ``start`` and ends now; never raises.
+
+        ``plan``: the EXPLAIN to queue once the span is recorded (:func:`ats.plans.request`).
+        """
+        self._record(rt, op, sql, start, _time_ns(), peer, rows, None, None, plan)
 
     def error(
         self, rt: Any, op: int, sql: str | None, start: int, peer: Peer, exc: BaseException,
@@ -208,38 +218,40 @@ class DriverRecorder:
 
     def _record(
         self, rt: Any, op: int, sql: str | None, start: int, end: int, peer: Peer, rows: int,
-        error_type: str | None, status_code: str | None,
+        error_type: str | None, status_code: str | None, plan: plans.PlanJob | None = None,
     ) -> None:  # fmt: skip
         try:
             observed = _outer.get()
             if observed is not None:
                 observed.append(
                     DriverObservation(
-                        op, sql, start, end, peer, rows, error_type, status_code, self.component
+                        op, sql, start, end, peer, rows, error_type, status_code, self.component, plan
                     )
                 )
                 return
-            self._emit(rt, self.dialect, op, sql, start, end, peer, rows, error_type, status_code)
+            self._emit(rt, self.dialect, op, sql, start, end, peer, rows, error_type, status_code, plan)
         except Exception as exc:
             count_error(f"{self.component}.record", exc)
 
     def record_statement(
         self, rt: Any, dialect: str, op: int, sql: str | None, start: int, end: int, peer: Peer,
-        rows: int, error_type: str | None, status_code: str | None,
+        rows: int, error_type: str | None, status_code: str | None, plan: plans.PlanJob | None = None,
     ) -> None:  # fmt: skip
         """Record one span now, for an outer layer (never diverted to an enclosing
         :func:`outer_statement`: the outer layer is the one that owns it); never raises."""
         try:
-            self._emit(rt, dialect, op, sql, start, end, peer, rows, error_type, status_code)
+            self._emit(rt, dialect, op, sql, start, end, peer, rows, error_type, status_code, plan)
         except Exception as exc:
             count_error(f"{self.component}.record", exc)
 
     def _emit(
         self, rt: Any, dialect: str, op: int, sql: str | None, start: int, end: int, peer: Peer,
-        rows: int, error_type: str | None, status_code: str | None,
+        rows: int, error_type: str | None, status_code: str | None, plan: plans.PlanJob | None = None,
     ) -> None:  # fmt: skip
         span = self._current_span()
         trace_id = None if span is None else span.trace_id
+        if plan is not None and trace_id is None:  # a root span: its plan record needs the id
+            trace_id = rt.pipeline.new_trace_id()
         facts = None
         if op == QUERY and sql is not None:
             try:
@@ -255,6 +267,8 @@ class DriverRecorder:
             self.component, peer.name, peer.port, peer.namespace, rows, status_code,
             None if facts is None else facts.slo_class,
         )  # fmt: skip
+        if plan is not None:
+            plan.link(trace_id, span_id)
         if facts is not None:
             try:
                 statements.after_record(
@@ -283,6 +297,9 @@ class CallSpec(NamedTuple):
     #: ``(self) -> whether this call goes to the server`` (e.g. a ``commit()`` outside any
     #: transaction sends nothing and records nothing); ``None``: always.
     applies: Callable[[Any], bool] | None = None
+    #: How ATS may query this call's server on a separate connection (plans of slow reads,
+    #: capability discovery on a handshake; :mod:`ats.side`); ``None``: never.
+    side: SideSpec | None = None
 
 
 def _describe(rec: DriverRecorder, spec: CallSpec, obj: Any, args: Any, kwargs: Any) -> tuple[str | None, Peer]:
@@ -317,7 +334,20 @@ def _finish_ok(rec: DriverRecorder, rt: Any, spec: CallSpec, start: int, obj: An
             rows = spec.rows(obj, result)
         except Exception as exc:
             count_error(f"{rec.component}.rows", exc)
-    rec.ok(rt, spec.op, sql, start, peer, rows)
+    plan = None
+    if spec.side is not None:
+        if spec.op == HANDSHAKE:
+            discover_capabilities(rec, rt, peer, spec.side, obj)
+        else:
+            plan = plans.request(rt.pipeline, rec.dialect, sql, start, spec.side, obj, args, kwargs)
+    rec.ok(rt, spec.op, sql, start, peer, rows, plan)
+
+
+def discover_capabilities(rec: DriverRecorder, rt: Any, peer: Peer, side: SideSpec, conn: Any) -> None:
+    """Capability discovery for the server of a new connection (:mod:`ats.capabilities`)."""
+    capabilities.discover(
+        rt.pipeline, rec.dialect, peer.name, peer.port, peer.namespace, lambda: side.connector(conn)
+    )
 
 
 def _finish_error(rec: DriverRecorder, rt: Any, spec: CallSpec, start: int, obj: Any, args: Any, kwargs: Any, exc: BaseException) -> None:

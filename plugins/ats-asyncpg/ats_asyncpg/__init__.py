@@ -21,6 +21,7 @@ A failure records the span with status error, ``error.type`` = the asyncpg excep
 
 from __future__ import annotations
 
+import asyncio
 from time import time_ns as _now
 from types import ModuleType
 from typing import Any, Final
@@ -36,12 +37,14 @@ from ats.drivers import (
     CallSpec,
     DriverRecorder,
     Peer,
+    discover_capabilities,
     no_text,
     sqlstate_from,
     statement_text,
     wrap_async,
 )
 from ats.instrumentation import Instrumentor, count_error
+from ats.side import Connector, Session, SideSpec
 
 __all__ = ["AsyncpgInstrumentor", "ats_instrumentors", "instrumentor", "recorder"]
 
@@ -124,12 +127,64 @@ def _row_rows(_: Any, result: Any) -> int:
     return 0 if result is None else 1
 
 
+class AsyncpgSession:
+    """A side :class:`ats.side.Session` over asyncpg, on its own event loop in the worker thread."""
+
+    dialect = DIALECT
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        import asyncpg  # type: ignore[import-untyped]
+
+        self.loop = asyncio.new_event_loop()
+        try:
+            self.conn = self.loop.run_until_complete(asyncpg.connect(**params))
+        except BaseException:
+            self.loop.close()
+            raise
+
+    def query(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        rows = self.loop.run_until_complete(self.conn.fetch(sql, *(params or ())))
+        return [tuple(r) for r in rows]
+
+    def close(self) -> None:
+        try:
+            self.loop.run_until_complete(self.conn.close())
+        finally:
+            self.loop.close()
+
+
+def side_connector(conn: Any) -> Connector:
+    """Opens a new asyncpg connection with ``conn``'s address and credentials."""
+    p = conn._params
+    params: dict[str, Any] = {"user": p.user, "password": p.password, "database": p.database}
+    addr = conn._addr
+    if isinstance(addr, tuple):
+        params["host"], params["port"] = addr[0], addr[1]
+    else:  # a unix socket file: <dir>/.s.PGSQL.<port>
+        directory, _, name = str(addr).rpartition("/")
+        params["host"], params["port"] = directory, int(name.rsplit(".", 1)[-1])
+    mode = getattr(getattr(p, "sslmode", None), "name", "prefer").replace("_", "-")
+    # asyncpg turns sslmode into a context: a lenient mode is passed on as the mode itself,
+    # so that the side connection negotiates like the program's did.
+    params["ssl"] = mode if mode in ("disable", "allow", "prefer") else p.ssl
+
+    def connect() -> Session:
+        return AsyncpgSession(params)
+
+    return connect
+
+
+def _statement_params(args: tuple[Any, ...], _kwargs: dict[str, Any]) -> Any:
+    return args[1:]
+
+
+_SIDE: Final = SideSpec(side_connector, _statement_params)
 _CONNECTION_METHODS: Final = {
-    "execute": CallSpec(QUERY, _query_text, connection_peer, _status_rows, sqlstate),
+    "execute": CallSpec(QUERY, _query_text, connection_peer, _status_rows, sqlstate, side=_SIDE),
     "executemany": CallSpec(QUERY, _query_text, connection_peer, None, sqlstate),
-    "fetch": CallSpec(QUERY, _query_text, connection_peer, _len_rows, sqlstate),
-    "fetchval": CallSpec(QUERY, _query_text, connection_peer, None, sqlstate),
-    "fetchrow": CallSpec(QUERY, _query_text, connection_peer, _row_rows, sqlstate),
+    "fetch": CallSpec(QUERY, _query_text, connection_peer, _len_rows, sqlstate, side=_SIDE),
+    "fetchval": CallSpec(QUERY, _query_text, connection_peer, None, sqlstate, side=_SIDE),
+    "fetchrow": CallSpec(QUERY, _query_text, connection_peer, _row_rows, sqlstate, side=_SIDE),
     "fetchmany": CallSpec(QUERY, _query_text, connection_peer, _len_rows, sqlstate),
     "prepare": CallSpec(PREPARE, _query_text, connection_peer, None, sqlstate),
     "copy_from_query": CallSpec(QUERY, _copy_query_text, connection_peer, _status_rows, sqlstate),
@@ -171,6 +226,7 @@ def _make_connect(original: Any) -> Any:
             count_error(f"{COMPONENT}.peer", exc)
             peer = NO_PEER
         recorder.ok(rt, HANDSHAKE, None, start, peer)
+        discover_capabilities(recorder, rt, peer, _SIDE, conn)
         return conn
 
     _connect.__name__ = _connect.__qualname__ = getattr(original, "__name__", "_connect")

@@ -37,6 +37,7 @@ from ats.drivers import (
     DriverRecorder,
     Peer,
     cursor_rowcount,
+    discover_capabilities,
     fixed_text,
     no_text,
     sqlstate_from,
@@ -45,6 +46,7 @@ from ats.drivers import (
     wrap_sync,
 )
 from ats.instrumentation import Instrumentor, count_error
+from ats.side import Connector, DbapiSession, Session, SideSpec
 
 __all__ = ["PsycopgInstrumentor", "ats_instrumentors", "instrumentor", "recorder"]
 
@@ -94,7 +96,25 @@ def _query_text(cur: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str 
     return text
 
 
-_EXECUTE: Final = CallSpec(QUERY, _query_text, _cursor_peer, cursor_rowcount, sqlstate)
+def side_connector(conn: Any) -> Connector:
+    """Opens a new sync connection with ``conn``'s libpq parameters (plans, capabilities)."""
+    params = {o.keyword.decode(): o.val.decode() for o in conn.pgconn.info if o.val}
+
+    def connect() -> Session:
+        import psycopg
+
+        return DbapiSession(psycopg.Connection.connect(**params, autocommit=True), DIALECT)
+
+    return connect
+
+
+def _statement_params(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return args[1] if len(args) > 1 else kwargs.get("params")
+
+
+_CURSOR_SIDE: Final = SideSpec(lambda cur: side_connector(cur._conn), _statement_params)
+_CONN_SIDE: Final = SideSpec(side_connector, _statement_params)
+_EXECUTE: Final = CallSpec(QUERY, _query_text, _cursor_peer, cursor_rowcount, sqlstate, side=_CURSOR_SIDE)
 _EXECUTEMANY: Final = CallSpec(QUERY, _query_text, _cursor_peer, cursor_rowcount, sqlstate)
 def in_transaction(conn: Any) -> bool:
     """Whether commit()/rollback() will talk to the server (psycopg skips them when idle)."""
@@ -125,6 +145,7 @@ def _handshake_ok(rt: Any, start: int, conn: Any) -> None:
         count_error(f"{COMPONENT}.peer", exc)
         peer = NO_PEER
     recorder.ok(rt, HANDSHAKE, None, start, peer)
+    discover_capabilities(recorder, rt, peer, _CONN_SIDE, conn)
 
 
 def _make_connect(original: Any) -> Any:

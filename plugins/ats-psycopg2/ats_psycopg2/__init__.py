@@ -37,6 +37,7 @@ from ats.drivers import (
     Peer,
     SubclassCache,
     cursor_rowcount,
+    discover_capabilities,
     fixed_text,
     no_text,
     sqlstate_from,
@@ -44,6 +45,7 @@ from ats.drivers import (
     wrap_sync,
 )
 from ats.instrumentation import Instrumentor, count_error
+from ats.side import Connector, DbapiSession, Session, SideSpec
 
 __all__ = ["Psycopg2Instrumentor", "ats_instrumentors", "instrumentor", "recorder"]
 
@@ -105,8 +107,32 @@ def _copy_to_text(cur: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> st
     return f"COPY {table} TO STDOUT" if isinstance(table, str) else None
 
 
+def side_connector(conn: Any) -> Connector:
+    """Opens a new autocommit connection with ``conn``'s parameters (plans, capabilities)."""
+    params = {k: v for k, v in conn.info.dsn_parameters.items() if v}
+    password = conn.info.password
+    if password:
+        params["password"] = password
+
+    def connect() -> Session:
+        import psycopg2
+
+        side_conn = psycopg2.connect(**params)
+        side_conn.autocommit = True
+        return DbapiSession(side_conn, DIALECT)
+
+    return connect
+
+
+def _statement_params(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return args[1] if len(args) > 1 else kwargs.get("vars")
+
+
+_CURSOR_SIDE: Final = SideSpec(lambda cur: side_connector(cur.connection), _statement_params)
+_CONN_SIDE: Final = SideSpec(side_connector, _statement_params)
+
 _CURSOR_METHODS: Final = {
-    "execute": CallSpec(QUERY, _query_text, _cursor_peer, cursor_rowcount, sqlstate),
+    "execute": CallSpec(QUERY, _query_text, _cursor_peer, cursor_rowcount, sqlstate, side=_CURSOR_SIDE),
     "executemany": CallSpec(QUERY, _query_text, _cursor_peer, cursor_rowcount, sqlstate),
     "callproc": CallSpec(QUERY, _callproc_text, _cursor_peer, cursor_rowcount, sqlstate),
     "copy_expert": CallSpec(QUERY, _query_text, _cursor_peer, cursor_rowcount, sqlstate),
@@ -192,6 +218,7 @@ def _make_connection_class(base: type) -> type:
             count_error(f"{COMPONENT}.peer", exc)
             self._ats_peer = NO_PEER
         recorder.ok(rt, HANDSHAKE, None, start, self._ats_peer)
+        discover_capabilities(recorder, rt, self._ats_peer, _CONN_SIDE, self)
 
     def cursor(self: Any, *args: Any, **kwargs: Any) -> Any:
         # cursor(name=None, cursor_factory=None, scrollable=None, withhold=False)

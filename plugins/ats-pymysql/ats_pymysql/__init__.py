@@ -39,6 +39,7 @@ from ats.drivers import (
     wrap_sync,
 )
 from ats.instrumentation import Instrumentor
+from ats.side import Connector, DbapiSession, Session, SideSpec
 
 __all__ = ["PyMySQLInstrumentor", "ats_instrumentors", "instrumentor", "recorder"]
 
@@ -73,9 +74,40 @@ def _callproc_text(_: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str
     return f"CALL {name}()" if isinstance(name, str) else None
 
 
-_EXECUTE: Final = CallSpec(QUERY, _query_text, _cursor_peer, cursor_rowcount, sqlstate)
+def _text(value: Any) -> Any:
+    return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else value
+
+
+def side_connector(conn: Any) -> Connector:
+    """Opens a new autocommit connection with ``conn``'s parameters (plans, capabilities)."""
+    params: dict[str, Any] = {
+        "user": _text(conn.user), "password": conn.password, "database": _text(conn.db),
+        "charset": conn.charset, "connect_timeout": conn.connect_timeout, "autocommit": True,
+    }  # fmt: skip
+    if conn.unix_socket:
+        params["unix_socket"] = conn.unix_socket
+    else:
+        params["host"], params["port"] = conn.host, conn.port
+
+    def connect() -> Session:
+        import pymysql
+
+        return DbapiSession(pymysql.connect(**params), DIALECT)
+
+    return connect
+
+
+def _statement_params(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return args[1] if len(args) > 1 else kwargs.get("args")
+
+
+_CURSOR_SIDE: Final = SideSpec(lambda cur: side_connector(cur.connection), _statement_params)
+_EXECUTE: Final = CallSpec(QUERY, _query_text, _cursor_peer, cursor_rowcount, sqlstate, side=_CURSOR_SIDE)
+_EXECUTEMANY: Final = CallSpec(QUERY, _query_text, _cursor_peer, cursor_rowcount, sqlstate)
 _CALLPROC: Final = CallSpec(QUERY, _callproc_text, _cursor_peer, cursor_rowcount, sqlstate)
-_HANDSHAKE: Final = CallSpec(HANDSHAKE, no_text, connection_peer, None, sqlstate)
+_HANDSHAKE: Final = CallSpec(
+    HANDSHAKE, no_text, connection_peer, None, sqlstate, side=SideSpec(side_connector, _statement_params)
+)
 _CONNECTION_METHODS: Final = {
     "begin": CallSpec(QUERY, fixed_text("BEGIN"), connection_peer, None, sqlstate),
     "commit": CallSpec(QUERY, fixed_text("COMMIT"), connection_peer, None, sqlstate),
@@ -103,7 +135,7 @@ def _make_execute(original: Any) -> Any:
 
 
 def _make_executemany(original: Any) -> Any:
-    recorded = wrap_sync(recorder, original, _EXECUTE)
+    recorded = wrap_sync(recorder, original, _EXECUTEMANY)
 
     def executemany(self: Any, *args: Any, **kwargs: Any) -> Any:
         self.__dict__[_IN_BATCH] = True

@@ -102,10 +102,13 @@ def _merge(
     rt: Any, dialect: str, sql: str | None, start: int, end: int, peer: Peer, rows: int,
     observed: list[DriverObservation], error_type: str | None, status_code: str | None,
 ) -> None:  # fmt: skip
-    """One span from what SQLAlchemy saw and what the driver layer handed over."""
+    """One span from what SQLAlchemy saw and what the driver layer handed over (with the plan
+    capture a slow read asked for, linked to this span)."""
+    plan = None
     for seen in observed:  # the driver's view of the server wins: it saw the round trip
         if seen.op != QUERY:
             continue
+        plan = seen.plan or plan
         if seen.peer != NO_PEER:
             peer = seen.peer
         if seen.rows >= 0:
@@ -113,7 +116,7 @@ def _merge(
         if seen.error_type is not None:
             error_type = seen.error_type
         status_code = seen.status_code or status_code
-    recorder.record_statement(rt, dialect, QUERY, sql, start, end, peer, rows, error_type, status_code)
+    recorder.record_statement(rt, dialect, QUERY, sql, start, end, peer, rows, error_type, status_code, plan)
 
 
 def _traceparent(rt: Any) -> str | None:

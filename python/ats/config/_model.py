@@ -93,6 +93,19 @@ class TailConfig:
 
 
 @dataclass(frozen=True)
+class PlansConfig:
+    enabled: bool
+    latency_ms: float
+    interval_s: float
+    queue_size: int
+
+
+@dataclass(frozen=True)
+class CapabilitiesConfig:
+    enabled: bool
+
+
+@dataclass(frozen=True)
 class RedactionConfig:
     enabled: bool
     patterns: tuple[RedactionPattern, ...]
@@ -193,6 +206,7 @@ class OtlpConfig:
 _SECTIONS: dict[str, type[Any]] = {
     "service": ServiceConfig, "store": StoreConfig, "jsonl": JsonlConfig, "ring": RingConfig,
     "flush": FlushConfig, "shutdown": ShutdownConfig, "sampling": SamplingConfig, "tail": TailConfig,
+    "plans": PlansConfig, "capabilities": CapabilitiesConfig,
     "redaction": RedactionConfig, "metrics": MetricsConfig, "retention": RetentionConfig,
     "plugins": PluginsConfig, "export": ExportConfig, "otlp": OtlpConfig, "slo": SloConfig,
     "sqlcommenter": SqlcommenterConfig,
@@ -221,6 +235,8 @@ class Config:
     shutdown: ShutdownConfig
     sampling: SamplingConfig
     tail: TailConfig
+    plans: PlansConfig
+    capabilities: CapabilitiesConfig
     redaction: RedactionConfig
     metrics: MetricsConfig
     retention: RetentionConfig

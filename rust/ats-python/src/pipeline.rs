@@ -244,7 +244,7 @@ impl PyPipeline {
     }
 
     /// Records one structured log record (seed 000 §6). Returns False when dropped.
-    #[pyo3(signature = (event, component, severity, body, ts_ns, trace_id=None, span_id=0, attributes=None, dialect="", air_id=None))]
+    #[pyo3(signature = (event, component, severity, body, ts_ns, trace_id=None, span_id=0, attributes=None, dialect="", air_id=None, plan_hash=None))]
     #[allow(clippy::too_many_arguments)]
     fn emit_log(
         &self,
@@ -258,6 +258,7 @@ impl PyPipeline {
         attributes: Option<&Bound<'_, PyDict>>,
         dialect: &str,
         air_id: Option<&str>,
+        plan_hash: Option<&str>,
     ) -> PyResult<bool> {
         if !(1..=24).contains(&severity) {
             return Err(PyValueError::new_err(format!("severity must be an OpenTelemetry severity number 1..24, got {severity}")));
@@ -272,7 +273,7 @@ impl PyPipeline {
             span_id,
             parent_span_id: 0,
             air_id: air_id.map(|s| parse_fingerprint(s, "air:Q-")).transpose()?,
-            plan_hash: None,
+            plan_hash: plan_hash.map(|s| parse_fingerprint(s, "ph:")).transpose()?,
         };
         with_attributes(attributes, |attrs| {
             let log = LogRef { envelope, event, component, severity: Severity(severity), body, attributes: attrs };
