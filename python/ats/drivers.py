@@ -48,6 +48,7 @@ __all__ = [
     "SubclassCache",
     "cursor_rowcount",
     "discover_capabilities",
+    "publish_pool_levels",
     "driver_layer_active",
     "fixed_text",
     "no_text",
@@ -445,3 +446,30 @@ def _optional_module(name: str) -> Any:
         return importlib.import_module(name)
     except ImportError:
         return None
+
+
+# --------------------------------------------------------------------------- pool gauges
+
+_POOL_GAUGES: list[Any] = []
+
+
+def publish_pool_levels(dialect: str, pool_name: str, used: int, idle: int) -> None:
+    """Set a connection pool's levels: ``sqlx_pool_active`` / ``sqlx_pool_idle``
+    ``{dialect, id}`` (seed 000 §5) and OpenTelemetry's ``db.client.connection.count``
+    ``{db.client.connection.state, db.client.connection.pool.name}``; never raises."""
+    try:
+        if not _POOL_GAUGES:
+            from ats import metrics
+
+            _POOL_GAUGES.extend((
+                metrics.gauge("sqlx_pool_active", "{connection}"),
+                metrics.gauge("sqlx_pool_idle", "{connection}"),
+                metrics.gauge("db.client.connection.count", "{connection}"),
+            ))
+        active_gauge, idle_gauge, count_gauge = _POOL_GAUGES
+        active_gauge.set(used, {"dialect": dialect, "id": pool_name})
+        idle_gauge.set(idle, {"dialect": dialect, "id": pool_name})
+        count_gauge.set(used, {"db.client.connection.state": "used", "db.client.connection.pool.name": pool_name})
+        count_gauge.set(idle, {"db.client.connection.state": "idle", "db.client.connection.pool.name": pool_name})
+    except Exception as exc:
+        count_error("pool.levels", exc)

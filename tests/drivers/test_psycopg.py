@@ -293,3 +293,27 @@ def test_uninstrument_restores_originals(recording: Recording, pg: Server) -> No
     with psycopg.connect(pg.dsn) as conn:
         conn.execute("SELECT 1")
     assert recording.spans() == []
+
+
+def test_pool_gauges(traced: Recording, pg: Server) -> None:
+    from ats import metrics
+
+    def levels(name: str) -> dict[tuple[tuple[str, str], ...], Any]:
+        return {tuple(sorted(p["labels"].items())): p["value"] for p in metrics.snapshot() if p["name"] == name}
+
+    assert ats_psycopg.pool_instrumentor.instrument() is True
+    try:
+        with psycopg_pool.ConnectionPool(pg.dsn, min_size=2, max_size=2, open=True, name="ats-test-pool") as pool:
+            pool.wait(10.0)
+            conn = pool.getconn()
+            key = (("dialect", "postgresql"), ("id", "ats-test-pool"))
+            assert (levels("sqlx_pool_active")[key], levels("sqlx_pool_idle")[key]) == (1, 1)
+            state = lambda s: (("db.client.connection.pool.name", "ats-test-pool"), ("db.client.connection.state", s))  # noqa: E731
+            count = levels("db.client.connection.count")
+            assert (count[state("used")], count[state("idle")]) == (1, 1)
+            pool.putconn(conn)
+            assert (levels("sqlx_pool_active")[key], levels("sqlx_pool_idle")[key]) == (0, 2)
+    finally:
+        assert ats_psycopg.pool_instrumentor.uninstrument() is True
+    assert "getconn" not in vars(psycopg_pool.ConnectionPool) or not hasattr(
+        vars(psycopg_pool.ConnectionPool)["getconn"], "__wrapped__")

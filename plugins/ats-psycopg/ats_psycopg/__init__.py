@@ -21,6 +21,7 @@ SQLSTATE.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from time import time_ns as _now
@@ -43,6 +44,7 @@ from ats.drivers import (
     sqlstate_from,
     statement_text,
     wrap_async,
+    publish_pool_levels,
     wrap_sync,
 )
 from ats.instrumentation import Instrumentor, count_error
@@ -296,7 +298,64 @@ class PsycopgInstrumentor(Instrumentor):
 instrumentor: Final = PsycopgInstrumentor()
 
 
+# --------------------------------------------------------------------------- psycopg_pool
+
+
+def _publish_pool(pool: Any) -> None:
+    if recorder.runtime() is None:
+        return
+    try:
+        stats = pool.get_stats()
+        size, available = int(stats.get("pool_size", 0)), int(stats.get("pool_available", 0))
+        publish_pool_levels(DIALECT, str(pool.name), max(0, size - available), available)
+    except Exception as exc:
+        count_error("psycopg_pool.levels", exc)
+
+
+def _levels_after(original: Any) -> Any:
+    @functools.wraps(original)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _publish_pool(self)
+
+    return wrapper
+
+
+def _async_levels_after(original: Any) -> Any:
+    @functools.wraps(original)
+    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original(self, *args, **kwargs)
+        finally:
+            _publish_pool(self)
+
+    return wrapper
+
+
+class PsycopgPoolInstrumentor(Instrumentor):
+    """Publishes psycopg_pool's levels (``sqlx_pool_active``/``sqlx_pool_idle``,
+    ``db.client.connection.count``) after every ``getconn``/``putconn``."""
+
+    name = "psycopg_pool"
+    target_modules = ("psycopg_pool",)
+    supported_versions = ">=3.1,<4"
+
+    def _patch(self, module: ModuleType) -> None:
+        recorder.bind()
+        for cls, wrap in ((module.ConnectionPool, _levels_after), (module.AsyncConnectionPool, _async_levels_after)):
+            for method in ("getconn", "putconn"):
+                self.replace(cls, method, wrap(vars(cls)[method]))
+
+    def _unpatch(self, module: ModuleType) -> None:
+        self.restore(module)
+
+
+pool_instrumentor: Final = PsycopgPoolInstrumentor()
+
+
 @hookimpl
 def ats_instrumentors() -> list[Instrumentor]:
-    """Provide the psycopg 3 instrumentor to the ATS plugin host."""
-    return [instrumentor]
+    """Provide the psycopg 3 and psycopg_pool instrumentors to the ATS plugin host."""
+    return [instrumentor, pool_instrumentor]

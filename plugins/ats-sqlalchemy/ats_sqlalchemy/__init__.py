@@ -34,6 +34,7 @@ from ats.drivers import (
     Peer,
     driver_layer_active,
     outer_statement,
+    publish_pool_levels,
 )
 from ats.instrumentation import Instrumentor, count_error
 from ats.statements import commenter_enabled
@@ -226,23 +227,6 @@ def _txn_end(
 # --------------------------------------------------------------------------- pool gauges
 
 
-_pool_metrics: dict[str, Any] = {}
-
-
-def _gauges() -> tuple[Any, Any, Any]:
-    found = _pool_metrics.get("g")
-    if found is None:
-        from ats import metrics
-
-        found = _pool_metrics["g"] = (
-            metrics.gauge("sqlx_pool_active", "{connection}"),
-            metrics.gauge("sqlx_pool_idle", "{connection}"),
-            metrics.gauge("db.client.connection.count", "{connection}"),
-        )
-    result: tuple[Any, Any, Any] = found
-    return result
-
-
 def _pool_levels(pool: Any, shift: int) -> None:
     """Publish the pool's levels; ``shift`` moves one connection from used to idle (the
     ``checkin`` event fires before the pool takes the connection back)."""
@@ -255,12 +239,7 @@ def _pool_levels(pool: Any, shift: int) -> None:
         return  # published from engine_connect, once the pool has its engine's name
     used = max(0, int(checkedout()) - shift)
     idle = max(0, int(checkedin()) + shift)
-    active_gauge, idle_gauge, count_gauge = _gauges()
-    dialect = pool.__dict__.get("_ats_dialect", "other_sql")
-    active_gauge.set(used, {"dialect": dialect, "id": name})
-    idle_gauge.set(idle, {"dialect": dialect, "id": name})
-    count_gauge.set(used, {"db.client.connection.state": "used", "db.client.connection.pool.name": name})
-    count_gauge.set(idle, {"db.client.connection.state": "idle", "db.client.connection.pool.name": name})
+    publish_pool_levels(pool.__dict__.get("_ats_dialect", "other_sql"), name, used, idle)
 
 
 def _pool_listener(shift: int) -> Any:
