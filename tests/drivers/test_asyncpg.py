@@ -171,3 +171,28 @@ def test_uninstrument_restores_originals(recording: Recording, pg: Server) -> No
 
     asyncio.run(main())
     assert recording.spans() == []
+
+
+def test_pool_gauges(traced: Recording, pg: Server) -> None:
+    from ats import metrics
+
+    def levels(name: str) -> dict[tuple[tuple[str, str], ...], Any]:
+        return {tuple(sorted(p["labels"].items())): p["value"] for p in metrics.snapshot() if p["name"] == name}
+
+    key = (("dialect", "postgresql"), ("id", f"{pg.host}:{pg.port}/{pg.database}"))
+    seen: list[tuple[int, int]] = []
+
+    async def main() -> None:
+        pool = await asyncpg.create_pool(min_size=2, max_size=2, **_kw(pg))
+        conn = await pool.acquire()
+        seen.append((levels("sqlx_pool_active")[key], levels("sqlx_pool_idle")[key]))
+        await pool.release(conn)
+        seen.append((levels("sqlx_pool_active")[key], levels("sqlx_pool_idle")[key]))
+        await pool.close()
+
+    assert ats_asyncpg.pool_instrumentor.instrument() is True
+    try:
+        asyncio.run(main())
+    finally:
+        assert ats_asyncpg.pool_instrumentor.uninstrument() is True
+    assert seen == [(1, 1), (0, 2)]

@@ -21,6 +21,7 @@ A failure records the span with status error, ``error.type`` = the asyncpg excep
 
 from __future__ import annotations
 
+import functools
 import asyncio
 from time import time_ns as _now
 from types import ModuleType
@@ -39,6 +40,7 @@ from ats.drivers import (
     Peer,
     discover_capabilities,
     no_text,
+    publish_pool_levels,
     sqlstate_from,
     statement_text,
     wrap_async,
@@ -264,7 +266,61 @@ class AsyncpgInstrumentor(Instrumentor):
 instrumentor: Final = AsyncpgInstrumentor()
 
 
+# --------------------------------------------------------------------------- pool levels
+
+
+def _pool_name(pool: Any) -> str:
+    kw = getattr(pool, "_connect_kwargs", None) or {}
+    host, port, database = kw.get("host"), kw.get("port"), kw.get("database")
+    if host is None and database is None:
+        return f"asyncpg-pool-{id(pool):x}"
+    return f"{host or ''}:{port or ''}/{database or ''}"
+
+
+def _publish_pool(pool: Any) -> None:
+    if recorder.runtime() is None:
+        return
+    try:
+        size, idle = int(pool.get_size()), int(pool.get_idle_size())
+        publish_pool_levels(DIALECT, _pool_name(pool), max(0, size - idle), idle)
+    except Exception as exc:
+        count_error("asyncpg.pool_levels", exc)
+
+
+def _levels_after(original: Any) -> Any:
+    @functools.wraps(original)
+    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original(self, *args, **kwargs)
+        finally:
+            _publish_pool(self)
+
+    return wrapper
+
+
+class AsyncpgPoolInstrumentor(Instrumentor):
+    """Publishes asyncpg pool levels (``sqlx_pool_active``/``sqlx_pool_idle``,
+    ``db.client.connection.count``) after every acquire and release."""
+
+    name = "asyncpg.pool"
+    target_modules = ("asyncpg",)
+    supported_versions = ">=0.29,<0.33"
+
+    def _patch(self, module: ModuleType) -> None:
+        from asyncpg import pool
+
+        recorder.bind()
+        for method in ("_acquire", "release"):
+            self.replace(pool.Pool, method, _levels_after(vars(pool.Pool)[method]))
+
+    def _unpatch(self, module: ModuleType) -> None:
+        self.restore(module)
+
+
+pool_instrumentor: Final = AsyncpgPoolInstrumentor()
+
+
 @hookimpl
 def ats_instrumentors() -> list[Instrumentor]:
-    """Provide the asyncpg instrumentor to the ATS plugin host."""
-    return [instrumentor]
+    """Provide the asyncpg connection and pool instrumentors to the ATS plugin host."""
+    return [instrumentor, pool_instrumentor]
