@@ -2,9 +2,11 @@
 
 Each variant runs in its own fresh interpreter (no cross-patching), times a cursor point query
 with timeit (best of R repeats of N queries: the minimum is what the code costs, the rest is
-noise from a shared machine), and reports overhead = variant - raw in the same run.
+noise from a shared machine), and reports overhead = variant - raw in the same run. Variants
+alternate over ROUNDS fresh processes and each keeps its minimum: between two processes the same
+code differs by up to ~10 % (memory layout), more than ATS's whole overhead.
 
-Run: .venv/bin/python benches/sqlite3_overhead.py   (peers from benches/requirements.txt)
+Run: .venv/bin/python benches/sqlite3_overhead.py [rounds]   (peers from benches/requirements.txt)
 """
 
 from __future__ import annotations
@@ -68,7 +70,11 @@ def run(variant: str) -> float:
 
 
 def main() -> None:
-    results = {v: run(v) for v in ("raw", "ats", "opentelemetry", "ddtrace")}
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    results: dict[str, float] = {}
+    for _ in range(rounds):
+        for v in ("raw", "ats", "opentelemetry", "ddtrace"):
+            results[v] = min(results.get(v, float("inf")), run(v))
     raw = results["raw"]
     print(f"{'variant':<14} {'ns/query':>9} {'overhead ns':>12} {'vs ATS':>8}")
     ats_over = max(results["ats"] - raw, 1e-9)
