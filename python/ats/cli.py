@@ -706,17 +706,25 @@ def _cmd_trace_export(args: argparse.Namespace) -> int:
         doc = otlp_json(trace.trace_id, spans, logs) if args.format == "otlp-json" else chrome_trace(
             trace.trace_id, spans)
         text = json.dumps(doc, ensure_ascii=False) + "\n"
-    if args.output == "-":
-        sys.stdout.write(text)
+    if not _write_output(args.output, text):
         return 0
-    try:
-        Path(args.output).write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise CliError(f"cannot write {args.output}: {e.strerror or e}") from None
     extra = f" and {len(logs)} log{'s' if len(logs) != 1 else ''}" if logs and args.format == "jsonl" else ""
     print(f"exported {len(spans)} span{'s' if len(spans) != 1 else ''}{extra} of trace {trace.trace_id} "
           f"to {args.output} ({args.format})")
     return 0
+
+
+def _write_output(output: str, text: str) -> bool:
+    """Write an export to ``output`` (``-``: stdout). True when it went to a file (then the
+    command says so on stdout)."""
+    if output == "-":
+        sys.stdout.write(text)
+        return False
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise CliError(f"cannot write {output}: {e.strerror or e}") from None
+    return True
 
 
 def _q(text: str) -> str:
@@ -1375,10 +1383,6 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
-
-
 # =========================================================================== attribution (Agent Trace)
 # ``ats trace show ID --attribution``, ``ats trace export ID --format agent-trace`` and
 # ``ats attribution FILE``; the record logic lives in :mod:`ats.attribution`.
@@ -1450,13 +1454,8 @@ def _cmd_trace_export_agent_trace(args: argparse.Namespace) -> int:
     trace, records = _trace_attribution(args)
     # One record per line, as the specification's reference implementation stores them.
     text = "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records)
-    if args.output == "-":
-        sys.stdout.write(text)
+    if not _write_output(args.output, text):
         return 0
-    try:
-        Path(args.output).write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise CliError(f"cannot write {args.output}: {e.strerror or e}") from None
     print(f"exported {len(records)} Agent Trace record{'s' if len(records) != 1 else ''} of trace "
           f"{trace.trace_id} to {args.output} (agent-trace)")
     return 0
@@ -1486,3 +1485,7 @@ def _cmd_attribution(args: argparse.Namespace) -> int:
     if lines:
         print(render_blame(lines))
     return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
