@@ -52,6 +52,8 @@ def test_builtin_families_and_classes() -> None:
         "task": ("S2", exp, "30d"), "bridge": ("S2", exp, "7d"),
         # seed 004 hook points
         "session": ("S2", loc, "30d"), "tool": ("S3", loc, "30d"),
+        # seed 004 span types inside a session, and Agent Trace attribution
+        "decision": ("S2", loc, "30d"), "error": ("S2", loc, "30d"), "attribution": ("S2", exp, "30d"),
     }
     events = {f.family: f.events for f in BUILTIN_FAMILIES}
     assert events["driver"] == ("driver.handshake", "driver.query", "driver.prepare", "driver.close")
@@ -61,9 +63,11 @@ def test_builtin_families_and_classes() -> None:
     assert events["task"] == ("task.execution", "task.assigned", "task.completed")
     assert events["session"] == ("session.start", "session.end")
     assert events["tool"] == ("tool.execute", "tool.execute.before", "tool.execute.after")
+    assert (events["decision"], events["error"], events["attribution"]) == (
+        ("decision",), ("error",), ("attribution.range",))
     reg = default_registry()
     assert [f.family for f in reg.families()] == sorted(classes)
-    assert len(reg) == 19 and "driver" in reg and "nope" not in reg
+    assert len(reg) == 22 and "driver" in reg and "nope" not in reg
     assert reg.lookup("agent.lifecycle") is not None and reg.lookup("agent.lifecycle").retention_days == 7  # type: ignore[union-attr]
 
 
@@ -80,6 +84,10 @@ def test_builtin_families_and_classes() -> None:
     ("ddl.migration.start", "ddl"),
     ("ddl.migration.rollback", "ddl"),
     ("tool.execute.before", "tool"),
+    ("decision", "decision"),  # a family may name one event after itself
+    ("error.error", "error"),  # the stored name of a failed ``error`` span
+    ("errors", None),
+    ("attribution.range", "attribution"),
     ("udr.compile.ok", "udr"),
     ("app.main", None),
     ("app", None),
@@ -180,7 +188,7 @@ def test_default_registry_runs_the_plugin_hook() -> None:
             registry.register(fam())
 
     reg = default_registry(Host())
-    assert len(reg) == 20 and reg.is_registered("acme.thing")
+    assert len(reg) == 23 and reg.is_registered("acme.thing")
 
 
 # ------------------------------------------------------------------------------------ schemas

@@ -12,11 +12,15 @@ from ats._runtime import flush, init, reload, shutdown
 from ats.api import Span, emit, span, traced
 from ats.context import SpanContext, current_span
 from ats.plugins import hookimpl
+from ats.sessions import Session, ToolCall, current_session, session, tool_call
 
 __all__ = [
+    "Session",
     "Span",
     "SpanContext",
+    "ToolCall",
     "__version__",
+    "current_session",
     "current_span",
     "emit",
     "flush",
@@ -25,8 +29,10 @@ __all__ = [
     "metrics",
     "privacy",
     "reload",
+    "session",
     "shutdown",
     "span",
     "sql",
+    "tool_call",
     "traced",
 ]

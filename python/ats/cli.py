@@ -3,14 +3,15 @@
 ::
 
     ats trace list [--limit N] [--from DATE] [--to DATE] [--json]
-    ats trace show ID [--json]
-    ats trace export ID --format jsonl|otlp-json|chrome --output FILE
+    ats trace show ID [--json] [--attribution]
+    ats trace export ID --format jsonl|otlp-json|chrome|agent-trace --output FILE
     ats trace prune --older-than DAYS [--json]
     ats trace stats [--json]
     ats plugins [--json]
     ats validate FILE... [--allow-unregistered]
     ats config show [--json]
     ats doctor [--deep]
+    ats attribution FILE [--json]
 
 The store is ``<home>/ats.db``: ``--home`` (before or after the subcommand), else the
 configured ``store.path`` (``ATS_HOME``, ``ATS_STORE_PATH``, a config file), else
@@ -139,11 +140,13 @@ def _parser() -> argparse.ArgumentParser:
 
     t = tsub.add_parser("show", parents=[home, json_flag], help="a trace's span tree with a time waterfall")
     t.add_argument("trace_id", metavar="ID", help="trace id or a unique prefix of it")
+    t.add_argument("--attribution", action="store_true",
+                   help="list the trace's Agent Trace attribution records instead of its spans")
     t.set_defaults(handler=_cmd_trace_show)
 
     t = tsub.add_parser("export", parents=[home], help="write a trace as ATS JSONL, OTLP/JSON or Chrome trace")
     t.add_argument("trace_id", metavar="ID", help="trace id or a unique prefix of it")
-    t.add_argument("--format", required=True, choices=("jsonl", "otlp-json", "chrome"))
+    t.add_argument("--format", required=True, choices=("jsonl", "otlp-json", "chrome", "agent-trace"))
     t.add_argument("--output", "-o", required=True, metavar="FILE", help="output file ('-' for stdout)")
     t.set_defaults(handler=_cmd_trace_export)
 
@@ -176,6 +179,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--deep", action="store_true",
                    help="also record a span through the native pipeline into a temporary store")
     t.set_defaults(handler=_cmd_doctor)
+
+    t = sub.add_parser("attribution", parents=[home, json_flag],
+                       help="who wrote each line of FILE (git blame + Agent Trace records)")
+    t.add_argument("file", metavar="FILE", help="a file inside a git work tree")
+    t.set_defaults(handler=_cmd_attribution)
     return p
 
 
@@ -607,6 +615,8 @@ def _waterfall(start: int, end: int, t0: int, total: int, g: _Glyphs, cols: int 
 
 
 def _cmd_trace_show(args: argparse.Namespace) -> int:
+    if getattr(args, "attribution", False):
+        return _cmd_trace_show_attribution(args)
     conn = _connect(_store_path(args))
     try:
         trace = _resolve_trace(conn, args.trace_id)
@@ -678,6 +688,8 @@ def render_tree(trace: _Trace, spans: list[_Span], logs: list[_Log], g: _Glyphs)
 
 
 def _cmd_trace_export(args: argparse.Namespace) -> int:
+    if args.format == "agent-trace":
+        return _cmd_trace_export_agent_trace(args)
     conn = _connect(_store_path(args))
     try:
         trace = _resolve_trace(conn, args.trace_id)
@@ -694,17 +706,25 @@ def _cmd_trace_export(args: argparse.Namespace) -> int:
         doc = otlp_json(trace.trace_id, spans, logs) if args.format == "otlp-json" else chrome_trace(
             trace.trace_id, spans)
         text = json.dumps(doc, ensure_ascii=False) + "\n"
-    if args.output == "-":
-        sys.stdout.write(text)
+    if not _write_output(args.output, text):
         return 0
-    try:
-        Path(args.output).write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise CliError(f"cannot write {args.output}: {e.strerror or e}") from None
     extra = f" and {len(logs)} log{'s' if len(logs) != 1 else ''}" if logs and args.format == "jsonl" else ""
     print(f"exported {len(spans)} span{'s' if len(spans) != 1 else ''}{extra} of trace {trace.trace_id} "
           f"to {args.output} ({args.format})")
     return 0
+
+
+def _write_output(output: str, text: str) -> bool:
+    """Write an export to ``output`` (``-``: stdout). True when it went to a file (then the
+    command says so on stdout)."""
+    if output == "-":
+        sys.stdout.write(text)
+        return False
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise CliError(f"cannot write {output}: {e.strerror or e}") from None
+    return True
 
 
 def _q(text: str) -> str:
@@ -1361,6 +1381,110 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     for c in checks:
         print(f"{g.ok if c.ok else g.fail} {c.name.ljust(width)}  {c.detail}")
     return 0 if all(c.ok for c in checks) else 1
+
+
+# =========================================================================== attribution (Agent Trace)
+# ``ats trace show ID --attribution``, ``ats trace export ID --format agent-trace`` and
+# ``ats attribution FILE``; the record logic lives in :mod:`ats.attribution`.
+
+
+def _attribution_rows(conn: sqlite3.Connection, trace: _Trace | None = None,
+                      path: str | None = None) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    """The ``attribution.range`` log records (of one trace, or of one file path) in time order,
+    each with its store link (``trace_id``, ``span_id``)."""
+    import json
+
+    sql = "SELECT lower(hex(trace_id)), span_id, attributes FROM logs WHERE event = 'attribution.range'"
+    params: list[Any] = []
+    if trace is not None:
+        sql += " AND trace_id = ?"
+        params.append(bytes.fromhex(trace.trace_id))
+    if path is not None:
+        sql += " AND json_extract(attributes, '$.\"file.path\"') = ?"
+        params.append(path)
+    out = []
+    for trace_hex, span_id, attrs_json in conn.execute(sql + " ORDER BY ts_ns", params):
+        try:
+            attrs = json.loads(attrs_json)
+        except ValueError:
+            continue
+        if isinstance(attrs, dict) and "attribution.id" in attrs:
+            link = {"trace_id": trace_hex or "", "span_id": _hex_span(span_id) or ""}
+            out.append((attrs, link))
+    return out
+
+
+def _trace_attribution(args: argparse.Namespace) -> tuple[_Trace, list[dict[str, Any]]]:
+    from ats.attribution import agent_trace_records
+
+    conn = _connect(_store_path(args))
+    try:
+        trace = _resolve_trace(conn, args.trace_id)
+        rows = _attribution_rows(conn, trace)
+    finally:
+        conn.close()
+    return trace, agent_trace_records([a for a, _ in rows], [link for _, link in rows])
+
+
+def _cmd_trace_show_attribution(args: argparse.Namespace) -> int:
+    trace, records = _trace_attribution(args)
+    if args.json:
+        _print_json(records)
+        return 0
+    if not records:
+        print(f"trace {trace.trace_id}: no attribution records")
+        return 0
+    table = []
+    for rec in records:
+        revision = rec.get("vcs", {}).get("revision", "")[:12] or "-"
+        tool = f"{rec['tool']['name']}@{rec['tool']['version']}"
+        for f in rec["files"]:
+            for conv in f["conversations"]:
+                who = conv.get("contributor", {})
+                for r in conv["ranges"]:
+                    table.append([f["path"], f"{r['start_line']}-{r['end_line']}", who.get("type", "unknown"),
+                                  who.get("model_id", "-"), tool, revision, rec["id"]])
+    print(_table(["FILE", "LINES", "CONTRIBUTOR", "MODEL", "TOOL", "REVISION", "RECORD"], table))
+    return 0
+
+
+def _cmd_trace_export_agent_trace(args: argparse.Namespace) -> int:
+    import json
+
+    trace, records = _trace_attribution(args)
+    # One record per line, as the specification's reference implementation stores them.
+    text = "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records)
+    if not _write_output(args.output, text):
+        return 0
+    print(f"exported {len(records)} Agent Trace record{'s' if len(records) != 1 else ''} of trace "
+          f"{trace.trace_id} to {args.output} (agent-trace)")
+    return 0
+
+
+def _cmd_attribution(args: argparse.Namespace) -> int:
+    from ats.attribution import GitError, blame, locate, render_blame
+
+    if not Path(args.file).is_file():
+        raise CliError(f"no file {args.file}")
+    try:
+        _top, rel, _root = locate(args.file)
+    except GitError as e:
+        raise CliError(f"{args.file} is not inside a git work tree ({e})") from None
+    conn = _connect(_store_path(args))
+    try:
+        rows = [a for a, _ in _attribution_rows(conn, path=rel)]
+    finally:
+        conn.close()
+    try:
+        lines = blame(args.file, rows)
+    except GitError as e:
+        raise CliError(str(e)) from None
+    if args.json:
+        _print_json([x.as_dict() for x in lines])
+        return 0
+    if lines:
+        print(render_blame(lines))
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

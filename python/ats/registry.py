@@ -45,7 +45,11 @@ The built-in families, and why each has its classes (see :data:`BUILTIN_FAMILIES
   frequency), bridge messages ``7d`` (routine, sampled at 0.1 %), the rest ``30d``.
 - Seed 004 hook points: ``session`` (workspace context, ``S2``) and ``tool`` (tool names and
   arguments, which seed 002 lists as content, ``S3``): ``local_only``, retention ``30d``
-  (seed 004 §4.2 default).
+  (seed 004 §4.2 default). Inside a session, ``decision`` and ``error`` spans (seed 004 §2.3
+  span types; the agent's choices and failures, workspace-adjacent ``S2``, ``local_only`` like
+  the session). ``attribution`` (seed 004 §1.2, Agent Trace): changed line ranges of files with
+  content hashes, never the text (``S2``), ``explicit_operator_export`` because leaving through
+  ``ats trace export --format agent-trace`` is their purpose.
 
 No built-in family is ``approved_usage_upload``: seed 002 reserves it for a future sink that
 needs its own policy document.
@@ -145,7 +149,8 @@ class EventFamily:
         for event in self.events:
             if not isinstance(event, str) or not _NAME.fullmatch(event):
                 raise self._invalid(f"event name {event!r} is invalid: use lower-case dotted words")
-            if not event.startswith(self.family + "."):
+            # A family may also name one event after itself: seed 004's ``decision`` and ``error``.
+            if event != self.family and not event.startswith(self.family + "."):
                 raise self._invalid(f"event {event!r} is not under the family name ({self.family}.<name>)")
             if event.endswith((".ok", ".error")):
                 raise self._invalid(
@@ -576,5 +581,21 @@ BUILTIN_FAMILIES: Final[tuple[EventFamily, ...]] = (
          {"session.id": _S, "session.outcome": _S}),
     _fam("tool", ["tool.execute", "tool.execute.before", "tool.execute.after"], "S3", _LOCAL, "30d",
          "ats (agent tools)", "Tool calls (names, arguments, results: content).",
-         {"tool.name": _S, "tool.success": _B, "duration_ms": _N}),
+         {"tool.name": _S, "tool.version": _S, "tool.success": _B, "duration_ms": _N, "session.id": _S,
+          "tool.argument_names": _S, "tool.arguments_size": _I}),
+    # Seed 004 §2.3 span types inside a session: what the agent chose, and what went wrong.
+    _fam("decision", ["decision"], "S2", _LOCAL, "30d", "ats (agent sessions)",
+         "A decision an agent took inside a session (choice, reason, options).",
+         {"session.id": _S, "decision.choice": _S, "decision.reason": _S, "decision.options": _S}),
+    _fam("error", ["error"], "S2", _LOCAL, "30d", "ats (agent sessions)",
+         "An error an agent met inside a session (type, scrubbed message, recovered or not).",
+         {"session.id": _S, "error.recovered": _B}),
+    # Seed 004 §1.2 goal 1: Agent Trace line attribution, one log record per changed line range.
+    _fam("attribution", ["attribution.range"], "S2", _EXPORT, "30d", "ats (attribution)",
+         "Changed line ranges of files written by an instrumented tool call (hashes, no text).",
+         {"attribution.id": _S, "file.path": _S, "range.start_line": _I, "range.end_line": _I,
+          "range.content_hash": _S, "range.line_hashes": _S, "contributor.model_id": _S,
+          "vcs.type": _S, "vcs.revision": _S, "vcs.root_hash": _S, "tool.name": _S, "tool.version": _S,
+          "session.id": _S, "conversation.url": _S},
+         enums={"contributor.type": ["human", "ai", "mixed", "unknown"]}),
 )
