@@ -39,4 +39,7 @@ def greet(person: str) -> str:
 
 
 if __name__ == "__main__":
-    server.run(transport="stdio" if transport == "stdio" else "streamable-http")
+    try:
+        server.run(transport="stdio" if transport == "stdio" else "streamable-http")
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT the test stops it with; exit normally
+        pass
