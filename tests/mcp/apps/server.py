@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import ats
 
 ats.init()
+
+
+def _stop(*_: object) -> None:
+    # Some mcp 1.x releases' stdio_client terminate the server at once instead of closing stdin:
+    # flush what the last requests recorded, then leave.
+    ats.shutdown()
+    os._exit(0)
+
+
+signal.signal(signal.SIGTERM, _stop)
 
 from mcp.server.fastmcp import FastMCP  # noqa: E402  (after ats.init: patched on import)
 from mcp.server.fastmcp.exceptions import ToolError  # noqa: E402
