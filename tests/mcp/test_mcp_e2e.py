@@ -245,3 +245,18 @@ def test_one_trace_across_client_and_server(tmp_path: Path, transport: str) -> N
     blob = all_bytes(client_home, server_home)
     for secret in (ACCOUNT, str(PIN), str(PIN * 3), REASON):
         assert secret.encode() not in blob, secret
+
+
+def test_capture_content_opt_in_stores_scrubbed_text(tmp_path: Path) -> None:
+    out, client_home, server_home = exercise(tmp_path, "stdio", account=EMAIL, ATS_MCP_CAPTURE_CONTENT="true")
+    assert out["lookup"] == [False, f"balance of {EMAIL}: {PIN * 3} credits"]
+    client, server = spans(client_home), spans(server_home)
+    for side in (client[2], server[1]):
+        a = side["attributes"]
+        assert side["name"] == "tools/call lookup"
+        assert a["gen_ai.tool.call.arguments"] == canonical({"account": "[EMAIL]", "pin": PIN}).decode()
+        assert "[EMAIL]" in a["gen_ai.tool.call.result"] and str(PIN * 3) in a["gen_ai.tool.call.result"]
+        assert a["mcp.arguments.hash"] == sha({"account": EMAIL, "pin": PIN})  # of the real arguments
+    # Text is opt-in for tools only (the conventions define no prompt-argument attribute).
+    assert [k for k in client[5]["attributes"] if k.startswith("gen_ai.tool.call.")] == []
+    assert EMAIL.encode() not in all_bytes(client_home, server_home)

@@ -75,6 +75,24 @@ def _on_response(call: _ServerCall, response: Any) -> None:
         op.fail("tool_error")
 
 
+def _observe_responses(call: _ServerCall, message: Any) -> None:
+    """Routes the handler's answer through :func:`_on_response` on its way to the client."""
+    respond = message.respond
+
+    async def respond_observed(response: Any) -> Any:
+        started = time.perf_counter_ns()
+        try:
+            _on_response(call, response)
+        except Exception as exc:
+            count_error("mcp.server", exc)
+        try:
+            return await respond(response)
+        finally:
+            call.op.prepare_ns = time.perf_counter_ns() - started
+
+    message.respond = respond_observed
+
+
 def make_handle_request(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def _handle_request(self: Any, message: Any, req: Any, *args: Any, **kwargs: Any) -> Any:
@@ -82,20 +100,7 @@ def make_handle_request(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             call = _begin(message, req)
             if call is not None:
-                respond = message.respond
-
-                async def respond_observed(response: Any) -> Any:
-                    started = time.perf_counter_ns()
-                    try:
-                        _on_response(call, response)
-                    except Exception as exc:
-                        count_error("mcp.server", exc)
-                    try:
-                        return await respond(response)
-                    finally:
-                        call.op.prepare_ns = time.perf_counter_ns() - started
-
-                message.respond = respond_observed
+                _observe_responses(call, message)
         except Exception as exc:
             count_error("mcp.server", exc)
             if call is not None:
