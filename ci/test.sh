@@ -27,3 +27,13 @@ step "services (PostgreSQL, MariaDB)"; bash ci/services.sh start
 
 step "pytest"
 "$PY" -m pytest tests
+
+# --- ats-mcp on the lowest supported mcp release (the newest is in requirements-test.txt) ---
+# A separate, small venv: only mcp (pinned low), pytest, ATS and the ats-mcp plugin; only tests/mcp.
+step "tests/mcp on the lowest supported mcp (ci/requirements-mcp-lowest.txt)"
+LOW=.venv-mcp-lowest
+rm -rf "$LOW"
+python3 -m venv "$LOW"
+"$LOW/bin/python" -m pip install --quiet -r ci/requirements-mcp-lowest.txt
+"$LOW/bin/python" -m pip install --quiet . ./plugins/ats-mcp
+"$LOW/bin/python" -m pytest tests/mcp -p no:cacheprovider

@@ -76,6 +76,7 @@ def test_defaults(tmp_path: Path) -> None:
              "min_latency_ms": None},
         ], "default_class": "L"},
         "sqlcommenter": {"enabled": False},
+        "mcp": {"capture_content": False},
         "otlp": {
             "endpoint": "", "protocol": "http/protobuf", "headers": {}, "compression": "none", "timeout_ms": 10000,
             "certificate": None, "client_key": None, "client_certificate": None,
@@ -87,7 +88,7 @@ def test_defaults(tmp_path: Path) -> None:
         },
     }
     assert {src for _, _, src in c.as_rows()} == {"default"}
-    assert len(c.as_rows()) == len(keys()) == 47 + 38
+    assert len(c.as_rows()) == len(keys()) == 48 + 38
     assert c.pipeline_kwargs()["otlp"] is None
 
 
@@ -308,6 +309,7 @@ ENV_CASES: list[tuple[str, str, str, Any]] = [
     ("ATS_SLO_RULES", '[{"class": "A", "tables": "report_*", "min_latency_ms": 5}]', "slo.rules",
      (SloRule("A", (), ("report_*",), None, 5.0),)),
     ("ATS_SQLCOMMENTER_ENABLED", "on", "sqlcommenter.enabled", True),
+    ("ATS_MCP_CAPTURE_CONTENT", "yes", "mcp.capture_content", True),
     ("ATS_WORKSPACE", "prod-eu", "workspace", "prod-eu"),
     ("ATS_REGION", "eu-west-1", "region", "eu-west-1"),
     ("ATS_MODE", "DEV", "mode", "dev"),

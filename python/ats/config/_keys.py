@@ -149,6 +149,7 @@ KEYS: dict[str, Key] = {k.name: k for k in (
        "(operations/tables: names or lists, summary: a glob; env: JSON)", DEFAULT_SLO_RULES),
     _k("slo.default_class", v.slo_class, "one of L, B, A, S", "L"),
     _k("sqlcommenter.enabled", v.parse_bool, _BOOL, False),
+    _k("mcp.capture_content", v.parse_bool, _BOOL, False),
     _k("export.enabled", v.parse_bool, _BOOL, False),
     _k("export.endpoint", v.url_or_empty, "an http:// or https:// URL, or empty", ""),
     *_otlp_keys(),

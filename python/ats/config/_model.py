@@ -154,6 +154,13 @@ class SqlcommenterConfig:
 
 
 @dataclass(frozen=True)
+class McpConfig:
+    """``mcp.*``: ``capture_content`` records MCP tool arguments and results (scrubbed) as text."""
+
+    capture_content: bool
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     enabled: bool
     endpoint: str
@@ -209,7 +216,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "plans": PlansConfig, "capabilities": CapabilitiesConfig,
     "redaction": RedactionConfig, "metrics": MetricsConfig, "retention": RetentionConfig,
     "plugins": PluginsConfig, "export": ExportConfig, "otlp": OtlpConfig, "slo": SloConfig,
-    "sqlcommenter": SqlcommenterConfig,
+    "sqlcommenter": SqlcommenterConfig, "mcp": McpConfig,
 }
 _BYTE_KEYS = frozenset({"ring.bytes", "jsonl.max_file_bytes", "jsonl.max_total_bytes", "otlp.spool_max_bytes"})
 #: Keys whose values are secrets (API keys in headers): ``ats config show`` masks their values.
@@ -245,6 +252,7 @@ class Config:
     otlp: OtlpConfig
     slo: SloConfig
     sqlcommenter: SqlcommenterConfig
+    mcp: McpConfig
     sources: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
 
     def get(self, key: str) -> Any:
