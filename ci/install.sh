@@ -12,4 +12,7 @@ rm -rf "$VENV"
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -r ci/requirements-test.txt
-"$VENV/bin/python" -m pip install --quiet . ./plugins/*/
+# One build of the extension: the wheel is kept in .ci-wheels/ for other venvs of the test run.
+rm -rf .ci-wheels
+"$VENV/bin/python" -m pip wheel --quiet --no-deps --wheel-dir .ci-wheels .
+"$VENV/bin/python" -m pip install --quiet .ci-wheels/ats_telemetry-*.whl ./plugins/*/

@@ -35,5 +35,5 @@ LOW=.venv-mcp-lowest
 rm -rf "$LOW"
 python3 -m venv "$LOW"
 "$LOW/bin/python" -m pip install --quiet -r ci/requirements-mcp-lowest.txt
-"$LOW/bin/python" -m pip install --quiet . ./plugins/ats-mcp
+"$LOW/bin/python" -m pip install --quiet .ci-wheels/ats_telemetry-*.whl ./plugins/ats-mcp
 "$LOW/bin/python" -m pytest tests/mcp -p no:cacheprovider
