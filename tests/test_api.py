@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -144,3 +145,44 @@ def test_reload_and_sighup_swap_in_new_sampling_without_losing_records(tmp_path:
     db = sqlite3.connect(tmp_path / ".ats" / "ats.db")
     assert [r[0] for r in db.execute("SELECT name FROM spans_v")] == ["kernel.exec"]
     del signal
+
+
+def test_sigterm_flushes_then_dies_of_the_signal(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import sys, time, ats
+        ats.init()
+        for i in range(50):
+            with ats.span("kernel.exec", step=i):
+                pass
+        print("ready", flush=True)
+        time.sleep(60)
+    """)
+    env = dict(os.environ, ATS_HOME=str(tmp_path / ".ats"), ATS_FLUSH_INTERVAL_MS="60000")
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == -signal.SIGTERM  # the exit status the parent sees is unchanged
+    db = sqlite3.connect(tmp_path / ".ats" / "ats.db")
+    assert db.execute("SELECT count(*) FROM spans_v WHERE name = 'kernel.exec'").fetchone() == (50,)
+
+
+def test_a_programs_own_sigterm_handler_is_left_alone(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import signal, ats
+        mine = lambda *_: None
+        signal.signal(signal.SIGTERM, mine)
+        ats.init()
+        print(signal.getsignal(signal.SIGTERM) is mine)
+    """)
+    env = dict(os.environ, ATS_HOME=str(tmp_path / ".ats"))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout.strip()) == (0, "True"), out.stderr

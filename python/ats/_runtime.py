@@ -336,6 +336,7 @@ def _install_process_hooks() -> None:
     atexit.register(_at_exit)
     os.register_at_fork(after_in_child=_after_fork_in_child)
     _install_sighup()
+    _install_sigterm()
 
 
 def _at_exit() -> None:
@@ -392,6 +393,29 @@ def _install_sighup() -> None:
     if signal.getsignal(signal.SIGHUP) not in (signal.SIG_DFL, None):
         return
     signal.signal(signal.SIGHUP, lambda _sig, _frame: threading.Thread(target=reload, daemon=True).start())
+
+
+def _install_sigterm() -> None:
+    """A SIGTERM (``docker stop``, ``kill``, a supervisor) skips atexit, losing what the ring still
+    holds. When the program has not claimed SIGTERM, ATS flushes within its shutdown deadline and
+    then dies of the same signal, so the exit status the parent sees is unchanged."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        return
+
+    def on_sigterm(signum: int, _frame: object) -> None:
+        try:
+            rt = _RUNTIME
+            if rt is not None:
+                shutdown(rt.config.shutdown.timeout_s)
+        finally:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def home() -> Path:
