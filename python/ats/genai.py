@@ -322,8 +322,7 @@ class GenAIRecorder:
         with _ACTIVE_LOCK:
             _ACTIVE_AGENTS = max(_ACTIVE_AGENTS + delta, 0)
             active = _ACTIVE_AGENTS
-        rt_metrics = _runtime.METRICS
-        rt_metrics.gauge("agent.active", "1").set(float(active))
+        _metrics().agent_active.set(float(active))
         return active
 
     def _lifecycle(self, rt: _runtime.Runtime, run: _Run, state_from: str, state_to: str, reason: str,
@@ -355,7 +354,7 @@ class GenAIRecorder:
         self._log(rt, "task.assigned", "scheduler", run, {
             "task_id": _hex(run.span_id), "agent_id": _hex(agent.span_id), "task_type": run.task_type,
         })
-        _runtime.METRICS.counter("task.assigned.total", "1").add(
+        _metrics().assigned.add(
             1, {"agent_type": agent.agent_type, "task_type": run.task_type})
 
     def _task_ended(self, rt: _runtime.Runtime, run: _Run, agent: _Run, end_ns: int,
@@ -386,15 +385,37 @@ class GenAIRecorder:
         severity = _SEVERITY_INFO if success else _SEVERITY_ERROR
         self._log(rt, "task.completed", "scheduler", run, completed, severity)
         self._log(rt, "task.execution", "task_scheduler", run, execution, severity)
-        m = _runtime.METRICS
-        m.counter("task.completed.total", "1").add(
+        m = _metrics()
+        m.completed.add(
             1, {"agent_type": agent.agent_type, "task_type": run.task_type, "success": str(success).lower()})
         if not success:
-            m.counter("task.failed.total", "1").add(
+            m.failed.add(
                 1, {"agent_type": agent.agent_type, "error_type": error_type or "error"})
-        m.histogram("task.execution_time_ms", "ms", TASK_EXECUTION_BUCKETS_MS).record(
+        m.execution_time.record(
             duration_ms, {"task_type": run.task_type})
 
 
 _ACTIVE_LOCK = threading.Lock()
 _ACTIVE_AGENTS = 0
+
+
+class _Metrics:
+    """The seed 003 metric handles, created once (a registry lookup per record is wasted work)."""
+
+    def __init__(self) -> None:
+        m = _runtime.METRICS
+        self.agent_active = m.gauge("agent.active", "1")
+        self.assigned = m.counter("task.assigned.total", "1")
+        self.completed = m.counter("task.completed.total", "1")
+        self.failed = m.counter("task.failed.total", "1")
+        self.execution_time = m.histogram("task.execution_time_ms", "ms", TASK_EXECUTION_BUCKETS_MS)
+
+
+_METRICS: _Metrics | None = None
+
+
+def _metrics() -> _Metrics:
+    global _METRICS
+    if _METRICS is None:
+        _METRICS = _Metrics()
+    return _METRICS

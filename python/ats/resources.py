@@ -25,6 +25,7 @@ it, :func:`usage` returns ``None`` and :func:`start` counts an error and starts 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -69,8 +70,6 @@ class _Reader:
     """psutil handles for this process; one per process (a forked child gets a new one)."""
 
     def __init__(self) -> None:
-        import os
-
         import psutil
 
         self.pid = os.getpid()
@@ -109,8 +108,6 @@ _LATEST: Usage | None = None
 
 def _reader() -> _Reader | None:
     global _READER
-    import os
-
     reader = _READER
     if reader is not None and reader.pid == os.getpid():
         return reader
@@ -223,3 +220,14 @@ def stop(timeout: float = 1.0) -> None:
 
 def running() -> ResourceSampler | None:
     return _SAMPLER
+
+
+def _after_fork_in_child() -> None:
+    # Another thread may have held a lock at the fork; the child has only this thread.
+    global _READER_LOCK, _SAMPLER_LOCK, _SAMPLER
+    _READER_LOCK = threading.Lock()
+    _SAMPLER_LOCK = threading.Lock()
+    _SAMPLER = None  # its thread did not survive; the runtime starts a new one when enabled
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

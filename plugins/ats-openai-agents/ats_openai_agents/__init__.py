@@ -101,7 +101,6 @@ class ATSTracingProcessor:
             data = span.span_data
             kind = getattr(data, "type", "")
             key, parent = span.span_id, span.parent_id
-            capture = genai.capture_content()
             attrs: dict[str, Any] = {}
             if kind == "agent":
                 with self._lock:
@@ -114,8 +113,6 @@ class ATSTracingProcessor:
             elif kind == "response":
                 self.recorder.start(key, parent, genai.CHAT, "", attrs)
             elif kind == "function":
-                if capture and data.input is not None:
-                    attrs["gen_ai.tool.call.arguments"] = genai.content(data.input)
                 self.recorder.start(key, parent, genai.TOOL, str(data.name), attrs)
             else:
                 self.recorder.skip(key, parent)
@@ -161,6 +158,9 @@ class ATSTracingProcessor:
                     attrs["gen_ai.input.messages"] = genai.content(data.input)
             elif kind == "function":
                 result = data.output
+                # The SDK fills in the arguments once the call ran.
+                if capture and data.input is not None:
+                    attrs["gen_ai.tool.call.arguments"] = genai.content(data.input)
                 if capture and data.output is not None:
                     attrs["gen_ai.tool.call.result"] = genai.content(data.output)
             error = span.error
