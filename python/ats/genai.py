@@ -58,6 +58,7 @@ __all__ = [
     "TASK_EXECUTION_BUCKETS_MS",
     "TEXT_COMPLETION",
     "TOOL",
+    "UNKNOWN",
     "capture_content",
     "content",
 ]
@@ -68,6 +69,10 @@ TEXT_COMPLETION: Final = "text_completion"
 TOOL: Final = "execute_tool"
 #: A graph step: an INTERNAL span named after the step, and a seed 003 task.
 STEP: Final = "step"
+
+#: ``result`` of :meth:`GenAIRecorder.end` when the framework does not show it: no
+#: ``result_size_bytes`` is recorded (rather than a wrong 0).
+UNKNOWN: Final = object()
 
 #: Seed 003 "Histogram Metrics": ``task.execution_time_ms`` buckets.
 TASK_EXECUTION_BUCKETS_MS: Final = [100.0, 500.0, 1000.0, 5000.0, 10000.0, 30000.0, 60000.0]
@@ -365,10 +370,10 @@ class GenAIRecorder:
         duration_ms = (end_ns - run.start_ns) / 1e6
         success = error is None
         task_id, agent_id = _hex(run.span_id), _hex(agent.span_id)
-        completed: dict[str, Any] = {
-            "task_id": task_id, "agent_id": agent_id, "duration_ms": duration_ms,
-            "result_size_bytes": _size(result), "success": success,
-        }
+        completed: dict[str, Any] = {"task_id": task_id, "agent_id": agent_id, "duration_ms": duration_ms}
+        if result is not UNKNOWN:
+            completed["result_size_bytes"] = _size(result)
+        completed["success"] = success
         execution: dict[str, Any] = {
             "task_id": task_id, "agent_id": agent_id, "task_type": run.task_type,
             "duration_ms": duration_ms, "success": success,
