@@ -3,7 +3,7 @@
 One operation is what an agent step does: a chain run that asks a chat model (LangChain's own
 ``GenericFakeChatModel``, no network) for a tool call and runs the tool with it. That is three
 LangChain runs (the chain, the chat model, the tool), so three spans when traced (ATS: ``invoke_agent
-bench``, ``chat fake-gpt``, ``execute_tool add``, plus the seed 003 task records).
+bench``, ``chat fake-gpt``, ``execute_tool add``, plus 5 seed 003 records).
 
 The peer is OpenInference's LangChain instrumentation (``openinference-instrumentation-langchain``,
 the most used one on PyPI) on the OpenTelemetry SDK with a batch processor and an exporter that
@@ -22,7 +22,8 @@ import subprocess
 import sys
 import tempfile
 
-N, R = 300, 9
+N, R = 300, 5
+ROUNDS = 3
 
 CHILD = r"""
 import itertools, json, sys, tempfile, timeit
@@ -31,7 +32,10 @@ check = None
 if variant == "ats":
     import ats
     ats.init(**{"home": tempfile.mkdtemp(), "ring.bytes": "64MiB"})
-    check = lambda: ats._runtime.current().pipeline.stats()["pushed"] > 0
+    # Every operation records 3 spans and 5 seed 003 records (or drops them, counted).
+    def check():
+        st = ats._runtime.current().pipeline.stats()
+        return st["pushed"] + sum(st["dropped"].values()) >= 8 * n * r
 elif variant == "openinference":
     from openinference.instrumentation.langchain import LangChainInstrumentor
     from opentelemetry.sdk.trace import TracerProvider
@@ -85,7 +89,11 @@ def run(variant: str) -> float:
 
 
 def main() -> None:
-    results = {v: run(v) for v in ("none", "ats", "openinference")}
+    # Interleaved rounds, best of each: a shared machine's load drifts during a run.
+    results: dict[str, float] = {}
+    for _ in range(ROUNDS):
+        for v in ("none", "ats", "openinference"):
+            results[v] = min(results.get(v, float("inf")), run(v))
     none = results["none"]
     print(f"{'variant':<14} {'us/op':>8} {'overhead us':>12} {'vs ATS':>8}")
     ats_over = max(results["ats"] - none, 1e-9)
