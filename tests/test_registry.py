@@ -51,7 +51,7 @@ def test_builtin_families_and_classes() -> None:
         "memory.bridge": ("S2", exp, "30d"), "mesh": ("S1", exp, "30d"), "security": ("S3", loc, "90d"),
         "task": ("S2", exp, "30d"), "bridge": ("S2", exp, "7d"),
         # seed 004 hook points
-        "session": ("S2", loc, "30d"), "tool": ("S3", loc, "30d"),
+        "session": ("S2", loc, "30d"), "tool": ("S3", loc, "30d"), "gen_ai": ("S2", exp, "30d"),
     }
     events = {f.family: f.events for f in BUILTIN_FAMILIES}
     assert events["driver"] == ("driver.handshake", "driver.query", "driver.prepare", "driver.close")
@@ -63,7 +63,7 @@ def test_builtin_families_and_classes() -> None:
     assert events["tool"] == ("tool.execute", "tool.execute.before", "tool.execute.after")
     reg = default_registry()
     assert [f.family for f in reg.families()] == sorted(classes)
-    assert len(reg) == 19 and "driver" in reg and "nope" not in reg
+    assert len(reg) == 20 and "driver" in reg and "nope" not in reg
     assert reg.lookup("agent.lifecycle") is not None and reg.lookup("agent.lifecycle").retention_days == 7  # type: ignore[union-attr]
 
 
@@ -80,6 +80,13 @@ def test_builtin_families_and_classes() -> None:
     ("ddl.migration.start", "ddl"),
     ("ddl.migration.rollback", "ddl"),
     ("tool.execute.before", "tool"),
+    # OpenTelemetry GenAI span names: "{operation} {target}"
+    ("execute_tool get_weather", "gen_ai"),
+    ("invoke_agent Weather bot.error", "gen_ai"),
+    ("chat gpt-4o.ok", "gen_ai"),
+    ("step tools", "gen_ai"),
+    ("embeddings text-3", None),
+    ("kernel.exec extra", None),
     ("udr.compile.ok", "udr"),
     ("app.main", None),
     ("app", None),
@@ -180,7 +187,7 @@ def test_default_registry_runs_the_plugin_hook() -> None:
             registry.register(fam())
 
     reg = default_registry(Host())
-    assert len(reg) == 20 and reg.is_registered("acme.thing")
+    assert len(reg) == 21 and reg.is_registered("acme.thing")
 
 
 # ------------------------------------------------------------------------------------ schemas

@@ -271,6 +271,9 @@ class GenAIRecorder:
             if error is not None:
                 error_type = error if isinstance(error, str) else type(error).__qualname__
                 attrs["error.type"] = error_type
+            registry = rt.registry
+            if registry is not None and not registry.accept(run.span_name):
+                return
             rt.pipeline.record_span(
                 run.span_name, self.component, run.trace_id, run.span_id, run.parent_span_id,
                 run.start_ns, end, _STATUS_ERROR if error is not None else _STATUS_OK, attrs,

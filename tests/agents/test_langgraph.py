@@ -7,6 +7,7 @@ through its entry point; the graph code contains nothing about ATS.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from langgraph.prebuilt import ToolNode, tools_condition
 import ats
 import ats_langchain
 from ats.genai import TASK_EXECUTION_BUCKETS_MS
+from ats.registry import default_registry, validate_file
 
 
 class ChatFake(GenericFakeChatModel):
@@ -241,3 +243,27 @@ def test_nothing_is_recorded_without_ats() -> None:
     assert ats._runtime.current() is None
     out = run()
     assert out["messages"][-1].content.startswith(COMPLETION_SECRET)
+
+
+def test_jsonl_output_validates_against_the_registry(tmp_path: Path) -> None:
+    home = tmp_path / ".ats"
+    assert ats.init(**{"home": str(home), "jsonl.enabled": True, "metrics.interval_ms": 3_600_000}) is not None
+    try:
+        run()
+        assert ats.flush(5.0)
+    finally:
+        ats.shutdown(5.0)
+    files = sorted((home / "jsonl").glob("*.jsonl"))
+    assert files
+    registry = default_registry()
+    assert [registry.lookup(n).family for n in ("invoke_agent weather_agent", "execute_tool get_weather",
+                                                  "chat fake-gpt", "step tools")] == ["gen_ai"] * 4
+    assert registry.lookup("nonsense thing") is None
+    kinds: dict[str, int] = {}
+    for path in files:
+        report = validate_file(path, registry)
+        assert report.ok, report.format_errors()
+        assert report.unregistered == {}
+        for kind, n in report.kinds.items():
+            kinds[kind] = kinds.get(kind, 0) + n
+    assert kinds["span"] == 7 and kinds["log"] == 14
