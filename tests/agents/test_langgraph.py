@@ -267,3 +267,22 @@ def test_jsonl_output_validates_against_the_registry(tmp_path: Path) -> None:
         for kind, n in report.kinds.items():
             kinds[kind] = kinds.get(kind, 0) + n
     assert kinds["span"] == 7 and kinds["log"] == 14
+
+
+def test_async_graph_is_traced_the_same(store: Store) -> None:
+    import asyncio
+
+    graph = build_graph(TOOL_ARG_SECRET)
+    out = asyncio.run(graph.ainvoke({"messages": [HumanMessage("weather?")]},
+                                    config={"configurable": {"thread_id": "thread-43"}}))
+    assert out["messages"][-1].content.startswith(COMPLETION_SECRET)
+    spans = store.spans()
+    assert [s["name"] for s in spans] == [
+        "invoke_agent weather_agent", "step agent", "chat fake-gpt", "step tools", "execute_tool get_weather",
+        "step agent", "chat fake-gpt"]
+    by_id = {s["span_id"]: s["name"] for s in spans}
+    assert [by_id.get(s["parent_id"]) for s in spans] == [
+        None, "invoke_agent weather_agent", "step agent", "invoke_agent weather_agent", "step tools",
+        "invoke_agent weather_agent", "step agent"]
+    assert spans[0]["attributes"]["gen_ai.conversation.id"] == "thread-43"
+    assert len(store.logs("agent.lifecycle")) == 2 and len(store.logs("task.execution")) == 4
