@@ -255,6 +255,9 @@ class GenAIRecorder:
                     self._aliases.pop(key, None)
             if run is None:
                 return
+            if run.kind == AGENT:
+                # First: a failure below must not leave the agent counted as active.
+                self._active(-1)
             rt = _runtime.current()
             if rt is None:
                 return
@@ -351,7 +354,6 @@ class GenAIRecorder:
         self._lifecycle(rt, run, "idle", "running", "invoked")
 
     def _agent_ended(self, rt: _runtime.Runtime, run: _Run, error_type: str | None) -> None:
-        self._active(-1)
         if error_type is None:
             self._lifecycle(rt, run, "running", "idle", "completed")
         else:

@@ -173,3 +173,16 @@ def test_opt_in_content_is_stored_scrubbed(capturing_store: Store) -> None:
     assert PROMPT_SECRET in chat["gen_ai.input.messages"] and "[EMAIL]" in chat["gen_ai.input.messages"]
     data = capturing_store.stored_bytes()
     assert COMPLETION_SECRET.encode() in data and EMAIL.encode() not in data
+
+
+def test_uninstrument_removes_the_processor(store: Store) -> None:
+    from agents.tracing import get_trace_provider
+
+    processor = ats_openai_agents.instrumentor.processor
+    assert ats_openai_agents.instrumentor.uninstrument()
+    try:
+        assert processor not in get_trace_provider()._multi_processor._processors  # type: ignore[attr-defined]
+        run()
+        assert store.spans() == [] and store.logs() == []
+    finally:
+        assert ats_openai_agents.instrumentor.instrument()

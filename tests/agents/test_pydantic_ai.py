@@ -82,3 +82,14 @@ def test_opt_in_content_is_stored_scrubbed(capturing_store: Store) -> None:
     assert done["attributes"]["result_size_bytes"] == len(tool_span["attributes"]["gen_ai.tool.call.result"])
     data = capturing_store.stored_bytes()
     assert PROMPT_SECRET.encode() in data and EMAIL.encode() not in data
+
+
+def test_uninstrument_restores_the_default(store: Store) -> None:
+    assert Agent._instrument_default is not False
+    assert ats_pydantic_ai.instrumentor.uninstrument()
+    try:
+        assert Agent._instrument_default is False
+        run()
+        assert store.spans() == [] and store.logs() == []
+    finally:
+        assert ats_pydantic_ai.instrumentor.instrument()

@@ -206,9 +206,9 @@ class OpenAIAgentsInstrumentor(Instrumentor):
         try:
             from agents.tracing import get_trace_provider
 
-            multi = getattr(get_trace_provider(), "_multi_processor", None)
+            multi: Any = getattr(get_trace_provider(), "_multi_processor", None)
             processors = getattr(multi, "_processors", None)
-            if processors is not None:
+            if multi is not None and processors is not None:
                 multi._processors = tuple(p for p in processors if p is not processor)
         except Exception as exc:
             count_error("openai_agents.uninstrument", exc)

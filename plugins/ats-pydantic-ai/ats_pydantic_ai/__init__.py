@@ -149,7 +149,7 @@ class PydanticAIInstrumentor(Instrumentor):
         bridge_class = type("ATSSpanBridge", (GenAISpanBridge, SpanProcessor), {"__module__": __name__})
         bridge = bridge_class()
         provider = TracerProvider()
-        provider.add_span_processor(bridge)  # type: ignore[arg-type]
+        provider.add_span_processor(bridge)
         settings = InstrumentationSettings(tracer_provider=provider, include_content=genai.capture_content(),
                                            include_binary_content=False)
         self.replace(module.Agent, "_instrument_default", settings)
