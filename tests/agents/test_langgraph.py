@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+from agent_support import (
     COMPLETION_SECRET,
     EMAIL,
     PROMPT_SECRET,

@@ -14,7 +14,7 @@ from typing import Any
 from agents import Agent, ModelResponse, Runner, Usage, function_tool, set_trace_processors
 from agents.models.interface import Model
 from agents.tracing import generation_span
-from conftest import (
+from agent_support import (
     COMPLETION_SECRET,
     EMAIL,
     PROMPT_SECRET,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import COMPLETION_SECRET, EMAIL, PROMPT_SECRET, TOOL_ARG_SECRET, TOOL_RESULT_SECRET, Store
+from agent_support import COMPLETION_SECRET, EMAIL, PROMPT_SECRET, TOOL_ARG_SECRET, TOOL_RESULT_SECRET, Store
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
