@@ -44,7 +44,8 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ats import _runtime
+from ats import _runtime, resources
+from ats._native import Pipeline
 from ats.context import current_span
 from ats.instrumentation import count_error
 
@@ -80,6 +81,7 @@ MAX_OPEN_RUNS: Final = 10_000
 MAX_CONTENT_CHARS: Final = 16_384
 
 _STATUS_OK, _STATUS_ERROR = 1, 2
+_new_span_id = Pipeline.new_span_id
 _SEVERITY_INFO, _SEVERITY_ERROR = 9, 17
 
 
@@ -206,9 +208,7 @@ class GenAIRecorder:
                 else:
                     trace_id, parent_span_id, sampled = rt.pipeline.new_trace_id(), 0, True
                 agent = None
-            from ats._native import Pipeline
-
-            run = _Run(kind, name, trace_id, Pipeline.new_span_id(), parent_span_id, sampled,
+            run = _Run(kind, name, trace_id, _new_span_id(), parent_span_id, sampled,
                        start_ns if start_ns is not None else time.time_ns(), dict(attributes or {}), agent)
             self._name_run(run)
             with self._lock:
@@ -338,8 +338,6 @@ class GenAIRecorder:
 
     def _lifecycle(self, rt: _runtime.Runtime, run: _Run, state_from: str, state_to: str, reason: str,
                    severity: int = _SEVERITY_INFO) -> None:
-        from ats import resources
-
         fields: dict[str, Any] = {
             "agent_id": _hex(run.span_id), "agent_type": run.agent_type,
             "state_from": state_from, "state_to": state_to, "transition_reason": reason,
@@ -370,8 +368,6 @@ class GenAIRecorder:
     def _task_ended(self, rt: _runtime.Runtime, run: _Run, agent: _Run, end_ns: int,
                     error: BaseException | str | None, error_type: str | None, error_message: str | None,
                     result: Any) -> None:
-        from ats import resources
-
         duration_ms = (end_ns - run.start_ns) / 1e6
         success = error is None
         task_id, agent_id = _hex(run.span_id), _hex(agent.span_id)
