@@ -37,11 +37,9 @@ are bounded by :data:`MAX_OPEN_RUNS`; a run beyond that is not recorded and coun
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ats import _runtime, resources
@@ -98,6 +96,8 @@ def content(value: Any) -> str:
     if isinstance(value, str):
         text = value
     else:
+        import json
+
         try:
             text = json.dumps(value, default=str, ensure_ascii=False, sort_keys=True)
         except (TypeError, ValueError):
@@ -113,22 +113,28 @@ def _size(value: Any) -> int:
     return len(text.encode("utf-8", "replace"))
 
 
-@dataclass
 class _Run:
-    kind: str
-    name: str
-    trace_id: str
-    span_id: int
-    parent_span_id: int
-    sampled: bool
-    start_ns: int
-    attributes: dict[str, Any]
-    agent: _Run | None = None
-    span_name: str = ""
-    #: Agent runs: the agent's name (seed 003 agent_type).
-    agent_type: str = ""
-    task_type: str = ""
-    children: int = field(default=0)
+    """One open run. A plain slotted class: ``dataclasses`` is a measurable start-up import
+    under ``ats-run``, and plugins import this module when they load."""
+
+    __slots__ = ("kind", "name", "trace_id", "span_id", "parent_span_id", "sampled", "start_ns", "attributes",
+                 "agent", "span_name", "agent_type", "task_type")
+
+    def __init__(self, kind: str, name: str, trace_id: str, span_id: int, parent_span_id: int, sampled: bool,
+                 start_ns: int, attributes: dict[str, Any], agent: _Run | None) -> None:
+        self.kind = kind
+        self.name = name
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.parent_span_id = parent_span_id
+        self.sampled = sampled
+        self.start_ns = start_ns
+        self.attributes = attributes
+        self.agent = agent
+        self.span_name = ""
+        #: Agent runs: the agent's name (seed 003 agent_type).
+        self.agent_type = ""
+        self.task_type = ""
 
 
 def _hex(span_id: int) -> str:
@@ -358,7 +364,6 @@ class GenAIRecorder:
             self._lifecycle(rt, run, "running", "error", error_type, _SEVERITY_ERROR)
 
     def _task_assigned(self, rt: _runtime.Runtime, run: _Run, agent: _Run) -> None:
-        agent.children += 1
         self._log(rt, "task.assigned", "scheduler", run, {
             "task_id": _hex(run.span_id), "agent_id": _hex(agent.span_id), "task_type": run.task_type,
         })

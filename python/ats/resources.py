@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
 from typing import Final
 
 from ats._runtime import METRICS, count_error
@@ -41,17 +40,21 @@ INLINE_MIN_INTERVAL_S: Final = 1.0
 _MB: Final = 1024 * 1024
 
 
-@dataclass(frozen=True)
 class Usage:
-    """One sample. ``network_bytes`` is the host's bytes sent plus received since boot."""
+    """One sample (immutable by convention). ``network_bytes`` is the host's bytes sent plus
+    received since boot. Not a dataclass: ``dataclasses`` is a measurable start-up import."""
 
-    cpu_percent: float
-    memory_mb: float
-    threads: int
-    connections: int
-    bytes_sent: int
-    bytes_recv: int
-    taken_at: float
+    __slots__ = ("cpu_percent", "memory_mb", "threads", "connections", "bytes_sent", "bytes_recv", "taken_at")
+
+    def __init__(self, cpu_percent: float, memory_mb: float, threads: int, connections: int, bytes_sent: int,
+                 bytes_recv: int, taken_at: float) -> None:
+        self.cpu_percent = cpu_percent
+        self.memory_mb = memory_mb
+        self.threads = threads
+        self.connections = connections
+        self.bytes_sent = bytes_sent
+        self.bytes_recv = bytes_recv
+        self.taken_at = taken_at
 
     @property
     def network_bytes(self) -> int:

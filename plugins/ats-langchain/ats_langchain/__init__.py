@@ -29,11 +29,14 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Mapping, Sequence
 from types import ModuleType
-from typing import Any, ClassVar, Final
-from uuid import UUID
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from ats import genai, hookimpl
 from ats.instrumentation import Instrumentor, count_error
+
+if TYPE_CHECKING:
+    # Only for annotations: importing uuid (and platform) is measurable at start-up.
+    from uuid import UUID
 
 __all__ = ["ATSCallbackHandler", "LangChainInstrumentor", "ats_instrumentors", "instrumentor"]
 
