@@ -26,6 +26,10 @@ start, ``task.completed`` and ``task.execution`` at its end, and the metrics
 ``task.failed.total`` {agent_type, error_type} and ``task.execution_time_ms`` {task_type} with the
 seed's buckets.  ``agent_id`` is the agent run's id and ``agent_type`` the agent's name.
 
+Model calls also feed the OpenTelemetry GenAI client metrics ``gen_ai.client.operation.duration``
+(s) and, when the model reported token counts, ``gen_ai.client.token.usage`` (one point per
+``gen_ai.token.type``), with the buckets of the conventions (v1.41).
+
 Content (prompts, completions, tool arguments and results) is never recorded unless
 ``genai.capture_content`` is true; then it is scrubbed (:func:`ats.privacy.scrub`) and cut to
 :data:`MAX_CONTENT_CHARS`.  Without it only sizes are kept (``result_size_bytes``).
@@ -75,6 +79,9 @@ UNKNOWN: Final = object()
 
 #: Seed 003 "Histogram Metrics": ``task.execution_time_ms`` buckets.
 TASK_EXECUTION_BUCKETS_MS: Final = [100.0, 500.0, 1000.0, 5000.0, 10000.0, 30000.0, 60000.0]
+#: ``gen_ai.client.token.usage`` / ``gen_ai.client.operation.duration`` buckets (GenAI conventions v1.41).
+TOKEN_USAGE_BUCKETS: Final = [float(4 ** i) for i in range(14)]
+OPERATION_DURATION_BUCKETS_S: Final = [0.01 * 2 ** i for i in range(14)]
 MAX_OPEN_RUNS: Final = 10_000
 MAX_CONTENT_CHARS: Final = 16_384
 
@@ -292,6 +299,8 @@ class GenAIRecorder:
                 self._agent_ended(rt, run, error_type)
             elif run.kind in (TOOL, STEP) and run.agent is not None:
                 self._task_ended(rt, run, run.agent, end, error, error_type, error_message, result)
+            elif run.kind in (CHAT, TEXT_COMPLETION):
+                _client_metrics(attrs, (end - run.start_ns) / 1e9, error_type)
         except Exception as exc:
             count_error(f"{self.component}.end", exc)
 
@@ -420,6 +429,28 @@ class _Metrics:
         self.completed = m.counter("task.completed.total", "1")
         self.failed = m.counter("task.failed.total", "1")
         self.execution_time = m.histogram("task.execution_time_ms", "ms", TASK_EXECUTION_BUCKETS_MS)
+        # OpenTelemetry GenAI client metrics (semantic conventions v1.41).
+        self.token_usage = m.histogram("gen_ai.client.token.usage", "{token}", TOKEN_USAGE_BUCKETS)
+        self.operation_duration = m.histogram("gen_ai.client.operation.duration", "s", OPERATION_DURATION_BUCKETS_S)
+
+
+_METRIC_LABELS: Final = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
+                         "gen_ai.response.model")
+
+
+def _client_metrics(attrs: Mapping[str, Any], duration_s: float, error_type: str | None) -> None:
+    """``gen_ai.client.operation.duration`` and, when the model reported counts (never estimated),
+    ``gen_ai.client.token.usage`` with one point per ``gen_ai.token.type``."""
+    labels = {k: str(attrs[k]) for k in _METRIC_LABELS if k in attrs}
+    m = _metrics()
+    if error_type is not None:
+        m.operation_duration.record(duration_s, {**labels, "error.type": error_type})
+    else:
+        m.operation_duration.record(duration_s, labels)
+    for token_type, key in (("input", "gen_ai.usage.input_tokens"), ("output", "gen_ai.usage.output_tokens")):
+        count = attrs.get(key)
+        if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+            m.token_usage.record(float(count), {**labels, "gen_ai.token.type": token_type})
 
 
 _METRICS: _Metrics | None = None

@@ -80,7 +80,14 @@ def test_plugin_is_loaded_through_its_entry_point(store: Store) -> None:
     assert ats_langchain.instrumentor.handler is not None
 
 
+TOKENS = ("gen_ai.client.token.usage", {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "fake",
+                                        "gen_ai.request.model": "fake-gpt", "gen_ai.response.model": "fake-gpt-0125",
+                                        "gen_ai.token.type": "input"})
+
+
 def test_graph_spans_names_parents_and_gen_ai_attributes(store: Store) -> None:
+    calls_before = count(*TOKENS)
+    sum_before = sum(p["sum"] for p in ats.metrics.snapshot() if p["name"] == TOKENS[0] and p["labels"] == TOKENS[1])
     out = run()
     assert out["messages"][-1].content.startswith(COMPLETION_SECRET)
     spans = store.spans()
@@ -114,6 +121,13 @@ def test_graph_spans_names_parents_and_gen_ai_attributes(store: Store) -> None:
     assert chat2["attributes"]["gen_ai.usage.input_tokens"] == 30
     assert chat2["attributes"]["gen_ai.usage.output_tokens"] == 4
     assert chat2["attributes"]["gen_ai.response.finish_reasons"] == "stop"
+    labels = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "fake", "gen_ai.request.model": "fake-gpt",
+              "gen_ai.response.model": "fake-gpt-0125"}
+    tokens = metric("gen_ai.client.token.usage", {**labels, "gen_ai.token.type": "input"})
+    assert tokens["unit"] == "{token}" and tokens["bounds"][:3] == [1, 4, 16]
+    assert metric("gen_ai.client.operation.duration", labels)["unit"] == "s"
+    assert count(*TOKENS) - calls_before == 2
+    assert tokens["sum"] - sum_before == 12 + 30
     assert tool_span["attributes"] == {
         "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather", "gen_ai.tool.type": "function",
         "gen_ai.tool.call.id": "call_w1", "gen_ai.tool.description": "The weather of a city.",
