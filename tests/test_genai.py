@@ -77,9 +77,31 @@ def test_open_runs_are_bounded_and_drops_counted(runtime: _runtime.Runtime, monk
     recorder = genai.GenAIRecorder("test")
     assert [recorder.start(k, None, genai.CHAT, "m") for k in range(5)] == [True, True, True, False, False]
     assert recorder.dropped == 2
-    for k in range(5):
+    for k in reversed(range(5)):
         recorder.end(k)
     assert recorder._runs == {}
+    assert ats.current_span() is None
+
+
+def test_runs_are_current_while_open_and_restored_in_order(runtime: _runtime.Runtime) -> None:
+    recorder = genai.GenAIRecorder("test")
+    assert recorder.start("agent", None, genai.AGENT, "bot")
+    agent = ats.current_span()
+    assert agent is not None and agent.span_id == recorder.span_id("agent")
+    assert recorder.start("tool", "agent", genai.TOOL, "t")
+    tool = ats.current_span()
+    assert tool is not None and tool.span_id == recorder.span_id("tool") and tool.trace_id == agent.trace_id
+    recorder.end("tool")
+    assert ats.current_span() == agent
+    recorder.end("agent")
+    assert ats.current_span() is None
+    # Out of order: ending the outer run first leaves the inner one current until it ends.
+    assert recorder.start("a", None, genai.AGENT, "bot") and recorder.start("b", "a", genai.TOOL, "t")
+    inner = ats.current_span()
+    recorder.end("a")
+    assert ats.current_span() == inner
+    recorder.end("b")
+    assert ats.current_span() is None  # "a" is over: it does not come back
 
 
 def test_failures_inside_ats_are_counted_never_raised(runtime: _runtime.Runtime) -> None:

@@ -41,6 +41,7 @@ are bounded by :data:`MAX_OPEN_RUNS`; a run beyond that is not recorded and coun
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Hashable, Mapping
@@ -48,7 +49,7 @@ from typing import Any, Final
 
 from ats import _runtime, resources
 from ats._native import Pipeline
-from ats.context import current_span
+from ats.context import _CURRENT, SpanContext, current_span
 from ats.instrumentation import count_error
 
 __all__ = [
@@ -125,7 +126,7 @@ class _Run:
     under ``ats-run``, and plugins import this module when they load."""
 
     __slots__ = ("kind", "name", "trace_id", "span_id", "parent_span_id", "sampled", "start_ns", "attributes",
-                 "agent", "span_name", "agent_type", "task_type")
+                 "agent", "span_name", "agent_type", "task_type", "ctx", "token")
 
     def __init__(self, kind: str, name: str, trace_id: str, span_id: int, parent_span_id: int, sampled: bool,
                  start_ns: int, attributes: dict[str, Any], agent: _Run | None) -> None:
@@ -142,6 +143,38 @@ class _Run:
         #: Agent runs: the agent's name (seed 003 agent_type).
         self.agent_type = ""
         self.task_type = ""
+        self.ctx: SpanContext | None = None
+        self.token: contextvars.Token[SpanContext | None] | None = None
+
+
+#: Runs that ended while another run was current in their context (out of order), by span id:
+#: when the current one ends, they are skipped instead of coming back. Bounded.
+_ENDED_EARLY: dict[int, contextvars.Token[SpanContext | None]] = {}
+_ENDED_EARLY_MAX: Final = 1024
+
+
+def _restore(run: _Run) -> None:
+    """The run stops being the current span. Runs normally end last-in first-out in one context;
+    one that ends while another is current is remembered and skipped when that one ends, so a
+    run that is over never comes back as the current span."""
+    token = run.token
+    if token is None:
+        return
+    if _CURRENT.get() is not run.ctx:
+        if len(_ENDED_EARLY) >= _ENDED_EARLY_MAX:
+            _ENDED_EARLY.clear()
+        _ENDED_EARLY[run.span_id] = token
+        return
+    try:
+        _CURRENT.reset(token)
+        while True:
+            current = _CURRENT.get()
+            early = _ENDED_EARLY.pop(current.span_id, None) if current is not None else None
+            if early is None:
+                return
+            _CURRENT.reset(early)
+    except ValueError:  # a token of another context (a framework's callback on another task)
+        pass
 
 
 def _hex(span_id: int) -> str:
@@ -226,14 +259,22 @@ class GenAIRecorder:
             self._name_run(run)
             with self._lock:
                 self._runs[key] = run
+            # Current for what the run does (a tool's database query, a model's HTTP call):
+            # the frameworks run the work in this context or in a copy made after this call.
+            run.ctx = SpanContext(trace_id, run.span_id, sampled)
+            run.token = _CURRENT.set(run.ctx)
+        except Exception as exc:
+            count_error(f"{self.component}.start", exc)
+            return False
+        try:
+            # The run is open from here on: whatever fails below, its end still closes it.
             if kind == AGENT:
                 self._agent_started(rt, run)
             elif kind in (TOOL, STEP) and agent is not None:
                 self._task_assigned(rt, run, agent)
-            return True
         except Exception as exc:
             count_error(f"{self.component}.start", exc)
-            return False
+        return True
 
     def set_attributes(self, key: Hashable, attributes: Mapping[str, Any]) -> None:
         """Adds attributes to an open run (a response model, token usage ...)."""
@@ -268,6 +309,7 @@ class GenAIRecorder:
                     self._aliases.pop(key, None)
             if run is None:
                 return
+            _restore(run)
             if run.kind == AGENT:
                 # First: a failure below must not leave the agent counted as active.
                 self._active(-1)

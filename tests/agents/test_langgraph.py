@@ -300,3 +300,31 @@ def test_async_graph_is_traced_the_same(store: Store) -> None:
         "invoke_agent weather_agent", "step agent"]
     assert spans[0]["attributes"]["gen_ai.conversation.id"] == "thread-43"
     assert len(store.logs("agent.lifecycle")) == 2 and len(store.logs("task.execution")) == 4
+
+
+def test_a_tools_database_calls_are_children_of_its_span(store: Store) -> None:
+    import sqlite3
+
+    from langchain_core.runnables import RunnableLambda
+
+    @tool
+    def count_rows(table: str) -> int:
+        """Counts the rows of a table."""
+        db = sqlite3.connect(":memory:")
+        try:
+            return int(db.execute("SELECT count(*) FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0])
+        finally:
+            db.close()
+
+    chain = RunnableLambda(lambda q: count_rows.invoke({"name": "count_rows", "args": {"table": q},
+                                                        "id": "call_db", "type": "tool_call"}).content,
+                           name="db_agent")
+    assert chain.invoke("users") == "0"
+    spans = store.spans()
+    assert [s["name"] for s in spans] == [
+        "invoke_agent db_agent", "execute_tool count_rows", "driver.handshake", "driver.query", "driver.close"]
+    root, tool_span, *driver = spans
+    assert tool_span["parent_id"] == root["span_id"]
+    assert [d["parent_id"] for d in driver] == [tool_span["span_id"]] * 3
+    assert {d["trace_id"] for d in driver} == {root["trace_id"]}
+    assert ats.current_span() is None  # the runs' context was restored
