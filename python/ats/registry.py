@@ -275,10 +275,12 @@ class Registry:
                     return found
                 break
         op, space, _target = name.partition(" ")
-        if space:
+        if space or "." not in name:
             # OpenTelemetry GenAI span names are ``{gen_ai.operation.name} {target}``
-            # (``execute_tool get_weather``): the operation names the event.
-            return events.get(f"{GENAI_FAMILY}.{op}")
+            # (``execute_tool get_weather``), or the operation alone without a target (``chat``).
+            found = events.get(f"{GENAI_FAMILY}.{op}")
+            if found is not None or space:
+                return found
         families = self._families
         while True:
             found = families.get(name)
