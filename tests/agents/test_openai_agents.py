@@ -119,6 +119,7 @@ def test_agent_spans_names_parents_and_gen_ai_attributes(store: Store) -> None:
         == (40, 3)
     assert tool_span["attributes"] == {
         "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather", "gen_ai.tool.type": "function",
+        "gen_ai.tool.call.id": "call_a1",
     }
 
 
@@ -178,10 +179,15 @@ def test_opt_in_content_is_stored_scrubbed(capturing_store: Store) -> None:
 def test_uninstrument_removes_the_processor(store: Store) -> None:
     from agents.tracing import get_trace_provider
 
+    from agents.tool_context import ToolContext
+
     processor = ats_openai_agents.instrumentor.processor
+    wrapped = ToolContext.__dict__["from_agent_context"]
     assert ats_openai_agents.instrumentor.uninstrument()
     try:
         assert processor not in get_trace_provider()._multi_processor._processors  # type: ignore[attr-defined]
+        assert ToolContext.__dict__["from_agent_context"] is not wrapped
+        assert ToolContext.__dict__["from_agent_context"].__func__.__module__ == "agents.tool_context"
         run()
         assert store.spans() == [] and store.logs() == []
     finally:

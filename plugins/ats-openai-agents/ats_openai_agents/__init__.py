@@ -12,7 +12,8 @@ SDK span data               ATS span
                             trace's ``group_id``)
 ``GenerationSpanData``      ``chat {model}`` with token usage
 ``ResponseSpanData``        ``chat {model}`` with the response's model, id and token usage
-``FunctionSpanData``        ``execute_tool {tool}`` and a seed 003 task
+``FunctionSpanData``        ``execute_tool {tool}`` (``gen_ai.tool.call.id`` from the SDK's
+                            ``ToolContext``) and a seed 003 task
 others                      none: their children attach to the nearest recorded ancestor
 ==========================  ==========================================================
 
@@ -25,6 +26,7 @@ Model inputs and outputs and tool arguments and results are stored only with
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Mapping
 from types import ModuleType
@@ -40,6 +42,8 @@ __version__ = "0.1.0"
 COMPONENT: Final = "ats-openai-agents"
 PROVIDER: Final = "openai"
 _MAX_TRACES: Final = 10_000
+#: The call id of the tool call being run in this context (set where the SDK builds its ToolContext).
+_TOOL_CALL_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("ats_openai_agents_call_id", default=None)
 
 #: SDK span type -> error.type when the SDK reports a failure (it gives a message, not a class).
 _ERROR_TYPES: Final[Mapping[str, str]] = {
@@ -113,6 +117,7 @@ class ATSTracingProcessor:
             elif kind == "response":
                 self.recorder.start(key, parent, genai.CHAT, "", attrs)
             elif kind == "function":
+                _TOOL_CALL_ID.set(None)  # the next ToolContext built in this span names its call
                 self.recorder.start(key, parent, genai.TOOL, str(data.name), attrs)
             else:
                 self.recorder.skip(key, parent)
@@ -157,6 +162,9 @@ class ATSTracingProcessor:
                 if capture and getattr(data, "input", None) is not None:
                     attrs["gen_ai.input.messages"] = genai.content(data.input)
             elif kind == "function":
+                call_id = _TOOL_CALL_ID.get()
+                if call_id is not None:
+                    attrs["gen_ai.tool.call.id"] = call_id
                 result = data.output
                 # The SDK fills in the arguments once the call ran.
                 if capture and data.input is not None:
@@ -196,8 +204,29 @@ class OpenAIAgentsInstrumentor(Instrumentor):
         processor = ATSTracingProcessor()
         module.add_trace_processor(processor)
         self.processor = processor
+        self._patch_tool_context()
+
+    def _patch_tool_context(self) -> None:
+        """The SDK's function spans carry no tool call id, but the ``ToolContext`` it builds
+        inside the span (same task) does: remember it for the span's end."""
+        try:
+            from agents.tool_context import ToolContext
+        except ImportError:
+            return
+        original = ToolContext.__dict__.get("from_agent_context")
+        func = getattr(original, "__func__", None)
+        if func is None:
+            return
+
+        def from_agent_context(cls: Any, context: Any, tool_call_id: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(tool_call_id, str):
+                _TOOL_CALL_ID.set(tool_call_id)
+            return func(cls, context, tool_call_id, *args, **kwargs)
+
+        self.replace(ToolContext, "from_agent_context", classmethod(from_agent_context))
 
     def _unpatch(self, module: ModuleType) -> None:
+        self.restore()
         processor, self.processor = self.processor, None
         if processor is None:
             return
