@@ -24,7 +24,9 @@ in progress.  Each tool call and graph step inside an agent is a task: ``task.as
 start, ``task.completed`` and ``task.execution`` at its end, and the metrics
 ``task.assigned.total``, ``task.completed.total`` {agent_type, task_type, success},
 ``task.failed.total`` {agent_type, error_type} and ``task.execution_time_ms`` {task_type} with the
-seed's buckets.  ``agent_id`` is the agent run's id and ``agent_type`` the agent's name.
+seed's buckets.  ``agent_id`` is the agent run's id and ``agent_type`` the agent's name.  The
+seed's ``priority``, ``estimated_duration_ms`` and ``dependencies`` of ``task.assigned`` are left
+out: no framework states them, and a made-up value would be worse than none.
 
 Model calls also feed the OpenTelemetry GenAI client metrics ``gen_ai.client.operation.duration``
 (s) and, when the model reported token counts, ``gen_ai.client.token.usage`` (one point per
@@ -370,7 +372,7 @@ class GenAIRecorder:
             attrs.setdefault("gen_ai.tool.name", run.name)
             attrs.setdefault("gen_ai.tool.type", "function")
             run.task_type = TOOL
-        else:
+        elif run.name:
             attrs.setdefault("gen_ai.request.model", run.name)
         if self.provider is not None and kind in (AGENT, CHAT, TEXT_COMPLETION):
             attrs.setdefault("gen_ai.provider.name", self.provider)

@@ -328,3 +328,17 @@ def test_a_tools_database_calls_are_children_of_its_span(store: Store) -> None:
     assert [d["parent_id"] for d in driver] == [tool_span["span_id"]] * 3
     assert {d["trace_id"] for d in driver} == {root["trace_id"]}
     assert ats.current_span() is None  # the runs' context was restored
+
+
+def test_a_completion_model_is_a_text_completion_span(store: Store) -> None:
+    from langchain_core.language_models.fake import FakeListLLM
+    from langchain_core.runnables import RunnableLambda
+
+    llm = FakeListLLM(responses=[f"{COMPLETION_SECRET} done"])
+    chain = RunnableLambda(lambda q: llm.invoke(q), name="writer")
+    assert chain.invoke(f"{PROMPT_SECRET} write") == f"{COMPLETION_SECRET} done"
+    spans = store.spans()
+    assert [(s["name"], s["status"]) for s in spans] == [("invoke_agent writer", "ok"), ("text_completion", "ok")]
+    assert spans[1]["parent_id"] == spans[0]["span_id"]
+    # FakeListLLM names no model and reports no usage: no model attributes, no token counts.
+    assert spans[1]["attributes"] == {"gen_ai.operation.name": "text_completion", "gen_ai.provider.name": "fakelist"}
