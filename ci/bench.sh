@@ -12,5 +12,6 @@ for suite in benches/test_bench_native.py benches/test_bench_record.py benches/t
 done
 "$PY" benches/sqlite3_overhead.py
 "$PY" benches/sqlite3_instructions.py
+"$PY" benches/langchain_overhead.py
 "$PY" benches/startup.py
 (cd rust/ats-core && cargo bench --quiet -- --warm-up-time 1 --measurement-time 3)

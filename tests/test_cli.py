@@ -630,7 +630,7 @@ def test_doctor_all_good(store: Store, capsys: pytest.CaptureFixture[str], monke
         f"✓ store directory  {store.home} is writable",
         f"✓ store schema     {store.db}: schema version 2",
         "✓ plugins          1 active, 0 skipped",
-        "✓ event families   22 event families (0 from plugins)",
+        "✓ event families   23 event families (0 from plugins)",
     ]
     assert lines[6].startswith("✓ native pipeline  recorded a span and read it back from a temporary store in ")
     assert len(lines) == 7

@@ -63,6 +63,8 @@ def test_defaults(tmp_path: Path) -> None:
         "tail": {"enabled": False, "latency_ms": 1000.0, "base_ratio": 0.1},
         "plans": {"enabled": False, "latency_ms": 500.0, "interval_s": 300.0, "queue_size": 64},
         "capabilities": {"enabled": False},
+        "genai": {"capture_content": False},
+        "resources": {"enabled": False, "interval_s": 10.0},
         "redaction": {"enabled": True, "patterns": []},
         "metrics": {"interval_ms": 10000},
         "retention": {"traces_days": 30, "logs_days": 30, "metrics_days": 400, "learning_days": 90},
@@ -88,7 +90,7 @@ def test_defaults(tmp_path: Path) -> None:
         },
     }
     assert {src for _, _, src in c.as_rows()} == {"default"}
-    assert len(c.as_rows()) == len(keys()) == 48 + 38
+    assert len(c.as_rows()) == len(keys()) == 51 + 38
     assert c.pipeline_kwargs()["otlp"] is None
 
 
@@ -339,6 +341,9 @@ ENV_CASES: list[tuple[str, str, str, Any]] = [
     ("ATS_PLANS_INTERVAL_S", "0", "plans.interval_s", 0.0),
     ("ATS_PLANS_QUEUE_SIZE", "8", "plans.queue_size", 8),
     ("ATS_CAPABILITIES_ENABLED", "1", "capabilities.enabled", True),
+    ("ATS_GENAI_CAPTURE_CONTENT", "true", "genai.capture_content", True),
+    ("ATS_RESOURCES_ENABLED", "yes", "resources.enabled", True),
+    ("ATS_RESOURCES_INTERVAL_S", "2.5", "resources.interval_s", 2.5),
     ("ATS_TAIL_BASE_RATIO", "0", "tail.base_ratio", 0.0),
     ("ATS_REDACTION_ENABLED", "true", "redaction.enabled", True),
     ("ATS_REDACTION_PATTERNS", '[{"name": "emp", "regex": "EMP-\\\\d+", "marker": "[EMP]"}]',

@@ -51,7 +51,7 @@ def test_builtin_families_and_classes() -> None:
         "memory.bridge": ("S2", exp, "30d"), "mesh": ("S1", exp, "30d"), "security": ("S3", loc, "90d"),
         "task": ("S2", exp, "30d"), "bridge": ("S2", exp, "7d"),
         # seed 004 hook points
-        "session": ("S2", loc, "30d"), "tool": ("S3", loc, "30d"),
+        "session": ("S2", loc, "30d"), "tool": ("S3", loc, "30d"), "gen_ai": ("S2", exp, "30d"),
         # seed 004 span types inside a session, and Agent Trace attribution
         "decision": ("S2", loc, "30d"), "error": ("S2", loc, "30d"), "attribution": ("S2", exp, "30d"),
     }
@@ -67,7 +67,7 @@ def test_builtin_families_and_classes() -> None:
         ("decision",), ("error",), ("attribution.range",))
     reg = default_registry()
     assert [f.family for f in reg.families()] == sorted(classes)
-    assert len(reg) == 22 and "driver" in reg and "nope" not in reg
+    assert len(reg) == 23 and "driver" in reg and "nope" not in reg
     assert reg.lookup("agent.lifecycle") is not None and reg.lookup("agent.lifecycle").retention_days == 7  # type: ignore[union-attr]
 
 
@@ -88,6 +88,16 @@ def test_builtin_families_and_classes() -> None:
     ("error.error", "error"),  # the stored name of a failed ``error`` span
     ("errors", None),
     ("attribution.range", "attribution"),
+    # OpenTelemetry GenAI span names: "{operation} {target}"
+    ("execute_tool get_weather", "gen_ai"),
+    ("invoke_agent Weather bot.error", "gen_ai"),
+    ("chat gpt-4o.ok", "gen_ai"),
+    ("step tools", "gen_ai"),
+    ("chat", "gen_ai"),
+    ("invoke_agent.ok", "gen_ai"),
+    ("embeddings", None),
+    ("embeddings text-3", None),
+    ("kernel.exec extra", None),
     ("udr.compile.ok", "udr"),
     ("app.main", None),
     ("app", None),

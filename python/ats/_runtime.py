@@ -174,6 +174,7 @@ def init(config: str | os.PathLike[str] | Mapping[str, Any] | None = None, /, **
         _RUNTIME = Runtime(cfg, pipeline, plugins, source=config, overrides=overrides)
         _activate(pipeline)
         _configure_side_queries(cfg)
+        _start_resources(cfg)
         propagate_to_threads()
         _install_process_hooks()
     # Plugins run outside the lock: their hooks may call back into ats.
@@ -201,6 +202,20 @@ def _configure_side_queries(cfg: Config) -> None:
     p = cfg.plans
     plans.configure(plans.PlanSettings(p.enabled, p.latency_ms, p.interval_s, p.queue_size))
     capabilities.configure(cfg.capabilities.enabled)
+
+
+def _start_resources(cfg: Config) -> None:
+    """``resources.*``: the sampler thread (:mod:`ats.resources`) runs only when enabled."""
+    if cfg.resources.enabled:
+        from ats import resources
+
+        resources.start(cfg.resources.interval_s)
+
+
+def _stop_resources() -> None:
+    resources = sys.modules.get("ats.resources")
+    if resources is not None:
+        resources.stop()
 
 
 def _build_registry(plugins: PluginHost) -> Registry | None:
@@ -291,6 +306,7 @@ def shutdown(timeout: float = 5.0) -> bool:
     except Exception as exc:
         count_error("plugins.shutdown", exc)
     restore_threads()
+    _stop_resources()
     ok = rt.pipeline.shutdown(max(deadline - time.monotonic(), 0.0))
     if drain is not None:
         ok = drain.stop(deadline - time.monotonic()) and ok
@@ -360,6 +376,9 @@ def _after_fork_in_child() -> None:
         except Exception as exc:
             rt.drain = None
             count_error("fork", exc)
+    if rt is not None:
+        # The sampler thread did not survive the fork either.
+        _start_resources(rt.config)
     mp_util = sys.modules.get("multiprocessing.util")
     if mp_util is not None:
         try:

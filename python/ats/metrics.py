@@ -21,9 +21,10 @@ def gauge(name: str, unit: str = "1") -> Gauge:
     return METRICS.gauge(name, unit)
 
 
-def histogram(name: str, unit: str = "ms") -> Histogram:
-    """A log-linear histogram (p50/p95/p99 within 1 %)."""
-    return METRICS.histogram(name, unit)
+def histogram(name: str, unit: str = "ms", bounds: list[float] | None = None) -> Histogram:
+    """A log-linear histogram (p50/p95/p99 within 1 %). ``bounds``: the explicit bucket bounds
+    exported (default: OpenTelemetry's millisecond bounds); fixed by the first call for a name."""
+    return METRICS.histogram(name, unit, bounds)
 
 
 def snapshot() -> list[dict[str, object]]:

@@ -72,6 +72,7 @@ __all__ = [
     "BUILTIN_FAMILIES",
     "DuplicateFamilyError",
     "EventFamily",
+    "GENAI_FAMILY",
     "InvalidFamilyError",
     "LineError",
     "Registry",
@@ -88,6 +89,9 @@ Transmission = Literal["local_only", "explicit_operator_export", "approved_usage
 
 SENSITIVITIES: Final = frozenset(get_args(Sensitivity))
 TRANSMISSIONS: Final = frozenset(get_args(Transmission))
+
+#: The family of the agent framework plugins' spans (:mod:`ats.genai`).
+GENAI_FAMILY: Final = "gen_ai"
 
 #: Suffixes a span's status adds to its name (seed 000 §3: ``.start|.ok|.error``).
 STATUS_SUFFIXES: Final = (".ok", ".error", ".start")
@@ -275,6 +279,13 @@ class Registry:
                 if found is not None:
                     return found
                 break
+        op, space, _target = name.partition(" ")
+        if space or "." not in name:
+            # OpenTelemetry GenAI span names are ``{gen_ai.operation.name} {target}``
+            # (``execute_tool get_weather``), or the operation alone without a target (``chat``).
+            found = events.get(f"{GENAI_FAMILY}.{op}")
+            if found is not None or space:
+                return found
         families = self._families
         while True:
             found = families.get(name)
@@ -575,6 +586,15 @@ BUILTIN_FAMILIES: Final[tuple[EventFamily, ...]] = (
          {"message_id": _S, "source": _S, "destination": _S, "message_type": _S,
           "payload_size_bytes": _I, "processing_time_ms": _N},
          enums={"bridge_type": ["MCP", "A2A"], "direction": ["INBOUND", "OUTBOUND"]}),
+    # --- OpenTelemetry GenAI spans of the agent framework plugins (ats.genai) ----------------
+    _fam(GENAI_FAMILY, ["gen_ai.invoke_agent", "gen_ai.chat", "gen_ai.text_completion", "gen_ai.execute_tool",
+                        "gen_ai.step"], "S2", _EXPORT, "30d", "ats (agent frameworks)",
+         "Agent, model and tool spans named '{operation} {target}' (execute_tool get_weather); prompts, "
+         "completions, tool arguments and results only with genai.capture_content (scrubbed).",
+         {"gen_ai.operation.name": _S, "gen_ai.provider.name": _S, "gen_ai.request.model": _S,
+          "gen_ai.response.model": _S, "gen_ai.usage.input_tokens": _I, "gen_ai.usage.output_tokens": _I,
+          "gen_ai.tool.name": _S, "gen_ai.tool.call.id": _S, "gen_ai.agent.name": _S, "gen_ai.agent.id": _S,
+          "gen_ai.conversation.id": _S}),
     # --- seed 004 §3.1 hook points -----------------------------------------------------------
     _fam("session", ["session.start", "session.end"], "S2", _LOCAL, "30d", "ats (agent sessions)",
          "Agent session start and end (workspace context, outcome).",

@@ -106,6 +106,21 @@ class CapabilitiesConfig:
 
 
 @dataclass(frozen=True)
+class GenaiConfig:
+    """``genai.*``: agent framework plugins (prompts and completions are content, seed 002)."""
+
+    capture_content: bool
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    """``resources.*``: the process resource sampler (:mod:`ats.resources`)."""
+
+    enabled: bool
+    interval_s: float
+
+
+@dataclass(frozen=True)
 class RedactionConfig:
     enabled: bool
     patterns: tuple[RedactionPattern, ...]
@@ -213,7 +228,8 @@ class OtlpConfig:
 _SECTIONS: dict[str, type[Any]] = {
     "service": ServiceConfig, "store": StoreConfig, "jsonl": JsonlConfig, "ring": RingConfig,
     "flush": FlushConfig, "shutdown": ShutdownConfig, "sampling": SamplingConfig, "tail": TailConfig,
-    "plans": PlansConfig, "capabilities": CapabilitiesConfig,
+    "plans": PlansConfig, "capabilities": CapabilitiesConfig, "genai": GenaiConfig,
+    "resources": ResourcesConfig,
     "redaction": RedactionConfig, "metrics": MetricsConfig, "retention": RetentionConfig,
     "plugins": PluginsConfig, "export": ExportConfig, "otlp": OtlpConfig, "slo": SloConfig,
     "sqlcommenter": SqlcommenterConfig, "mcp": McpConfig,
@@ -244,6 +260,8 @@ class Config:
     tail: TailConfig
     plans: PlansConfig
     capabilities: CapabilitiesConfig
+    genai: GenaiConfig
+    resources: ResourcesConfig
     redaction: RedactionConfig
     metrics: MetricsConfig
     retention: RetentionConfig

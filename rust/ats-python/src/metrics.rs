@@ -1,7 +1,7 @@
 //! Bindings for `ats_core::metrics`: a registry with counter, gauge and
 //! histogram handles. Recording takes an optional label dict.
 
-use ats_core::metrics::{CounterHandle, GaugeHandle, HistogramHandle, MetricsRegistry};
+use ats_core::metrics::{CounterHandle, GaugeHandle, HistogramHandle, MetricOptions, MetricsRegistry};
 use ats_core::record::{MetricKind, MetricPoint};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -62,8 +62,18 @@ impl PyMetrics {
         self.registry.gauge(name, unit).map(|inner| PyGauge { inner }).map_err(value_error)
     }
 
-    fn histogram(&self, name: &str, unit: &str) -> PyResult<PyHistogram> {
-        self.registry.histogram(name, unit).map(|inner| PyHistogram { inner }).map_err(value_error)
+    /// `bounds`: the explicit bucket bounds the export counts exactly (default: OTel's
+    /// millisecond bounds); a specification that names its buckets gets exactly those.
+    #[pyo3(signature = (name, unit, bounds=None))]
+    fn histogram(&self, name: &str, unit: &str, bounds: Option<Vec<f64>>) -> PyResult<PyHistogram> {
+        let mut options = MetricOptions::default();
+        if let Some(bounds) = bounds {
+            options.histogram.explicit_bounds = bounds;
+        }
+        self.registry
+            .histogram_with(name, unit, &options)
+            .map(|inner| PyHistogram { inner })
+            .map_err(value_error)
     }
 
     /// Cumulative points as plain dicts (name, unit, kind, labels, value, and for histograms
