@@ -198,7 +198,7 @@ def test_default_registry_runs_the_plugin_hook() -> None:
             registry.register(fam())
 
     reg = default_registry(Host())
-    assert len(reg) == 23 and reg.is_registered("acme.thing")
+    assert len(reg) == 24 and reg.is_registered("acme.thing")
 
 
 # ------------------------------------------------------------------------------------ schemas

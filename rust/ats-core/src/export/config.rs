@@ -127,7 +127,8 @@ impl Default for BreakerConfig {
         BreakerConfig {
             failure_threshold: 5,
             cooldown: Duration::from_secs(1),
-            max_cooldown: Duration::from_secs(60),
+            // OTLP exporters' usual longest retry interval.
+            max_cooldown: Duration::from_secs(30),
         }
     }
 }

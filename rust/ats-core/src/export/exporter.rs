@@ -59,6 +59,10 @@ pub(crate) fn run(shared: Arc<Shared>, mut transport: Transport, policy: Policy)
     let mut breaker = Breaker::new(policy.breaker);
     let mut rng = fastrand::Rng::new();
     let mut head = Head { seq: 0, failed_attempts: 0, first_failure: None, not_before: None };
+    // Shutdown is the last chance to deliver: one immediate attempt, whatever the breaker's
+    // cool-down or the head's backoff say (a collector that came back during the cool-down would
+    // otherwise get nothing, and the rest would wait in the spool for the next process).
+    let mut close_attempted = false;
     let finish = |mut st: MutexGuard<'_, State>| {
         st.exporter_done = true;
         drop(st);
@@ -79,7 +83,9 @@ pub(crate) fn run(shared: Arc<Shared>, mut transport: Transport, policy: Policy)
                 st = shared.wake.wait(st).unwrap_or_else(|e| e.into_inner());
                 continue;
             }
+            let last_chance = closing.is_some() && !close_attempted;
             let gate = match breaker.permit(now) {
+                _ if last_chance => None,
                 Permit::Wait(d) => {
                     // At shutdown a collector known to be down is not waited for.
                     if closing.is_some() {
@@ -101,6 +107,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut transport: Transport, policy: Policy)
         };
         st.backlog.in_flight = Some(pending.seq);
         drop(st);
+        close_attempted |= closing.is_some();
 
         if head.seq != pending.seq {
             head = Head { seq: pending.seq, failed_attempts: 0, first_failure: None, not_before: None };
@@ -149,6 +156,11 @@ pub(crate) fn run(shared: Arc<Shared>, mut transport: Transport, policy: Policy)
                     let wait = after.unwrap_or_else(|| backoff(&policy.retry, head.failed_attempts, &mut rng));
                     head.failed_attempts += 1;
                     head.not_before = Some(now + wait);
+                }
+                if closing.is_some() {
+                    // Still down at shutdown: the backlog waits in the spool.
+                    c.set_breaker(breaker.state(), breaker.times_opened());
+                    return finish(st);
                 }
             }
         }
