@@ -48,6 +48,8 @@ __all__ = [
     "SubclassCache",
     "cursor_rowcount",
     "discover_capabilities",
+    "after_call",
+    "after_call_async",
     "publish_pool_levels",
     "driver_layer_active",
     "fixed_text",
@@ -473,3 +475,29 @@ def publish_pool_levels(dialect: str, pool_name: str, used: int, idle: int) -> N
         count_gauge.set(idle, {"db.client.connection.state": "idle", "db.client.connection.pool.name": pool_name})
     except Exception as exc:
         count_error("pool.levels", exc)
+
+
+def after_call(original: Callable[..., Any], then: Callable[[Any], None]) -> Callable[..., Any]:
+    """``original`` (a method), then ``then(self)`` however it ended; result/errors unchanged."""
+
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            then(self)
+
+    _copy_names(wrapper, original)
+    return wrapper
+
+
+def after_call_async(original: Callable[..., Awaitable[Any]], then: Callable[[Any], None]) -> Callable[..., Awaitable[Any]]:
+    """The coroutine-method counterpart of :func:`after_call`."""
+
+    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original(self, *args, **kwargs)
+        finally:
+            then(self)
+
+    _copy_names(wrapper, original)
+    return wrapper

@@ -21,7 +21,6 @@ A failure records the span with status error, ``error.type`` = the asyncpg excep
 
 from __future__ import annotations
 
-import functools
 import asyncio
 from time import time_ns as _now
 from types import ModuleType
@@ -30,6 +29,7 @@ from urllib.parse import urlsplit
 
 from ats import hookimpl
 from ats.drivers import (
+    after_call_async,
     CLOSE,
     HANDSHAKE,
     NO_PEER,
@@ -287,17 +287,6 @@ def _publish_pool(pool: Any) -> None:
         count_error("asyncpg.pool_levels", exc)
 
 
-def _levels_after(original: Any) -> Any:
-    @functools.wraps(original)
-    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await original(self, *args, **kwargs)
-        finally:
-            _publish_pool(self)
-
-    return wrapper
-
-
 class AsyncpgPoolInstrumentor(Instrumentor):
     """Publishes asyncpg pool levels (``sqlx_pool_active``/``sqlx_pool_idle``,
     ``db.client.connection.count``) after every acquire and release."""
@@ -311,7 +300,7 @@ class AsyncpgPoolInstrumentor(Instrumentor):
 
         recorder.bind()
         for method in ("_acquire", "release"):
-            self.replace(pool.Pool, method, _levels_after(vars(pool.Pool)[method]))
+            self.replace(pool.Pool, method, after_call_async(vars(pool.Pool)[method], _publish_pool))
 
     def _unpatch(self, module: ModuleType) -> None:
         self.restore(module)

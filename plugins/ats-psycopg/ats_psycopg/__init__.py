@@ -21,7 +21,6 @@ SQLSTATE.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from time import time_ns as _now
@@ -30,6 +29,8 @@ from typing import Any, Final
 
 from ats import hookimpl
 from ats.drivers import (
+    after_call,
+    after_call_async,
     CLOSE,
     HANDSHAKE,
     NO_PEER,
@@ -312,28 +313,6 @@ def _publish_pool(pool: Any) -> None:
         count_error("psycopg_pool.levels", exc)
 
 
-def _levels_after(original: Any) -> Any:
-    @functools.wraps(original)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return original(self, *args, **kwargs)
-        finally:
-            _publish_pool(self)
-
-    return wrapper
-
-
-def _async_levels_after(original: Any) -> Any:
-    @functools.wraps(original)
-    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await original(self, *args, **kwargs)
-        finally:
-            _publish_pool(self)
-
-    return wrapper
-
-
 class PsycopgPoolInstrumentor(Instrumentor):
     """Publishes psycopg_pool's levels (``sqlx_pool_active``/``sqlx_pool_idle``,
     ``db.client.connection.count``) after every ``getconn``/``putconn``."""
@@ -344,9 +323,9 @@ class PsycopgPoolInstrumentor(Instrumentor):
 
     def _patch(self, module: ModuleType) -> None:
         recorder.bind()
-        for cls, wrap in ((module.ConnectionPool, _levels_after), (module.AsyncConnectionPool, _async_levels_after)):
+        for cls, wrap in ((module.ConnectionPool, after_call), (module.AsyncConnectionPool, after_call_async)):
             for method in ("getconn", "putconn"):
-                self.replace(cls, method, wrap(vars(cls)[method]))
+                self.replace(cls, method, wrap(vars(cls)[method], _publish_pool))
 
     def _unpatch(self, module: ModuleType) -> None:
         self.restore(module)
