@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import json
-import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +13,8 @@ import pytest
 
 import ats
 from ats.config import ConfigError
+
+import store_reader
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
 
 
 def spans(home: Path) -> list[tuple[str, str, str | None, str, dict[str, object]]]:
-    db = sqlite3.connect(home / "ats.db")
+    db = store_reader.connect(home / "ats.db")
     rows = db.execute("SELECT name, span_id, parent_id, status, attributes FROM spans_v ORDER BY start_ns, name")
     return [(n, s, p, st, json.loads(a)) for n, s, p, st, a in rows]
 
@@ -79,7 +80,7 @@ def test_emit_and_unregistered_events_are_rejected_and_counted(home: Path) -> No
     ats.emit("made.up", body="x")
     ats.flush(5.0)
     assert [s[0] for s in spans(home)] == ["kernel.exec"]
-    db = sqlite3.connect(home / "ats.db")
+    db = store_reader.connect(home / "ats.db")
     assert db.execute("SELECT event, severity, attributes FROM logs_v").fetchall() == [
         ("policy.deny", 13, '{"reason":"residency","actor":"user:analyst-42"}')]
     rt = ats._runtime.current()
@@ -90,7 +91,7 @@ def test_emit_and_unregistered_events_are_rejected_and_counted(home: Path) -> No
 def test_metrics_api_reaches_the_store(home: Path) -> None:
     ats.metrics.counter("sqlx_policy_denies_total").add(2, {"reason": "residency"})
     ats.shutdown(5.0)
-    db = sqlite3.connect(home / "ats.db")
+    db = store_reader.connect(home / "ats.db")
     assert db.execute("SELECT value, tenant FROM metric_points WHERE name = 'sqlx_policy_denies_total'").fetchall() \
         == [(2.0, "acme")]
 
@@ -142,7 +143,7 @@ def test_reload_and_sighup_swap_in_new_sampling_without_losing_records(tmp_path:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "0.0"
     assert "reload rejected: ats config: sampling.ratio = 2" in out.stderr
-    db = sqlite3.connect(tmp_path / ".ats" / "ats.db")
+    db = store_reader.connect(tmp_path / ".ats" / "ats.db")
     assert [r[0] for r in db.execute("SELECT name FROM spans_v")] == ["kernel.exec"]
     del signal
 
@@ -167,7 +168,7 @@ def test_sigterm_flushes_then_dies_of_the_signal(tmp_path: Path) -> None:
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == -signal.SIGTERM  # the exit status the parent sees is unchanged
-    db = sqlite3.connect(tmp_path / ".ats" / "ats.db")
+    db = store_reader.connect(tmp_path / ".ats" / "ats.db")
     assert db.execute("SELECT count(*) FROM spans_v WHERE name = 'kernel.exec'").fetchone() == (50,)
 
 

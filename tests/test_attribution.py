@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ import ats
 import ats.attribution
 from ats.attribution import changed_ranges, content_hash, normalize_model_id
 from ats.cli import main
+
+import store_reader
 
 SCHEMA_FILE = Path(ats.__file__).parent / "schemas" / "agent-trace-0.1.0.json"
 MODEL = "anthropic/claude-sonnet-4-20250514"
@@ -85,7 +86,7 @@ def scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Scenar
         with (repo / "app.py").open("a") as f:
             f.write("main()\n")
         assert ats.flush(5.0)
-        db = sqlite3.connect(tmp_path / ".ats" / "ats.db")
+        db = store_reader.connect(tmp_path / ".ats" / "ats.db")
         [(trace_id,)] = db.execute("SELECT trace_id FROM spans_v WHERE name = 'session.start'").fetchall()
         [(tool_span,)] = db.execute("SELECT span_id FROM spans_v WHERE name = 'tool.execute'").fetchall()
         db.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from ats import _runtime
 from ats.cli import main as cli_main
 from ats.otel import ATSLogHandler, ATSSpanProcessor, severity_number
 from ats.sql import normalize
+
+import store_reader
 
 
 @pytest.fixture
@@ -47,7 +50,7 @@ def otel() -> Iterator[tuple[TracerProvider, InMemorySpanExporter, ATSSpanProces
 
 
 def _rows(home: Path, view: str, columns: tuple[str, ...]) -> list[dict[str, Any]]:
-    db = sqlite3.connect(home / "ats.db")
+    db = store_reader.connect(home / "ats.db")
     try:
         rows = db.execute(f"SELECT {', '.join(columns)} FROM {view}").fetchall()
     finally:

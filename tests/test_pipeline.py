@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
 from ats import _native, sql as _sql
+
+import store_reader
 
 TRACE = "4a1b0000000000000000000000009f3a"
 
@@ -43,7 +44,7 @@ def test_span_reaches_store_and_jsonl_exactly(tmp_path: Path) -> None:
     assert ok is True
     assert p.shutdown(5.0) is True
 
-    db = sqlite3.connect(tmp_path / "ats.db")
+    db = store_reader.connect(tmp_path / "ats.db")
     row = db.execute(
         "SELECT trace_id, span_id, parent_id, name, component, start_ns, end_ns, status, tenant, workspace,"
         " region, dialect, air_id, attributes FROM spans_v"
@@ -69,7 +70,7 @@ def test_log_record(tmp_path: Path) -> None:
     assert p.emit_log("policy.deny", "policy", 13, "egress blocked", 1_760_623_402_111_000_000, TRACE, 0xEF,
                       {"reason": "residency"})
     assert p.shutdown(5.0)
-    db = sqlite3.connect(tmp_path / "ats.db")
+    db = store_reader.connect(tmp_path / "ats.db")
     assert db.execute("SELECT event, severity, body, trace_id, span_id, attributes FROM logs_v").fetchall() == [
         ("policy.deny", 13, "egress blocked", TRACE, "00000000000000ef", '{"reason":"residency"}')
     ]
@@ -84,7 +85,7 @@ def test_zero_loss_on_clean_shutdown_and_exact_counts(tmp_path: Path) -> None:
     stats = p.stats()
     assert stats["pushed"] == n
     assert stats["dropped"] == {"ring_full": 0, "too_large": 0, "closed": 0, "sink_error": 0, "decode_error": 0, "handoff_full": 0}
-    assert sqlite3.connect(tmp_path / "ats.db").execute("SELECT count(*) FROM spans_v").fetchone() == (n,)
+    assert store_reader.connect(tmp_path / "ats.db").execute("SELECT count(*) FROM spans_v").fetchone() == (n,)
     assert len([x for x in jsonl_lines(tmp_path) if x["kind"] == "span"]) == n
     # After shutdown the pipeline refuses politely and counts it.
     assert p.record_span("kernel.exec", "bench", TRACE, 1, 0, 0, 1, 1) is False
@@ -124,7 +125,7 @@ def test_flush_respects_its_deadline(tmp_path: Path) -> None:
     t0 = time.monotonic()
     assert p.flush(5.0) is True
     assert time.monotonic() - t0 < 5.0
-    assert sqlite3.connect(tmp_path / "ats.db").execute("SELECT count(*) FROM spans_v").fetchone() == (1000,)
+    assert store_reader.connect(tmp_path / "ats.db").execute("SELECT count(*) FROM spans_v").fetchone() == (1000,)
 
 
 def test_forked_child_gets_a_fresh_pipeline(tmp_path: Path) -> None:
@@ -139,7 +140,7 @@ def test_forked_child_gets_a_fresh_pipeline(tmp_path: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     assert p.record_span("kernel.exec", "parent", TRACE, 3, 0, 0, 1, 1)
     assert p.shutdown(5.0)
-    rows = sqlite3.connect(tmp_path / "ats.db").execute("SELECT component, span_id FROM spans_v ORDER BY span_id").fetchall()
+    rows = store_reader.connect(tmp_path / "ats.db").execute("SELECT component, span_id FROM spans_v ORDER BY span_id").fetchall()
     assert rows == [("parent", "0000000000000001"), ("child", "0000000000000002"), ("parent", "0000000000000003")]
 
 
@@ -165,7 +166,7 @@ def test_secrets_and_pii_never_reach_any_sink(tmp_path: Path) -> None:
     raw = store_and_jsonl_bytes(tmp_path)
     for leaked in (b"bob@example.com", SECRET_TOKEN.encode(), b"123-45-6789", b"hunter2pw", b"/home/alice"):
         assert leaked not in raw, leaked
-    db = sqlite3.connect(tmp_path / "ats.db")
+    db = store_reader.connect(tmp_path / "ats.db")
     (attrs,) = db.execute("SELECT attributes FROM spans_v").fetchone()
     assert json.loads(attrs)["path"] == "~/project/app.py"
     (body,) = db.execute("SELECT body FROM logs_v").fetchone()
@@ -183,7 +184,7 @@ def test_extra_scrub_patterns_apply_in_the_pipeline(tmp_path: Path) -> None:
     p = make(tmp_path, scrub_patterns=[("ticket", r"TICKET-\d+", "[TICKET]")])
     p.record_span("tool.execute", "t", TRACE, 1, 0, 0, 1, 1, {"note": "see TICKET-4242"})
     assert p.shutdown(5.0)
-    (attrs,) = sqlite3.connect(tmp_path / "ats.db").execute("SELECT attributes FROM spans_v").fetchone()
+    (attrs,) = store_reader.connect(tmp_path / "ats.db").execute("SELECT attributes FROM spans_v").fetchone()
     assert json.loads(attrs) == {"note": "see [TICKET]"}
     with pytest.raises(ValueError, match="broken"):
         _native.Pipeline(scrub_patterns=[("broken", "(", "[X]")])
@@ -199,7 +200,7 @@ def test_tail_sampling_keeps_failed_and_slow_traces_whole(tmp_path: Path) -> Non
         p.record_span("driver.query", "t", trace, 2, 1, 0, child_end, child_status)
         p.record_span("app.request", "t", trace, 1, 0, 0, child_end + ms, 1)
     assert p.shutdown(5.0)
-    rows = sqlite3.connect(tmp_path / "ats.db").execute(
+    rows = store_reader.connect(tmp_path / "ats.db").execute(
         "SELECT trace_id, count(*) FROM spans_v GROUP BY trace_id ORDER BY trace_id").fetchall()
     assert rows == [(traces["slow"], 2), (traces["failed"], 2)]
 
@@ -213,7 +214,7 @@ def test_metrics_are_exported_as_points_at_shutdown(tmp_path: Path) -> None:
     errors.add(2, {"dialect": "sqlite", "class": "OperationalError"})
     p = make(tmp_path, metrics=metrics, metrics_interval_ms=3_600_000)
     assert p.shutdown(5.0)
-    db = sqlite3.connect(tmp_path / "ats.db")
+    db = store_reader.connect(tmp_path / "ats.db")
     rows = db.execute("SELECT name, unit, kind, labels, value, tenant FROM metric_points ORDER BY name").fetchall()
     assert rows == [
         ("sqlx_driver_errors_total", "1", "counter", '{"class":"OperationalError","dialect":"sqlite"}', 2.0, "acme"),
@@ -236,7 +237,7 @@ def test_record_query_builds_the_driver_span_and_metrics(tmp_path: Path) -> None
     root = p.record_query(0, "sqlite", None, 0, 1_000_000)  # handshake outside any trace: new root trace
     assert span_id != 0 and failed != 0 and root != 0 and len({span_id, failed, root}) == 3
     assert p.shutdown(5.0)
-    db = sqlite3.connect(tmp_path / "ats.db")
+    db = store_reader.connect(tmp_path / "ats.db")
     rows = db.execute("SELECT name, status, span_id, parent_id, air_id, attributes FROM spans_v"
                       " WHERE trace_id = ? ORDER BY start_ns", (TRACE,)).fetchall()
     air_id = _sql.normalize(sql, "sqlite").air_id
@@ -286,6 +287,30 @@ def test_retention_prunes_old_records_when_the_store_opens(tmp_path: Path) -> No
     p.emit_log("policy.deny", "t", 9, "", old)
     assert p.shutdown(5.0)
     make(tmp_path, retention_days=(30, 30, 400, 90)).shutdown(5.0)
-    db = sqlite3.connect(tmp_path / "ats.db")
+    db = store_reader.connect(tmp_path / "ats.db")
     assert db.execute("SELECT trace_id FROM spans_v").fetchall() == [("5" * 32,)]
     assert db.execute("SELECT count(*) FROM logs_v").fetchone() == (0,)
+
+
+def test_store_query_reads_a_store_this_process_is_writing(tmp_path: Path) -> None:
+    """The in-process reader shares the writer's SQLite: reading while the flusher writes, many
+    times over, neither crashes the process nor misses committed rows (tests/store_reader.py)."""
+    p = make(tmp_path, flush_interval_ms=1)
+    path = str(tmp_path / "ats.db")
+    seen = 0
+    for i in range(200):
+        p.record_span("tick", "test", TRACE, i + 1, 0, 1_000 + i, 2_000 + i, 1, {"i": i})
+        if i % 20 == 19:
+            assert p.flush(5.0)
+            (count,) = _native.store_query(path, "SELECT count(*) FROM spans_v")[0]
+            assert count == i + 1 and count > seen
+            seen = count
+    assert _native.store_query(path, "SELECT span_id, name FROM spans_v WHERE start_ns >= ? AND name = ?"
+                               " ORDER BY start_ns LIMIT 2", [1_198, "tick"]) == [
+        ("00000000000000c7", "tick"), ("00000000000000c8", "tick")]
+    assert _native.store_query(path, "SELECT NULL, 1.5, x'00ff', ?", [None]) == [(None, 1.5, b"\x00\xff", None)]
+    assert p.shutdown(5.0)
+    with pytest.raises(RuntimeError, match="readonly|read-only"):
+        _native.store_query(path, "DELETE FROM spans")
+    with pytest.raises(TypeError, match="unsupported parameter type dict"):
+        _native.store_query(path, "SELECT ?", [{}])

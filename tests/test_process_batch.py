@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import sqlite3
+
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +13,8 @@ import pytest
 
 import ats
 from ats import _runtime, hookimpl
+
+import store_reader
 
 
 class Collect:
@@ -45,7 +47,7 @@ def start(home: Path, **overrides: Any) -> _runtime.Runtime:
 
 def store_spans(home: Path) -> list[tuple[str, str, str, dict[str, Any]]]:
     with _runtime.suppressed():  # the sqlite3 plugin would record these reads
-        db = sqlite3.connect(home / "ats.db")
+        db = store_reader.connect(home / "ats.db")
         rows = db.execute("SELECT name, span_id, status, attributes FROM spans_v ORDER BY start_ns").fetchall()
         db.close()
     return [(n, s, st, json.loads(a)) for n, s, st, a in rows]
@@ -153,7 +155,7 @@ def test_a_slow_hook_causes_counted_drops_not_blocking(home: Path) -> None:
     assert stats["dropped"]["handoff_full"] == 48 and stats["handoff_queued"] == 1
     assert [s[3]["step"] for s in store_spans(home)] == list(range(50)), "the store keeps everything"
     with _runtime.suppressed():  # and counts the drops for `ats trace stats`
-        db = sqlite3.connect(home / "ats.db")
+        db = store_reader.connect(home / "ats.db")
         assert db.execute("SELECT count FROM drops WHERE reason = 'handoff_full'").fetchall() == [(48,)]
         db.close()
     release.set()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,8 @@ import pytest
 import ats
 from ats import _runtime, hookimpl
 from ats.context import SpanContext
+
+import store_reader
 
 
 @pytest.fixture
@@ -67,7 +68,7 @@ Row = tuple[str, str, str, str | None, str, str, dict[str, Any]]
 
 def rows(home: Path) -> list[Row]:
     assert ats.flush(5.0)
-    db = sqlite3.connect(home / "ats.db")
+    db = store_reader.connect(home / "ats.db")
     got = db.execute("SELECT name, component, span_id, parent_id, status, trace_id, attributes FROM spans_v "
                      "ORDER BY start_ns, name").fetchall()
     return [(n, c, s, p, st, t, json.loads(a)) for n, c, s, p, st, t, a in got]

@@ -1,4 +1,5 @@
 # Hand-written stub for the compiled module; checked by `python -m mypy.stubtest ats._native`.
+import os
 from collections.abc import Callable
 from typing import Any, final
 
@@ -180,3 +181,10 @@ def driver_call(
     rows: int = ...,
     status_code: str | None = None,
 ) -> int: ...
+
+# --- store -----------------------------------------------------------------
+# Reads through the store writer's own SQLite: safe in a process whose pipeline has the store
+# open (Python's sqlite3 links another SQLite copy; two copies on one WAL file break each
+# other's locks). Read-only; `path` may be a `file:` URI.
+def store_query(path: str | os.PathLike[str], sql: str,
+                params: list[int | float | str | bytes | None] = ...) -> list[tuple[Any, ...]]: ...

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
+
 from pathlib import Path
 from typing import Any
 
 import ats
+
+import store_reader
 
 #: Text that must never reach the store unless genai.capture_content is on.
 PROMPT_SECRET = "PROMPT-TEXT-quartz-7781"
@@ -23,9 +25,9 @@ class Store:
     def __init__(self, home: Path) -> None:
         self.home = home
 
-    def _db(self) -> sqlite3.Connection:
+    def _db(self) -> store_reader.StoreReader:
         assert ats.flush(5.0)
-        return sqlite3.connect(self.home / "ats.db")
+        return store_reader.connect(self.home / "ats.db")
 
     def spans(self) -> list[dict[str, Any]]:
         rows = self._db().execute(

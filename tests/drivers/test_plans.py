@@ -60,9 +60,9 @@ def logs(rec: Recording, event: str) -> list[dict[str, Any]]:
 
 
 def stored_plan_logs(rec: Recording) -> list[tuple[Any, ...]]:
-    import sqlite3
+    import store_reader
 
-    db = sqlite3.connect(rec.root / "store.db")
+    db = store_reader.connect(rec.root / "store.db")
     try:
         return db.execute(
             "SELECT event, trace_id, span_id, air_id, plan_hash, body FROM logs_v"
@@ -129,6 +129,8 @@ def test_slow_read_one_redacted_plan_linked_to_its_span(pg_table: str, planned: 
 
     from ats import cli
 
+    # The CLI reads with Python's sqlite3: only once this process's writer is closed (store_reader.py).
+    assert planned.pipeline.shutdown(5.0)
     db = cli._connect(planned.root / "store.db")
     try:
         trace = cli._resolve_trace(db, slow["trace_id"])

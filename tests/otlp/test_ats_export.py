@@ -55,11 +55,11 @@ def run(app: str, env: dict[str, str], timeout: float = 120) -> subprocess.Compl
 def store_spans(tmp_path: Path) -> list[dict[str, Any]]:
     db = sqlite3.connect(f"file:{tmp_path / '.ats' / 'ats.db'}?mode=ro", uri=True)
     try:
-        rows = db.execute("SELECT trace_id, span_id, parent_id, name, status, attributes FROM spans_v").fetchall()
+        rows = db.execute("SELECT trace_id, span_id, parent_id, name, status, attributes, end_ns FROM spans_v").fetchall()
     finally:
         db.close()
     return [{"trace_id": t, "span_id": s, "parent_span_id": p or "", "name": n, "status": st,
-             "attributes": json.loads(a)} for t, s, p, n, st, a in rows]
+             "attributes": json.loads(a), "end_ns": e} for t, s, p, n, st, a, e in rows]
 
 
 def store_logs(tmp_path: Path) -> list[tuple[Any, ...]]:
@@ -206,6 +206,24 @@ def test_tls_refused_client_never_hurts_the_program(tmp_path: Path, tls_proxy: T
 # --- outage -----------------------------------------------------------------------------------------
 
 
+def missing_report(stored: list[dict[str, Any]], got: list[dict[str, Any]], outage_start: int,
+                   outage_end: int) -> str:
+    """Which ticks never reached the collector, as ranges with their end times relative to the
+    outage (ms), so a failure says whether they were lost at the stop, during, or after it."""
+    end_of = {s["attributes"]["i"]: s["end_ns"] for s in stored}
+    missing = sorted(set(end_of) - {x["attributes"]["i"] for x in got})
+    ranges: list[list[int]] = []
+    for i in missing:
+        if ranges and ranges[-1][1] == i - 1:
+            ranges[-1][1] = i
+        else:
+            ranges.append([i, i])
+    rel = lambda i: (end_of[i] - outage_start) // 1_000_000  # noqa: E731
+    shown = ", ".join(f"{a}-{b} ({rel(a)}..{rel(b)} ms)" for a, b in ranges[:20])
+    return (f"{len(missing)} of {len(end_of)} ticks never arrived; outage lasted "
+            f"{(outage_end - outage_start) // 1_000_000} ms; missing (end time after outage start): {shown}")
+
+
 def test_outage_everything_arrives_and_the_program_does_not_notice(
     tmp_path: Path, collector: Rotel, otlp_sink: OtlpSink
 ) -> None:
@@ -237,7 +255,15 @@ def test_outage_everything_arrives_and_the_program_does_not_notice(
     assert sorted(s["attributes"]["i"] for s in stored) == list(range(n))
 
     # The collector too, in the end: every tick at least once, at most one batch twice.
-    otlp_sink.wait_for(lambda s: len({x["attributes"]["i"] for x in ticks(s)}) >= n, timeout=90)
+    try:
+        otlp_sink.wait_for(lambda s: len({x["attributes"]["i"] for x in ticks(s)}) >= n, timeout=90)
+    except AssertionError:
+        db = sqlite3.connect(f"file:{tmp_path / '.ats' / 'ats.db'}?mode=ro", uri=True)
+        drops = db.execute("SELECT reason, count FROM drops").fetchall()
+        db.close()
+        raise AssertionError(f"{missing_report(stored, ticks(otlp_sink), outage_start, outage_end)}; "
+                             f"drops: {drops}; spool: {sorted(p.name for p in tmp_path.rglob('*.otlp'))}; "
+                             f"rotel: {collector.output()[-1500:]}") from None
     got = ticks(otlp_sink)
     assert sorted({x["attributes"]["i"] for x in got}) == list(range(n))
     assert len(got) - n <= BATCH

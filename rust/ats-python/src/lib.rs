@@ -12,6 +12,7 @@ mod privacy;
 mod sampling;
 mod sql;
 mod stages;
+mod store;
 mod text;
 
 use pyo3::prelude::*;
@@ -32,5 +33,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     active::register(m)?;
     sampling::register(m)?;
     metrics::register(m)?;
+    store::register(m)?;
     Ok(())
 }

@@ -151,8 +151,11 @@ impl OtlpSink {
 
     /// Delivers until `deadline` at the latest (and at most the configured
     /// close timeout), then keeps what is left in the spool. Idempotent.
+    /// Delivers until `deadline` (the caller's: the program's shutdown
+    /// deadline), then leaves the rest in the spool. `close_timeout` only
+    /// applies to [`Sink::close`], where no deadline is given: capping a
+    /// caller's deadline with it would drop a long backlog the user gave time for.
     pub fn close_by(&mut self, deadline: Instant) -> Result<(), SinkError> {
-        let deadline = deadline.min(Instant::now() + self.close_timeout);
         let c = &self.shared.counters;
         let mut st = self.shared.lock();
         if st.closed {

@@ -18,6 +18,7 @@ pub mod handoff;
 pub mod json;
 pub mod jsonl;
 pub mod sqlite_store;
+pub mod store_query;
 pub mod store_schema;
 
 pub use error::{JsonlError, StoreError};

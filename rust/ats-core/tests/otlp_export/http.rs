@@ -245,6 +245,28 @@ fn shutdown_never_waits_past_its_deadline_and_keeps_the_payload() {
 }
 
 #[test]
+fn shutdown_uses_the_whole_deadline_it_is_given_not_close_timeout() {
+    // A backlog that takes longer to deliver than `close_timeout`: the
+    // caller's (the program's) shutdown deadline governs.
+    let col = collector();
+    for _ in 0..4 {
+        col.script.push(Reply::Slow(Duration::from_millis(150)));
+    }
+    let mut cfg = config(Some(col.url("/v1/traces")));
+    cfg.close_timeout = Duration::from_millis(200);
+    let mut sink = OtlpSink::open(&cfg, Box::new(NamesEncoder)).unwrap();
+    for i in 0..4 {
+        sink.write_batch(&[span(&format!("b{i}"))]).unwrap();
+    }
+    let t0 = Instant::now();
+    Sink::close_by(&mut sink, Instant::now() + Duration::from_secs(5)).unwrap();
+    assert!(t0.elapsed() >= Duration::from_millis(400), "{:?}", t0.elapsed());
+    assert_eq!(col.script.bodies(), ["b0", "b1", "b2", "b3"]);
+    let st = sink.stats();
+    assert_eq!((st.exported_payloads[0], st.dropped_shutdown), (4, 0));
+}
+
+#[test]
 fn without_a_spool_dir_what_is_left_at_close_is_counted() {
     let port = dead_port();
     let mut cfg = config(Some(format!("http://127.0.0.1:{port}/v1/traces")));
