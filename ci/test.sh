@@ -28,12 +28,15 @@ step "services (PostgreSQL, MariaDB)"; bash ci/services.sh start
 step "pytest"
 "$PY" -m pytest tests
 
-# --- ats-mcp on the lowest supported mcp release (the newest is in requirements-test.txt) ---
-# A separate, small venv: only mcp (pinned low), pytest, ATS and the ats-mcp plugin; only tests/mcp.
-step "tests/mcp on the lowest supported mcp (ci/requirements-mcp-lowest.txt)"
-LOW=.venv-mcp-lowest
-rm -rf "$LOW"
-python3 -m venv "$LOW"
-"$LOW/bin/python" -m pip install --quiet -r ci/requirements-mcp-lowest.txt
-"$LOW/bin/python" -m pip install --quiet .ci-wheels/ats_telemetry-*.whl ./plugins/ats-mcp
-"$LOW/bin/python" -m pytest tests/mcp -p no:cacheprovider
+# --- ats-mcp on the other supported mcp releases (the newest 1.x is in requirements-test.txt) ---
+# mcp 1.x and 2.x differ enough (2.x makes its own OpenTelemetry spans) that the lowest 1.x, the
+# lowest 2.x and the newest 2.x each get a small venv: mcp, pytest, ATS, ats-mcp; only tests/mcp.
+for req in ci/requirements-mcp-lowest.txt ci/requirements-mcp2-lowest.txt ci/requirements-mcp2-newest.txt; do
+    step "tests/mcp on $(grep -m1 '^mcp==' "$req") ($req)"
+    VENV=".venv-$(basename "$req" .txt)"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet -r "$req"
+    "$VENV/bin/python" -m pip install --quiet .ci-wheels/ats_telemetry-*.whl ./plugins/ats-mcp
+    "$VENV/bin/python" -m pytest tests/mcp -p no:cacheprovider
+done

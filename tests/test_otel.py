@@ -22,7 +22,7 @@ from opentelemetry.trace import Status, StatusCode
 import ats
 from ats import _runtime
 from ats.cli import main as cli_main
-from ats.otel import ATSLogHandler, ATSSpanProcessor, severity_number
+from ats.otel import ATSLogHandler, ATSSpanProcessor, claim_scope, release_scope, severity_number
 from ats.sql import normalize
 
 import store_reader
@@ -169,6 +169,24 @@ def test_name_holding_the_statement_is_replaced_and_status_ok_mapped(home: Path,
         "db.operation.name": n.operation, "db.collection.name": "accounts", "db.query.summary": n.summary,
         "tags": "a,b", "n": 3,
     }
+
+
+def test_a_claimed_scope_is_left_to_its_plugin(home: Path, otel: Any) -> None:
+    provider, exporter, processor = otel
+    claim_scope("lib-with-its-own-bridge")
+    try:
+        with provider.get_tracer("lib-with-its-own-bridge").start_as_current_span("claimed"):
+            pass
+        with provider.get_tracer("other").start_as_current_span("kept"):
+            pass
+    finally:
+        release_scope("lib-with-its-own-bridge")
+    with provider.get_tracer("lib-with-its-own-bridge").start_as_current_span("released"):
+        pass
+    assert ats.flush(5.0)
+    assert [s["name"] for s in stored_spans(home)] == ["kept", "released"]
+    assert [s.name for s in exporter.get_finished_spans()] == ["claimed", "kept", "released"]
+    assert (processor.recorded, processor.skipped, processor.errors) == (2, 0, 0)
 
 
 def test_sampling_applies_to_otel_spans(tmp_path: Path, otel: Any) -> None:

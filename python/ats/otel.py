@@ -38,6 +38,10 @@ span's trace and span ids (ATS's current span, else OpenTelemetry's), the messag
 (scrubbed by the flusher), ``exception.type`` / ``exception.message`` from ``exc_info``, and
 ``code.file.path`` / ``code.function.name`` / ``code.line.number`` / ``thread.name``.
 
+A plugin that records some scope's spans itself, with more than this processor knows, claims the
+scope (:func:`claim_scope`; ``ats-mcp`` claims ``mcp-python-sdk`` on ``mcp`` 2), and the processor
+leaves those spans to it, so no span is recorded twice.
+
 Both belong to event families the runtime registers: ``otel`` (spans from OpenTelemetry
 instrumentations) and ``log`` (records from ``logging``).
 """
@@ -58,7 +62,7 @@ if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace import ReadableSpan, Span
 
-__all__ = ["ATSLogHandler", "ATSSpanProcessor", "LOG_EVENT", "severity_number"]
+__all__ = ["ATSLogHandler", "ATSSpanProcessor", "LOG_EVENT", "claim_scope", "release_scope", "severity_number"]
 
 #: The event name of log records made by :class:`ATSLogHandler`.
 LOG_EVENT = "log.record"
@@ -67,6 +71,22 @@ _STATEMENT_KEYS = ("db.query.text", "db.statement")
 _DIALECTS = {"sqlite": "sqlite", "postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
 _EXCEPTION_EVENT = "exception"
 _MAX_MESSAGE = 4096
+
+
+#: Instrumentation scopes whose spans an ATS plugin records itself (with more than this processor
+#: knows); :class:`ATSSpanProcessor` leaves them alone so no span is recorded twice.
+_claimed_scopes: set[str] = set()
+
+
+def claim_scope(name: str) -> None:
+    """From now on spans of the instrumentation scope ``name`` are recorded by a plugin, not by
+    :class:`ATSSpanProcessor` (``ats-mcp`` claims ``mcp-python-sdk`` on ``mcp`` 2)."""
+    _claimed_scopes.add(name)
+
+
+def release_scope(name: str) -> None:
+    """Undoes :func:`claim_scope`."""
+    _claimed_scopes.discard(name)
 
 
 class _Counter:
@@ -126,6 +146,9 @@ class ATSSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
+            scope = span.instrumentation_scope
+            if scope is not None and scope.name in _claimed_scopes:
+                return
             rt = _runtime.current()
             if rt is None:
                 self._skipped.add()

@@ -1,4 +1,10 @@
-"""ats-mcp end to end: a FastMCP server and a ClientSession in two processes, both running ATS.
+"""ats-mcp end to end: an MCP server and a ClientSession in two processes, both running ATS.
+
+On ``mcp`` 1 the server is FastMCP and ATS makes the spans; on ``mcp`` 2 it is MCPServer and ATS
+records the SDK's own OpenTelemetry spans, enriched (``apps/server.py`` picks by version). The
+assertions are the same but for what ``mcp`` 2 does differently: its server also traces
+``initialize`` and the ``notifications/initialized`` notification, its request ids start at 1, and
+its server spans carry ``mcp.protocol.version``.
 
 Each process has its own store (ATS_HOME); the client drives initialize, tools/list, two tools/call
 (one ``isError``), resources/read (one JSON-RPC error) and prompts/get, over stdio and over
@@ -20,12 +26,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 APPS = Path(__file__).parent / "apps"
+#: The installed mcp's major version picks the apps and the expectations that differ.
+V2 = int(version("mcp").split(".")[0]) >= 2
+SERVER_APP = APPS / "server.py"
+CLIENT_APP = APPS / "client.py"
+NOTIFIED = "notifications/initialized"
 ACCOUNT = "acct-ZEBRA-4411-quokka"
 PIN = 918273645
 REASON = "launch-codes-QX77"
@@ -46,7 +58,7 @@ def sha(value: Any) -> str:
 
 def base_env(tmp_path: Path, account: str = ACCOUNT, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ATS_", "OTEL_"))}
-    env.update(APP_ACCOUNT=account, APP_PIN=str(PIN), APP_REASON=REASON, APP_SERVER=str(APPS / "server.py"),
+    env.update(APP_ACCOUNT=account, APP_PIN=str(PIN), APP_REASON=REASON, APP_SERVER=str(SERVER_APP),
                ATS_FLUSH_INTERVAL_MS="20", ATS_METRICS_INTERVAL_MS="100", **extra)
     return env
 
@@ -96,7 +108,7 @@ def free_port() -> int:
 
 
 def run_client(env: dict[str, str], *args: str) -> dict[str, Any]:
-    result = subprocess.run([sys.executable, str(APPS / "client.py"), *args], env=env, capture_output=True,
+    result = subprocess.run([sys.executable, str(CLIENT_APP), *args], env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     out: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
@@ -108,7 +120,7 @@ def http_server(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[str, Path
     """A server process on a free loopback port; stopped (and its store flushed) on exit."""
     home = tmp_path / "server"
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(APPS / "server.py"), "http", str(port)],
+    proc = subprocess.Popen([sys.executable, str(SERVER_APP), "http", str(port)],
                             env=dict(env, ATS_HOME=str(home)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
@@ -158,12 +170,22 @@ def test_one_trace_across_client_and_server(tmp_path: Path, transport: str) -> N
     net = "pipe" if transport == "stdio" else "tcp"
 
     client = spans(client_home)
-    server = spans(server_home)
+    everything = spans(server_home)
     assert [s["name"] for s in client] == CLIENT_NAMES
-    # The SDK's server answers initialize itself (not through a handler): no server span for it.
-    assert [s["name"] for s in server] == CLIENT_NAMES[1:]
-    assert {s["component"] for s in client + server} == {"ats-mcp"}
-    for c, s in zip(client[1:], server, strict=True):
+    if V2:
+        # mcp 2's server traces every message it handles, initialize and the notification included.
+        assert [s["name"] for s in everything] == ["initialize", NOTIFIED, *CLIENT_NAMES[1:]]
+        notified = everything.pop(1)
+        assert notified["parent_id"] is None and notified["attributes"]["span.kind"] == "server"
+        assert "jsonrpc.request.id" not in notified["attributes"]
+        paired = client
+    else:
+        # mcp 1's server answers initialize itself (not through a handler): no server span for it.
+        assert [s["name"] for s in everything] == CLIENT_NAMES[1:]
+        paired = client[1:]
+    server = everything[1:] if V2 else everything  # the request handlers' spans, as on mcp 1
+    assert {s["component"] for s in client + everything} == {"ats-mcp"}
+    for c, s in zip(paired, everything, strict=True):
         assert s["trace_id"] == c["trace_id"]
         assert s["parent_id"] == c["span_id"]
         assert c["parent_id"] is None
@@ -173,21 +195,26 @@ def test_one_trace_across_client_and_server(tmp_path: Path, transport: str) -> N
             assert a["network.transport"] == net
             assert a["mcp.method.name"] == side["name"].split(" ")[0]
             assert a["jsonrpc.request.id"] == c["attributes"]["jsonrpc.request.id"]
-    assert [c["attributes"]["jsonrpc.request.id"] for c in client] == [str(i) for i in range(7)]
+    first_id = 1 if V2 else 0
+    assert [c["attributes"]["jsonrpc.request.id"] for c in client] == [str(first_id + i) for i in range(7)]
     assert len({c["trace_id"] for c in client}) == 7
     if transport == "http":
         sid = client[1]["attributes"]["mcp.session.id"]
         assert len(sid) >= 16
+        # The server's initialize span starts before the session has an id.
         assert all(s["attributes"]["mcp.session.id"] == sid for s in client + server)
     else:
-        assert not any("mcp.session.id" in s["attributes"] for s in client + server)
+        assert not any("mcp.session.id" in s["attributes"] for s in client + everything)
+    # mcp 2's server spans carry the negotiated protocol version.
+    proto = {"mcp.protocol.version": out["protocol"]} if V2 else {}
 
     lookup_args = {"account": ACCOUNT, "pin": PIN}
     for side, kind in ((client[2], "client"), (server[1], "server")):
         assert side["status"] == "ok"
         assert side["attributes"] == {
             "span.kind": kind, "mcp.method.name": "tools/call", "gen_ai.tool.name": "lookup",
-            "gen_ai.operation.name": "execute_tool", "jsonrpc.request.id": "2", "network.transport": net,
+            "gen_ai.operation.name": "execute_tool", "jsonrpc.request.id": str(first_id + 2),
+            "network.transport": net, **(proto if kind == "server" else {}),
             "mcp.arguments.hash": sha(lookup_args), "mcp.arguments.size_bytes": len(canonical(lookup_args)),
             "mcp.arguments.names": "account,pin",
             "mcp.result.hash": side["attributes"]["mcp.result.hash"],
@@ -208,9 +235,9 @@ def test_one_trace_across_client_and_server(tmp_path: Path, transport: str) -> N
     assert client[0]["attributes"]["mcp.protocol.version"] == out["protocol"]
 
     # Seed 003 bridge.message: two per request on each side, correlated with the span.
-    for home, side_spans, outbound_first in ((client_home, client, True), (server_home, server, False)):
+    for home, side_spans, outbound_first in ((client_home, client, True), (server_home, everything, False)):
         messages = bridge(home)
-        assert len(messages) == 2 * len(side_spans)
+        assert len(messages) == 2 * len(side_spans) + (1 if home == server_home and V2 else 0)
         by_span: dict[str, list[dict[str, Any]]] = {}
         for trace_id, span_id, fields in messages:
             assert set(fields) == BRIDGE_FIELDS
@@ -231,12 +258,18 @@ def test_one_trace_across_client_and_server(tmp_path: Path, transport: str) -> N
                 assert request_msg["payload_size_bytes"] == len(canonical(lookup_args))
                 assert response_msg["payload_size_bytes"] == sp["attributes"]["mcp.result.size_bytes"]
 
-    tool = (("gen_ai.operation.name", "execute_tool"), ("gen_ai.tool.name", "lookup"),
-            ("mcp.method.name", "tools/call"), ("network.transport", net))
-    failed = (("error.type", "tool_error"), ("gen_ai.operation.name", "execute_tool"),
-              ("gen_ai.tool.name", "explode"), ("mcp.method.name", "tools/call"), ("network.transport", net))
+    if V2:  # the notification: one inbound message, no answer
+        (note,) = [f for _, span_id, f in bridge(server_home) if span_id == notified["span_id"]]
+        assert (note["message_type"], note["direction"], note["mcp.method.name"]) == (
+            "notification", "INBOUND", NOTIFIED)
+
     for home, metric in ((client_home, "mcp.client.operation.duration"),
                          (server_home, "mcp.server.operation.duration")):
+        labels = {"network.transport": net, **(proto if home == server_home else {})}
+        tool = tuple(sorted({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup",
+                             "mcp.method.name": "tools/call", **labels}.items()))
+        failed = tuple(sorted({"error.type": "tool_error", "gen_ai.operation.name": "execute_tool",
+                               "gen_ai.tool.name": "explode", "mcp.method.name": "tools/call", **labels}.items()))
         series = duration_series(home, metric)
         assert series[tool] == 1
         assert series[failed] == 1
@@ -250,7 +283,8 @@ def test_one_trace_across_client_and_server(tmp_path: Path, transport: str) -> N
 def test_capture_content_opt_in_stores_scrubbed_text(tmp_path: Path) -> None:
     out, client_home, server_home = exercise(tmp_path, "stdio", account=EMAIL, ATS_MCP_CAPTURE_CONTENT="true")
     assert out["lookup"] == [False, f"balance of {EMAIL}: {PIN * 3} credits"]
-    client, server = spans(client_home), spans(server_home)
+    client = spans(client_home)
+    server = [s for s in spans(server_home) if s["name"] not in ("initialize", NOTIFIED)]
     for side in (client[2], server[1]):
         a = side["attributes"]
         assert side["name"] == "tools/call lookup"
@@ -260,3 +294,20 @@ def test_capture_content_opt_in_stores_scrubbed_text(tmp_path: Path) -> None:
     # Text is opt-in for tools only (the conventions define no prompt-argument attribute).
     assert [k for k in client[5]["attributes"] if k.startswith("gen_ai.tool.call.")] == []
     assert EMAIL.encode() not in all_bytes(client_home, server_home)
+
+
+def test_beside_the_programs_own_opentelemetry(tmp_path: Path) -> None:
+    """The program has its own OpenTelemetry SDK provider (exporter + ATSSpanProcessor). On mcp 2 its
+    exporter still gets the SDK's spans, and ATS records each exactly once (ats-mcp claims the scope,
+    so ATSSpanProcessor does not record it a second time), with the same span ids. mcp 1 makes no
+    spans of its own: the exporter gets none, ATS's are unchanged."""
+    out, client_home, _ = exercise(tmp_path, "stdio", APP_OTEL="1")
+    client = spans(client_home)
+    assert [s["name"] for s in client] == CLIENT_NAMES
+    assert {s["component"] for s in client} == {"ats-mcp"}
+    if V2:
+        assert [name for name, _, _ in out["otel"]] == [f"MCP send {n}" for n in CLIENT_NAMES]
+        assert [kind for _, _, kind in out["otel"]] == ["CLIENT"] * 7
+        assert [span_id for _, span_id, _ in out["otel"]] == [s["span_id"] for s in client]
+    else:
+        assert out["otel"] == []

@@ -19,22 +19,26 @@ Per request (MCP semantic conventions, ``docs/gen-ai/mcp.md`` at semconv v1.41):
   ``payload_size_bytes``, ``processing_time_ms``) and one ``mcp.client.operation.duration`` /
   ``mcp.server.operation.duration`` histogram value in seconds.
 
-Supported: ``mcp`` 1.10 to 1.x. ``mcp`` 2 renamed and reshaped the API (``FastMCP`` became
-``MCPServer``) and records OpenTelemetry spans of its own; it is outside the range (one warning, no
-patch): its spans reach ATS through :class:`ats.otel.ATSSpanProcessor`.
+Supported: ``mcp`` 1.10 to 2.x. On 1.x (no spans of its own) the plugin makes the spans; ``mcp`` 2
+(``MCPServer``) records OpenTelemetry spans itself, and ATS builds on those instead of adding a second
+span per message (:mod:`ats_mcp._v2`; needs ``opentelemetry-sdk``): the same names, attributes,
+records and metrics as above, with the SDK's span ids. ``mcp`` 2's server also traces the messages
+it handles itself (``initialize``, notifications), so those have SERVER spans too.
 """
 
 from __future__ import annotations
 
 import sys
+import warnings
 from types import ModuleType
-from typing import Final
+from typing import Any, Final
 
 from ats import hookimpl
-from ats.instrumentation import Instrumentor
+from ats.instrumentation import Instrumentor, UnsupportedVersionWarning
 
-from ats_mcp._client import make_send_request, wrap_transport
+from ats_mcp._client import make_send_request
 from ats_mcp._server import make_handle_request
+from ats_mcp._transport import wrap_transport
 
 __all__ = ["McpInstrumentor", "ats_instrumentors", "instrumentor"]
 
@@ -49,21 +53,36 @@ _TRANSPORTS: Final = (
 
 
 class McpInstrumentor(Instrumentor):
-    """Patches ``ClientSession.send_request``, ``Server._handle_request`` and the client transports."""
+    """1.x: patches ``ClientSession.send_request``, ``Server._handle_request`` and the client transports;
+    2.x: routes the SDK's tracer, adds a server middleware and wraps ``send_request`` and the transports."""
 
     name = "mcp"
     target_modules = ("mcp",)
     distribution = "mcp"
-    supported_versions = ">=1.10,<2"
+    supported_versions = ">=1.10,<3"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bridge: Any = None
 
     def _patch(self, module: ModuleType) -> None:
         import importlib
 
-        from mcp.client.session import ClientSession
-        from mcp.server.lowlevel.server import Server
+        version = self.target_version(module) or ""
+        if version.split(".", 1)[0] == "2":
+            from ats_mcp import _v2
 
-        self.replace(ClientSession, "send_request", make_send_request(ClientSession.send_request))
-        self.replace(Server, "_handle_request", make_handle_request(Server._handle_request))
+            self.bridge = _v2.install(self, module, version)
+            if self.bridge is None:
+                warnings.warn("ats-mcp: mcp 2 needs opentelemetry-sdk (pip install opentelemetry-sdk); "
+                              "MCP calls are not traced", UnsupportedVersionWarning, stacklevel=2)
+                return
+        else:
+            from mcp.client.session import ClientSession
+            from mcp.server.lowlevel.server import Server
+
+            self.replace(ClientSession, "send_request", make_send_request(ClientSession.send_request))
+            self.replace(Server, "_handle_request", make_handle_request(Server._handle_request))
         for module_name, function, transport in _TRANSPORTS:
             owner = importlib.import_module(module_name)
             original = getattr(owner, function, None)
@@ -77,6 +96,14 @@ class McpInstrumentor(Instrumentor):
                     self.replace(alias_owner, function, wrapped)
 
     def _unpatch(self, module: ModuleType) -> None:
+        if self.bridge is not None:
+            from ats import otel
+
+            from ats_mcp._v2 import SCOPE
+
+            self.bridge.enabled = False
+            self.bridge = None
+            otel.release_scope(SCOPE)
         self.restore()
 
 

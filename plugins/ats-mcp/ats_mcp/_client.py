@@ -8,11 +8,9 @@ known from the transport context manager the session runs in (``stdio_client`` -
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from ats.instrumentation import count_error
@@ -20,36 +18,9 @@ from ats.instrumentation import count_error
 from ats_mcp._content import capture_enabled
 from ats_mcp._record import McpOperation, running
 from ats_mcp._shared import is_tool_error, request_attributes, result_attributes
+from ats_mcp._transport import TRANSPORT, session_id
 
-__all__ = ["make_send_request", "wrap_transport"]
-
-#: (network.transport, session id getter or None) of the transport the caller is inside.
-_TRANSPORT: contextvars.ContextVar[tuple[str, Callable[[], str | None] | None] | None] = contextvars.ContextVar(
-    "ats_mcp_transport", default=None)
-
-
-def wrap_transport(original: Callable[..., Any], transport: str) -> Callable[..., Any]:
-    """An async context manager like ``original`` that marks its body as running over ``transport``."""
-
-    @contextlib.asynccontextmanager
-    async def transport_cm(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        async with original(*args, **kwargs) as streams:
-            getter = None
-            try:
-                if isinstance(streams, tuple) and len(streams) > 2 and callable(streams[2]):
-                    getter = streams[2]
-            except Exception as exc:
-                count_error("mcp.transport", exc)
-            token = _TRANSPORT.set((transport, getter))
-            try:
-                yield streams
-            finally:
-                with contextlib.suppress(ValueError):  # exited from another context
-                    _TRANSPORT.reset(token)
-
-    wrapped = functools.wraps(original)(transport_cm)
-    wrapped._ats_instrumented = True  # type: ignore[attr-defined]
-    return wrapped
+__all__ = ["make_send_request"]
 
 
 class _ClientCall:
@@ -74,7 +45,7 @@ def _begin(session: Any, request: Any) -> tuple[_ClientCall, Any] | None:
     request_id = getattr(session, "_request_id", None)
     if isinstance(request_id, int):
         attrs["jsonrpc.request.id"] = str(request_id)
-    transport = _TRANSPORT.get()
+    transport = TRANSPORT.get()
     if transport is not None:
         attrs["network.transport"] = transport[0]
     op = McpOperation(rt, "client", method, target, attrs)
@@ -94,14 +65,6 @@ def _begin(session: Any, request: Any) -> tuple[_ClientCall, Any] | None:
         raise
     op.prepare_ns = time.perf_counter_ns() - prepare_start
     return _ClientCall(op, method, capture), new_request
-
-
-def _session_id() -> str | None:
-    transport = _TRANSPORT.get()
-    if transport is None or transport[1] is None:
-        return None
-    sid = transport[1]()
-    return sid if isinstance(sid, str) and sid else None
 
 
 def _succeed(call: _ClientCall, result: Any) -> None:
@@ -126,7 +89,7 @@ def _failed(call: _ClientCall, exc: BaseException) -> None:
 
 def _end(call: _ClientCall) -> None:
     try:
-        sid = _session_id()
+        sid = session_id()
         if sid is not None:
             call.op.attributes["mcp.session.id"] = sid
     except Exception as exc:

@@ -14,12 +14,13 @@ from ats import _runtime
 from ats.context import SpanContext, attach, current_span, detach
 from ats.instrumentation import count_error
 
-__all__ = ["COMPONENT", "McpOperation"]
+__all__ = ["COMPONENT", "McpOperation", "record_operation"]
 
 COMPONENT: Final = "ats-mcp"
 BRIDGE_EVENT: Final = "bridge.message"
 _INFO: Final = 9
 _OK, _ERROR = 1, 2
+_NOTIFICATION: Final = "notifications/"
 #: Attributes that label the duration histograms (the conventions' metric attributes; never ids).
 _METRIC_LABELS: Final = (
     "mcp.method.name", "error.type", "gen_ai.tool.name", "gen_ai.prompt.name", "gen_ai.operation.name",
@@ -97,52 +98,66 @@ class McpOperation:
             count_error("mcp.record", exc)
 
     def _record(self, end_ns: int) -> None:
-        ctx, parent, attrs = self.context, self.parent, self.attributes
+        ctx, parent = self.context, self.parent
         if ctx is None:
             return
-        pipeline = self.rt.pipeline
-        pipeline.record_span(
-            self.name, COMPONENT, ctx.trace_id, ctx.span_id, parent.span_id if parent is not None else 0,
-            self.start_ns, end_ns, _ERROR if self.error_type is not None else _OK, attrs,
-            parent_sampled=parent.sampled if parent is not None else True,
-            parent_remote=parent.remote if parent is not None else False,
+        record_operation(
+            self.rt.pipeline, self.side, self.name, ctx.trace_id, ctx.span_id,
+            parent.span_id if parent is not None else 0, parent.sampled if parent is not None else True,
+            parent.remote if parent is not None else False, self.start_ns, end_ns, self.error_type is not None,
+            self.attributes, self.request_size, self.response_size, self.prepare_ns,
         )
-        total_ms = (end_ns - self.start_ns) / 1e6
-        client = self.side == "client"
-        request_id = attrs.get("jsonrpc.request.id", "")
-        method = attrs["mcp.method.name"]
-        # The request leaves the client and arrives at the server; the response goes the other way.
-        # processing_time_ms is the time this side spent on the message: preparing and sending the
-        # request (client) or handling it (server); for the response, the wait for it (client) or
-        # writing it (server).
-        request_ms = self.prepare_ns / 1e6 if client else total_ms
-        response_ms = total_ms if client else self.prepare_ns / 1e6
-        self._bridge(pipeline, ctx, "OUTBOUND" if client else "INBOUND", request_id, "request", method,
-                     self.request_size, request_ms, end_ns)
-        self._bridge(pipeline, ctx, "INBOUND" if client else "OUTBOUND", request_id,
-                     "error" if "rpc.response.status_code" in attrs else "response", method,
-                     self.response_size, response_ms, end_ns)
-        labels = {k: attrs[k] for k in _METRIC_LABELS if k in attrs}
-        _histogram(f"mcp.{self.side}.operation.duration").record((end_ns - self.start_ns) / 1e9, labels)
 
-    def _bridge(self, pipeline: Any, ctx: SpanContext, direction: str, message_id: Any, message_type: str,
-                method: str, size: int, processing_ms: float, ts_ns: int) -> None:
-        client = self.side == "client"
-        source = "client" if client == (direction == "OUTBOUND") else "server"
-        pipeline.emit_log(
-            BRIDGE_EVENT, COMPONENT, _INFO, "", ts_ns, ctx.trace_id, ctx.span_id,
-            {
-                "bridge_type": "MCP",
-                "direction": direction,
-                "message_id": str(message_id),
-                "source": source,
-                "destination": "server" if source == "client" else "client",
-                "message_type": message_type,
-                "payload_size_bytes": size,
-                "processing_time_ms": round(processing_ms, 3),
-                "mcp.method.name": method,
-            },
-        )
+
+def record_operation(pipeline: Any, side: str, name: str, trace_id: str, span_id: int, parent_span_id: int,
+                     parent_sampled: bool, parent_remote: bool, start_ns: int, end_ns: int, failed: bool,
+                     attrs: dict[str, Any], request_size: int, response_size: int, prepare_ns: int) -> None:
+    """Records one operation seen from ``side``: the span, the two ``bridge.message`` records (the
+    request and its answer) and the duration histogram value. ``prepare_ns`` is the time this side
+    spent on the message it sends (see below)."""
+    pipeline.record_span(
+        name, COMPONENT, trace_id, span_id, parent_span_id, start_ns, end_ns, _ERROR if failed else _OK, attrs,
+        parent_sampled=parent_sampled, parent_remote=parent_remote,
+    )
+    total_ms = (end_ns - start_ns) / 1e6
+    client = side == "client"
+    request_id = attrs.get("jsonrpc.request.id", "")
+    method = attrs["mcp.method.name"]
+    # The request leaves the client and arrives at the server; the response goes the other way.
+    # processing_time_ms is the time this side spent on the message: preparing and sending the
+    # request (client) or handling it (server); for the response, the wait for it (client) or
+    # writing it (server).
+    request_ms = prepare_ns / 1e6 if client else total_ms
+    response_ms = total_ms if client else prepare_ns / 1e6
+    _bridge(pipeline, side, trace_id, span_id, "OUTBOUND" if client else "INBOUND", request_id,
+            "notification" if method.startswith(_NOTIFICATION) else "request", method, request_size, request_ms,
+            end_ns)
+    if not method.startswith(_NOTIFICATION):  # a notification has no answer
+        _bridge(pipeline, side, trace_id, span_id, "INBOUND" if client else "OUTBOUND", request_id,
+                "error" if "rpc.response.status_code" in attrs else "response", method, response_size,
+                response_ms, end_ns)
+    labels = {k: attrs[k] for k in _METRIC_LABELS if k in attrs}
+    _histogram(f"mcp.{side}.operation.duration").record((end_ns - start_ns) / 1e9, labels)
+
+
+def _bridge(pipeline: Any, side: str, trace_id: str, span_id: int, direction: str, message_id: Any,
+            message_type: str, method: str, size: int, processing_ms: float, ts_ns: int) -> None:
+    client = side == "client"
+    source = "client" if client == (direction == "OUTBOUND") else "server"
+    pipeline.emit_log(
+        BRIDGE_EVENT, COMPONENT, _INFO, "", ts_ns, trace_id, span_id,
+        {
+            "bridge_type": "MCP",
+            "direction": direction,
+            "message_id": str(message_id),
+            "source": source,
+            "destination": "server" if source == "client" else "client",
+            "message_type": message_type,
+            "payload_size_bytes": size,
+            "processing_time_ms": round(processing_ms, 3),
+            "mcp.method.name": method,
+        },
+    )
 
 
 def running() -> Any:

@@ -11,6 +11,8 @@ __all__ = ["TOOL_CALL", "request_attributes", "result_attributes"]
 TOOL_CALL: Final = "tools/call"
 _PROMPT_GET: Final = "prompts/get"
 _RESOURCE_METHODS: Final = frozenset({"resources/read", "resources/subscribe", "resources/unsubscribe"})
+#: Result fields that describe the message rather than the tool's or prompt's answer.
+_ENVELOPE: Final = frozenset({"_meta", "resultType"})
 
 
 def request_attributes(method: str, params: Any, capture: bool) -> tuple[str | None, dict[str, Any], int]:
@@ -42,6 +44,10 @@ def request_attributes(method: str, params: Any, capture: bool) -> tuple[str | N
 def result_attributes(method: str, result: Any, attrs: dict[str, Any], capture: bool) -> int:
     """Adds the result's hash and size (tools and prompts); :returns: the result payload size."""
     if method in (TOOL_CALL, _PROMPT_GET):
+        if isinstance(result, dict):
+            # Envelope fields, not the payload: the server's handler result lacks what the SDK adds on
+            # the wire (mcp 2's resultType), and both sides must hash the same value.
+            result = {k: v for k, v in result.items() if k not in _ENVELOPE}
         return describe(RESULT, result, attrs, capture=capture, text_allowed=method == TOOL_CALL)
     from ats_mcp._content import canonical_json
 

@@ -1,8 +1,9 @@
 """An MCP client run with ATS (``ats.init()``): ``client.py stdio SERVER_HOME`` or ``client.py http URL``.
 
 Calls initialize, tools/list, tools/call (a good and an isError call), resources/read, prompts/get
-and an unknown tool (a JSON-RPC error on 1.x servers? no: FastMCP answers isError), then prints the
-results' text as JSON for the test to compare.
+and a resource that does not exist (a JSON-RPC error), then prints the results' text as JSON for the
+test to compare. The few names ``mcp`` 2 changed (``is_error``, ``MCPError``, ``streamable_http_client``
+yielding two streams) are picked by version.
 """
 
 from __future__ import annotations
@@ -11,31 +12,45 @@ import asyncio
 import json
 import os
 import sys
+from importlib.metadata import version
+from typing import Any
 
 import ats
 
 ats.init()
+if os.environ.get("APP_OTEL"):
+    import user_otel  # noqa: E402  (the program's own OpenTelemetry SDK, set before mcp is used)
 
 from mcp import ClientSession, StdioServerParameters  # noqa: E402
 from mcp.client.stdio import stdio_client  # noqa: E402
-from mcp.client.streamable_http import streamablehttp_client  # noqa: E402
-from mcp.shared.exceptions import McpError  # noqa: E402
+
+V2 = int(version("mcp").split(".")[0]) >= 2
+if V2:
+    from mcp import MCPError as RequestFailed
+    from mcp.client.streamable_http import streamable_http_client as http_client
+else:
+    from mcp.client.streamable_http import streamablehttp_client as http_client  # type: ignore[no-redef]
+    from mcp.shared.exceptions import McpError as RequestFailed  # type: ignore[no-redef]
 
 ACCOUNT = os.environ["APP_ACCOUNT"]
 PIN = int(os.environ["APP_PIN"])
 REASON = os.environ["APP_REASON"]
 
 
+def field(model: Any, v1: str, v2: str) -> Any:
+    return getattr(model, v2 if V2 else v1)
+
+
 async def exercise(session: ClientSession) -> dict[str, object]:
     out: dict[str, object] = {}
     init = await session.initialize()
-    out["protocol"] = init.protocolVersion
+    out["protocol"] = field(init, "protocolVersion", "protocol_version")
     tools = await session.list_tools()
     out["tools"] = sorted(t.name for t in tools.tools)
     ok = await session.call_tool("lookup", {"account": ACCOUNT, "pin": PIN})
-    out["lookup"] = [ok.isError, ok.content[0].text]  # type: ignore[union-attr]
+    out["lookup"] = [field(ok, "isError", "is_error"), ok.content[0].text]  # type: ignore[union-attr]
     bad = await session.call_tool("explode", {"reason": REASON})
-    out["explode"] = [bad.isError, bad.content[0].text]  # type: ignore[union-attr]
+    out["explode"] = [field(bad, "isError", "is_error"), bad.content[0].text]  # type: ignore[union-attr]
     res = await session.read_resource("notes://weather")  # type: ignore[arg-type]
     out["resource"] = res.contents[0].text  # type: ignore[union-attr]
     prompt = await session.get_prompt("greet", {"person": ACCOUNT})
@@ -43,7 +58,7 @@ async def exercise(session: ClientSession) -> dict[str, object]:
     try:
         await session.read_resource("nowhere://x")  # type: ignore[arg-type]
         out["missing"] = None
-    except McpError as exc:
+    except RequestFailed as exc:
         out["missing"] = exc.error.code
     return out
 
@@ -56,8 +71,10 @@ async def main() -> None:
         async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
             out = await exercise(session)
     else:
-        async with streamablehttp_client(sys.argv[2]) as (read, write, _), ClientSession(read, write) as session:
+        async with http_client(sys.argv[2]) as streams, ClientSession(streams[0], streams[1]) as session:
             out = await exercise(session)
+    if os.environ.get("APP_OTEL"):
+        out["otel"] = user_otel.exported()
     print(json.dumps(out))
 
 

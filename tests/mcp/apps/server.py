@@ -1,10 +1,14 @@
-"""A FastMCP server run with ATS (``ats.init()``): ``server.py stdio`` or ``server.py http PORT``."""
+"""An MCP server run with ATS (``ats.init()``): ``server.py stdio`` or ``server.py http PORT``.
+
+FastMCP on ``mcp`` 1, MCPServer on ``mcp`` 2: the same tools, resource and prompt.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
 import sys
+from importlib.metadata import version
 
 import ats
 
@@ -12,7 +16,7 @@ ats.init()
 
 
 def _stop(*_: object) -> None:
-    # Some mcp 1.x releases' stdio_client terminate the server at once instead of closing stdin:
+    # Some mcp releases' stdio_client terminate the server at once instead of closing stdin:
     # flush what the last requests recorded, then leave.
     ats.shutdown()
     os._exit(0)
@@ -20,12 +24,20 @@ def _stop(*_: object) -> None:
 
 signal.signal(signal.SIGTERM, _stop)
 
-from mcp.server.fastmcp import FastMCP  # noqa: E402  (after ats.init: patched on import)
-from mcp.server.fastmcp.exceptions import ToolError  # noqa: E402
-
+V2 = int(version("mcp").split(".")[0]) >= 2
 transport = sys.argv[1]
 port = int(sys.argv[2]) if transport == "http" else 8000
-server = FastMCP("ats-test", host="127.0.0.1", port=port, log_level="WARNING")
+# Imported after ats.init: patched on import.
+if V2:
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    server = MCPServer("ats-test", log_level="WARNING")
+else:
+    from mcp.server.fastmcp import FastMCP
+    from mcp.server.fastmcp.exceptions import ToolError  # type: ignore[no-redef]
+
+    server = FastMCP("ats-test", host="127.0.0.1", port=port, log_level="WARNING")  # type: ignore[assignment]
 
 
 @server.tool()
@@ -36,7 +48,7 @@ def lookup(account: str, pin: int) -> str:
 
 @server.tool()
 def explode(reason: str) -> str:
-    """Always fails: FastMCP turns the error into an isError result."""
+    """Always fails: the server turns the error into an isError result."""
     raise ToolError(f"cannot do {reason}")
 
 
@@ -52,6 +64,11 @@ def greet(person: str) -> str:
 
 if __name__ == "__main__":
     try:
-        server.run(transport="stdio" if transport == "stdio" else "streamable-http")
+        if transport == "stdio":
+            server.run("stdio")
+        elif V2:
+            server.run("streamable-http", host="127.0.0.1", port=port)
+        else:
+            server.run("streamable-http")
     except KeyboardInterrupt:  # uvicorn re-raises the SIGINT the test stops it with; exit normally
         pass
