@@ -1,9 +1,12 @@
-"""Overhead of a traced MCP ``tools/call`` round trip over stdio: none vs ATS vs OpenLLMetry.
+"""Overhead of a traced MCP ``tools/call`` round trip over stdio: none vs ATS vs the peer.
 
-Each variant runs a fresh client interpreter that starts a FastMCP server over stdio, both
-instrumented the same way (``none``: neither; ``ats``: ``ats.init()`` with ats-mcp in both processes;
-``openllmetry``: ``opentelemetry-instrumentation-mcp`` with an SDK TracerProvider and a discarding
-batch exporter in both). The client times ``call_tool("add", {...})`` (best of R repeats of N calls,
+Each variant runs a fresh client interpreter that starts an MCP server (FastMCP on ``mcp`` 1,
+MCPServer on ``mcp`` 2) over stdio, both instrumented the same way (``none``: neither; ``ats``:
+``ats.init()`` with ats-mcp in both processes). The peer on ``mcp`` 1 is ``openllmetry``
+(``opentelemetry-instrumentation-mcp`` with an SDK TracerProvider and a discarding batch exporter in
+both); ``mcp`` 2 traces itself, so there the peer is ``otel-sdk``: its own spans through an SDK
+TracerProvider with the same discarding exporter (and ``none`` still pays for mcp 2's spans on
+OpenTelemetry's no-op tracer). The client times ``call_tool("add", {...})`` (best of R repeats of N calls,
 per call: the minimum is what the code costs, the rest is noise from a shared machine) and reports
 overhead = variant - none from the same run.
 
@@ -27,8 +30,9 @@ if variant == "ats":
     import ats
     ats.init(home=tempfile.mkdtemp())
     check = lambda: ats._runtime.current().pipeline.stats()["pushed"] > 0
-elif variant == "openllmetry":
-    from opentelemetry.instrumentation.mcp import McpInstrumentor
+elif variant in ("openllmetry", "otel-sdk"):
+    if variant == "openllmetry":
+        from opentelemetry.instrumentation.mcp import McpInstrumentor
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
     seen = [0]
@@ -38,19 +42,24 @@ elif variant == "openllmetry":
     provider = TracerProvider(); provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=1 << 16))
     from opentelemetry import trace
     trace.set_tracer_provider(provider)
-    McpInstrumentor().instrument(tracer_provider=provider)
+    if variant == "openllmetry":
+        McpInstrumentor().instrument(tracer_provider=provider)
     check = lambda: (provider.force_flush(), seen[0] > 0)[1]
 """
 
 SERVER = SETUP + r"""
-from mcp.server.fastmcp import FastMCP
-server = FastMCP("bench", log_level="WARNING")
+from importlib.metadata import version
+if int(version("mcp").split(".")[0]) >= 2:
+    from mcp.server.mcpserver import MCPServer as Server
+else:
+    from mcp.server.fastmcp import FastMCP as Server
+server = Server("bench", log_level="WARNING")
 
 @server.tool()
 def add(a: int, b: int) -> int:
     return a + b
 
-server.run(transport="stdio")
+server.run("stdio")
 """
 
 CLIENT = SETUP + r"""
@@ -92,9 +101,13 @@ def run(variant: str) -> float:
 
 
 def main() -> None:
-    results = {v: run(v) for v in ("none", "ats", "openllmetry")}
+    from importlib.metadata import version
+
+    peer = "otel-sdk" if int(version("mcp").split(".")[0]) >= 2 else "openllmetry"
+    results = {v: run(v) for v in ("none", "ats", peer)}
     base = results["none"]
-    print(f"MCP tools/call round trip over stdio, best of {R} x {N} calls (client + server in two processes)")
+    print(f"MCP {version('mcp')} tools/call round trip over stdio, best of {R} x {N} calls "
+          "(client + server in two processes)")
     for variant, ns in results.items():
         extra = "" if variant == "none" else f"  overhead {(ns - base) / 1000:+8.1f} us ({(ns / base - 1) * 100:+.1f} %)"
         print(f"  {variant:12s} {ns / 1000:8.1f} us/call{extra}")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,3 +22,16 @@ def load_json(path: Path) -> Any:
 @pytest.fixture(scope="session")
 def golden_fingerprints() -> Any:
     return load_json(GOLDEN / "fingerprints.json")
+
+
+@pytest.fixture
+def ats_home_no_sqlite3(tmp_path: Path) -> Iterator[Path]:
+    """ATS running on a store under ``tmp_path/.ats``, without its own sqlite3 plugin (so the test
+    decides which database calls are recorded) and with metrics flushed only on demand."""
+    import ats
+
+    rt = ats.init(**{"home": str(tmp_path / ".ats"), "metrics.interval_ms": 3_600_000,
+                     "plugins.disabled": ["ats-sqlite3"]})
+    assert rt is not None
+    yield tmp_path / ".ats"
+    ats.shutdown(5.0)

@@ -29,13 +29,9 @@ import store_reader
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
+def home(ats_home_no_sqlite3: Path) -> Path:
     # ATS's own sqlite3 plugin is off: the statements must come from OpenTelemetry's instrumentation.
-    rt = ats.init(**{"home": str(tmp_path / ".ats"), "metrics.interval_ms": 3_600_000,
-                     "plugins.disabled": ["ats-sqlite3"]})
-    assert rt is not None
-    yield tmp_path / ".ats"
-    ats.shutdown(5.0)
+    return ats_home_no_sqlite3
 
 
 @pytest.fixture

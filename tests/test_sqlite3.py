@@ -134,10 +134,52 @@ def _module(monkeypatch: pytest.MonkeyPatch, name: str) -> types.ModuleType:
     return module
 
 
+class FakeTracer:
+    """``ats._native.CallTracer`` with the same contract, recording through the plugin's
+    ``_driver_call`` (looked up per call), so these tests see statements in the fake pipeline
+    and can break the recorder. The native tracer itself is tested in test_call_tracer.py."""
+
+    def __init__(self, func: Any, op: int, dialect: str, component: str, via_connection: bool,
+                 on_error: Any) -> None:
+        self.func, self.op, self.dialect, self.component = func, op, dialect, component
+        self.via_connection, self.on_error, self.enabled = via_connection, on_error, True
+
+    def call2(self, target: Any, sql: Any) -> Any:
+        return self._run(target, sql, lambda: self.func(target, sql))
+
+    def call3(self, target: Any, sql: Any, params: Any) -> Any:
+        return self._run(target, sql, lambda: self.func(target, sql, params))
+
+    def _run(self, target: Any, sql: Any, invoke: Any) -> Any:
+        if not self.enabled:
+            return invoke()
+        start = time.time_ns()
+        try:
+            result = invoke()
+        except BaseException as exc:
+            self._record(target, sql, start, type(exc).__name__)
+            raise
+        self._record(target, sql, start, None)
+        return result
+
+    def _record(self, target: Any, sql: Any, start: int, error_type: str | None) -> None:
+        try:
+            owner = target.connection if self.via_connection else target
+            ats_sqlite3._driver_call(self.op, self.dialect, sql if isinstance(sql, str) else None, start,
+                                     error_type, self.component, owner._ats_db)
+        except Exception as exc:
+            self.on_error(exc)
+
+
 @pytest.fixture
 def runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRuntime]:
     rt = FakeRuntime()
     monkeypatch.setattr(ats._native, "driver_call", rt.driver_call)
+    # Fresh classes (made on the next connect) with fake tracers; the real ones stay cached aside.
+    monkeypatch.setattr(ats._native, "CallTracer", FakeTracer)
+    monkeypatch.setattr(ats_sqlite3, "_cursor_classes", {})
+    monkeypatch.setattr(ats_sqlite3, "_connection_classes", {})
+    monkeypatch.setattr(ats_sqlite3, "_tracers", [])
     instrumentation._reset_instrumentation_errors()
     assert ats_sqlite3.instrumentor.instrument() is True
     yield rt

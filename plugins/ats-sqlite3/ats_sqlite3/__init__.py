@@ -7,7 +7,8 @@ subclass of :class:`sqlite3.Cursor`.  Objects stay real sqlite3 objects, so C-le
 checks (``backup``, ``sqlite3.Row``), ``create_function``, ``iterdump`` and ``isinstance`` keep
 working.
 
-Spans, one per call and one native call each (``ats._native.driver_call``):
+Spans, one per call and one native call each (``ats._native.CallTracer`` for statements: it times
+the C method, calls it and records; ``ats._native.driver_call`` for connect and close):
 
 * ``connect`` -> ``driver.handshake``
 * ``execute`` / ``executemany`` / ``executescript`` (cursor or connection) -> ``driver.query``
@@ -73,6 +74,53 @@ def _record_failure(op: int, sql: object, start: int, exc: BaseException, conn: 
         count_error("sqlite3.record", record_exc)
 
 
+def _on_record_error(exc: BaseException) -> None:
+    count_error("sqlite3.record", exc)
+
+
+class _Passthrough:
+    """Stands in for ``ats._native.CallTracer`` when the native module is missing: no recording."""
+
+    __slots__ = ("func", "enabled")
+
+    def __init__(self, func: Callable[..., Any], *_args: Any) -> None:
+        self.func = func
+        self.enabled = False
+
+    def call2(self, target: Any, sql: Any) -> Any:
+        return self.func(target, sql)
+
+    def call3(self, target: Any, sql: Any, params: Any) -> Any:
+        return self.func(target, sql, params)
+
+
+#: Every tracer made (one per wrapped C method per class): switched off by uninstrument, on again
+#: by instrument, so objects made while instrumented keep their methods but stop recording.
+_tracers: list[Any] = []
+_tracing = False
+
+
+def _tracer(func: Callable[..., Any], via_connection: bool) -> Any:
+    """``func`` (a C method of a sqlite3 class) as a traced query: ``call2``/``call3(target, sql,
+    ...)`` time it, record it (the database namespace read from ``target`` or, for a cursor, its
+    connection) and return its result or re-raise its exception (``ats._native.CallTracer``)."""
+    tracer_class = getattr(_optional_module("ats._native"), "CallTracer", _Passthrough)
+    tracer = tracer_class(func, _QUERY, DIALECT, COMPONENT, via_connection, _on_record_error)
+    tracer.enabled = _tracing and tracer_class is not _Passthrough
+    with _classes_lock:
+        _tracers.append(tracer)
+    return tracer
+
+
+def _set_tracing(on: bool) -> None:
+    global _tracing
+    with _classes_lock:
+        _tracing = on
+        for tracer in _tracers:
+            if not isinstance(tracer, _Passthrough):
+                tracer.enabled = on
+
+
 def db_namespace(database: object, uri: object = False) -> str:
     """``db.namespace`` for a connection: the database file's basename, or ``":memory:"``.
 
@@ -105,10 +153,11 @@ _connection_classes: dict[type, type] = {}
 
 
 def _make_cursor_class(base: type[sqlite3.Cursor]) -> type[sqlite3.Cursor]:
-    # Bound once: the wrappers call the base's methods without an attribute lookup.
-    base_execute = base.execute
-    base_executemany = base.executemany
-    base_executescript = base.executescript
+    # Bound once: each override is one small frame and one native call (timing, the call of the
+    # base's C method, recording), the hot path the sqlite3 overhead benchmark measures.
+    traced_execute = _tracer(base.execute, True).call3
+    traced_executemany = _tracer(base.executemany, True).call3
+    traced_executescript = _tracer(base.executescript, True).call2
 
     class Cursor(base):  # type: ignore[valid-type,misc]
         # No __dict__, like sqlite3.Cursor: same layout, so __class__ can be assigned too.
@@ -116,43 +165,13 @@ def _make_cursor_class(base: type[sqlite3.Cursor]) -> type[sqlite3.Cursor]:
         _ats_instrumented: Final = True
 
         def execute(self, sql: str, parameters: Any = (), /) -> Any:
-            start = _time_ns()
-            try:
-                result = base_execute(self, sql, parameters)
-            except BaseException as exc:
-                _record_failure(_QUERY, sql, start, exc, self.connection)
-                raise
-            try:
-                _driver_call(_QUERY, DIALECT, sql, start, None, COMPONENT, self.connection._ats_db)
-            except Exception as exc:
-                count_error("sqlite3.record", exc)
-            return result
+            return traced_execute(self, sql, parameters)
 
         def executemany(self, sql: str, seq_of_parameters: Any, /) -> Any:
-            start = _time_ns()
-            try:
-                result = base_executemany(self, sql, seq_of_parameters)
-            except BaseException as exc:
-                _record_failure(_QUERY, sql, start, exc, self.connection)
-                raise
-            try:
-                _driver_call(_QUERY, DIALECT, sql, start, None, COMPONENT, self.connection._ats_db)
-            except Exception as exc:
-                count_error("sqlite3.record", exc)
-            return result
+            return traced_executemany(self, sql, seq_of_parameters)
 
         def executescript(self, sql_script: str, /) -> Any:
-            start = _time_ns()
-            try:
-                result = base_executescript(self, sql_script)
-            except BaseException as exc:
-                _record_failure(_QUERY, sql_script, start, exc, self.connection)
-                raise
-            try:
-                _driver_call(_QUERY, DIALECT, sql_script, start, None, COMPONENT, self.connection._ats_db)
-            except Exception as exc:
-                count_error("sqlite3.record", exc)
-            return result
+            return traced_executescript(self, sql_script)
 
     Cursor.__name__ = base.__name__
     Cursor.__qualname__ = base.__qualname__
@@ -167,10 +186,19 @@ def _make_connection_class(base: type[sqlite3.Connection]) -> type[sqlite3.Conne
     base_cursor = base.cursor
     base_close = base.close
     default_cursor = cursor_class_for(sqlite3.Cursor)
-    # The C methods under the instrumented default cursor's overrides.
-    cursor_execute = sqlite3.Cursor.execute
-    cursor_executemany = sqlite3.Cursor.executemany
-    cursor_executescript = sqlite3.Cursor.executescript
+    # The C methods under the instrumented default cursor's overrides, traced.
+    cursor_execute = _tracer(sqlite3.Cursor.execute, True).call3
+    cursor_executemany = _tracer(sqlite3.Cursor.executemany, True).call3
+    cursor_executescript = _tracer(sqlite3.Cursor.executescript, True).call2
+
+    def _new_cursor(conn: Any, sql: object) -> Any:
+        """The C cursor() (a closed connection fails here: recorded as the failed query)."""
+        start = _time_ns()
+        try:
+            return base_cursor(conn, default_cursor)
+        except BaseException as exc:
+            _record_failure(_QUERY, sql, start, exc, conn)
+            raise
 
     class Connection(base):  # type: ignore[valid-type,misc]
         # A slot, not a __dict__: sqlite3.Connection has none and users cannot tell.
@@ -206,45 +234,18 @@ def _make_connection_class(base: type[sqlite3.Connection]) -> type[sqlite3.Conne
         # statement is recorded here, once, without a second Python frame.  (A base class
         # that overrides cursor() gets delegating versions below.)
         def execute(self, sql: str, parameters: Any = (), /) -> Any:
-            start = _time_ns()
-            try:
-                cur = base_cursor(self, default_cursor)
-                cursor_execute(cur, sql, parameters)
-            except BaseException as exc:
-                _record_failure(_QUERY, sql, start, exc, self)
-                raise
-            try:
-                _driver_call(_QUERY, DIALECT, sql, start, None, COMPONENT, self._ats_db)
-            except Exception as exc:
-                count_error("sqlite3.record", exc)
+            cur = _new_cursor(self, sql)
+            cursor_execute(cur, sql, parameters)
             return cur
 
         def executemany(self, sql: str, parameters: Any, /) -> Any:
-            start = _time_ns()
-            try:
-                cur = base_cursor(self, default_cursor)
-                cursor_executemany(cur, sql, parameters)
-            except BaseException as exc:
-                _record_failure(_QUERY, sql, start, exc, self)
-                raise
-            try:
-                _driver_call(_QUERY, DIALECT, sql, start, None, COMPONENT, self._ats_db)
-            except Exception as exc:
-                count_error("sqlite3.record", exc)
+            cur = _new_cursor(self, sql)
+            cursor_executemany(cur, sql, parameters)
             return cur
 
         def executescript(self, sql_script: str, /) -> Any:
-            start = _time_ns()
-            try:
-                cur = base_cursor(self, default_cursor)
-                cursor_executescript(cur, sql_script)
-            except BaseException as exc:
-                _record_failure(_QUERY, sql_script, start, exc, self)
-                raise
-            try:
-                _driver_call(_QUERY, DIALECT, sql_script, start, None, COMPONENT, self._ats_db)
-            except Exception as exc:
-                count_error("sqlite3.record", exc)
+            cur = _new_cursor(self, sql_script)
+            cursor_executescript(cur, sql_script)
             return cur
 
         def close(self) -> None:
@@ -380,6 +381,7 @@ class Sqlite3Instrumentor(Instrumentor):
     def _patch(self, module: ModuleType) -> None:
         global _driver_call
         _driver_call = getattr(_optional_module("ats._native"), "driver_call", _no_record)
+        _set_tracing(True)
         for owner in (module, getattr(module, "dbapi2", None)):
             if owner is None:
                 continue
@@ -394,6 +396,7 @@ class Sqlite3Instrumentor(Instrumentor):
         # Connections made while instrumented stay instances of the subclasses (they are
         # ordinary sqlite3 connections) but record nothing any more.
         _driver_call = _no_record
+        _set_tracing(False)
 
 
 def _optional_module(name: str) -> ModuleType | None:

@@ -7,6 +7,7 @@
 //! deactivates it at `shutdown`; the context variables stay Python objects
 //! (they are what `ats.span` and the OpenTelemetry bridge set).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,6 +15,10 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
+use ats_core::query::DriverOp;
+use ats_core::sql::Dialect;
+
+use crate::guard::guarded;
 use crate::ids::parse_trace_id;
 use crate::pipeline::{parse_op, Outcome, ParentRef, Peer, PyPipeline};
 use crate::sql::parse_dialect;
@@ -95,7 +100,9 @@ fn driver_call(
     op: u8,
     dialect: &str,
     sql: Option<&Bound<'_, PyString>>,
-    start_ns: u64,
+    // i64, not u64: CPython 3.11 converts a multi-digit int to u64 through its slow byte-array
+    // path, to i64 (a C long here) digit by digit; a time in ns fits either way until 2262.
+    start_ns: i64,
     error_type: Option<&str>,
     component: &str,
     db_namespace: &str,
@@ -106,22 +113,168 @@ fn driver_call(
 ) -> PyResult<u64> {
     let end_ns = now_ns();
     let Some(active) = current() else { return Ok(0) };
+    let op = parse_op(op)?;
+    let dialect = parse_dialect(Some(dialect))?;
+    let peer = Peer { name: peer_name, port: peer_port, db_namespace };
+    let outcome = Outcome { error_type, status_code, slo_class: None };
+    let start_ns = u64::try_from(start_ns).unwrap_or(0);
+    let call = Call { op, dialect, sql, start_ns, end_ns, outcome, component, peer, rows };
+    record_call(py, &active, call)
+}
+
+/// One finished database call, as `driver_call` and `CallTracer` receive it.
+struct Call<'a, 'py> {
+    op: DriverOp,
+    dialect: Dialect,
+    sql: Option<&'a Bound<'py, PyString>>,
+    start_ns: u64,
+    end_ns: u64,
+    outcome: Outcome<'a>,
+    component: &'a str,
+    peer: Peer<'a>,
+    rows: i64,
+}
+
+/// Records `call` under the current span unless recording is suppressed.
+fn record_call(py: Python<'_>, active: &Active, call: Call<'_, '_>) -> PyResult<u64> {
     if active.suppressed_get.call0(py)?.bind(py).is_truthy()? {
         return Ok(0);
     }
-    let op = parse_op(op)?;
-    let dialect = parse_dialect(Some(dialect))?;
-    let parent = parent_of(py, &active)?;
-    let text = sql.map(lossy);
-    let peer = Peer { name: peer_name, port: peer_port, db_namespace };
+    let parent = parent_of(py, active)?;
+    let text = call.sql.map(lossy);
     let pipeline = active.pipeline.get();
-    let outcome = Outcome { error_type, status_code, slo_class: None };
-    Ok(pipeline.record_driver(op, dialect, text.as_deref(), start_ns, end_ns, outcome, parent, component, peer, rows))
+    Ok(pipeline.record_driver(
+        call.op, call.dialect, text.as_deref(), call.start_ns, call.end_ns, call.outcome, parent, call.component,
+        call.peer, call.rows,
+    ))
+}
+
+/// A library function made into a traced database call: `call2`/`call3` run `func(target, sql[,
+/// params])` and record it (start and end stamped here, failure as its exception class, the
+/// database namespace read from `target._ats_db`, or `target.connection._ats_db` for a cursor),
+/// then return the result or re-raise the very exception. The plugin's method is then one small
+/// Python frame and one native call, with no time read, try block or argument list in Python.
+#[pyclass(module = "ats._native", frozen, name = "CallTracer")]
+pub struct CallTracer {
+    func: Py<PyAny>,
+    op: DriverOp,
+    dialect: Dialect,
+    component: String,
+    via_connection: bool,
+    /// Called with the exception when recording fails (never with the library's own).
+    on_error: Py<PyAny>,
+    enabled: AtomicBool,
+}
+
+#[pymethods]
+impl CallTracer {
+    #[new]
+    #[pyo3(signature = (func, op, dialect, component, via_connection, on_error))]
+    fn new(
+        func: Py<PyAny>,
+        op: u8,
+        dialect: &str,
+        component: String,
+        via_connection: bool,
+        on_error: Py<PyAny>,
+    ) -> PyResult<Self> {
+        Ok(CallTracer {
+            func,
+            op: parse_op(op)?,
+            dialect: parse_dialect(Some(dialect))?,
+            component,
+            via_connection,
+            on_error,
+            enabled: AtomicBool::new(true),
+        })
+    }
+
+    /// Off: calls are passed through unrecorded (the plugin was uninstrumented, but objects
+    /// made while it was instrumented keep their methods).
+    #[getter]
+    fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    #[setter]
+    fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Relaxed);
+    }
+
+    fn call2<'py>(&self, py: Python<'py>, target: &Bound<'py, PyAny>, sql: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        self.run(py, target, sql, |f| f.call1((target, sql)))
+    }
+
+    fn call3<'py>(
+        &self,
+        py: Python<'py>,
+        target: &Bound<'py, PyAny>,
+        sql: &Bound<'py, PyAny>,
+        params: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run(py, target, sql, |f| f.call1((target, sql, params)))
+    }
+}
+
+impl CallTracer {
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        target: &Bound<'py, PyAny>,
+        sql: &Bound<'py, PyAny>,
+        invoke: impl FnOnce(&Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let func = self.func.bind(py);
+        if !self.enabled.load(Ordering::Relaxed) {
+            return invoke(func);
+        }
+        let start_ns = now_ns();
+        let result = invoke(func);
+        let recorded = guarded("CallTracer.record", || Ok(()), || self.record(py, target, sql, start_ns, &result));
+        if let Err(err) = recorded {
+            // Telemetry never hurts the call: the failure is only reported to the plugin.
+            let _ = self.on_error.call1(py, (err.into_value(py),));
+        }
+        result
+    }
+
+    fn record<'py>(
+        &self,
+        py: Python<'py>,
+        target: &Bound<'py, PyAny>,
+        sql: &Bound<'py, PyAny>,
+        start_ns: u64,
+        result: &PyResult<Bound<'py, PyAny>>,
+    ) -> PyResult<()> {
+        let end_ns = now_ns();
+        let Some(active) = current() else { return Ok(()) };
+        let error_name = match result {
+            Err(err) => Some(err.get_type(py).name()?),
+            Ok(_) => None,
+        };
+        let error_type = error_name.as_ref().map(|n| n.to_str()).transpose()?;
+        let owner = if self.via_connection { target.getattr(intern!(py, "connection"))? } else { target.clone() };
+        let db = owner.getattr(intern!(py, "_ats_db"))?;
+        let db_namespace = db.downcast::<PyString>()?.to_str()?;
+        let call = Call {
+            op: self.op,
+            dialect: self.dialect,
+            sql: sql.downcast::<PyString>().ok(),
+            start_ns,
+            end_ns,
+            outcome: Outcome { error_type, status_code: None, slo_class: None },
+            component: &self.component,
+            peer: Peer { name: "", port: 0, db_namespace },
+            rows: -1,
+        };
+        record_call(py, &active, call).map(|_| ())
+    }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(activate, m)?)?;
     m.add_function(wrap_pyfunction!(deactivate, m)?)?;
     m.add_function(wrap_pyfunction!(driver_call, m)?)?;
+    m.add_class::<CallTracer>()?;
     Ok(())
 }

@@ -1,0 +1,120 @@
+"""ats._native.CallTracer: a C method made into a traced database call, against a real pipeline.
+
+The sqlite3 plugin's statement methods are one frame and one ``call2``/``call3``; these tests pin the
+contract the plugin relies on: the library's result or its very exception comes back untouched,
+the call is recorded as one ``driver.query`` with the namespace read from the target, a failure to
+record only reaches ``on_error``, and a disabled tracer or a stopped ATS records nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ats
+from ats import _native
+
+import store_reader
+
+QUERY = 1
+
+
+class Conn:
+    _ats_db = "shop.db"
+
+
+class Cursor:
+    connection = Conn()
+
+
+@pytest.fixture
+def home(ats_home_no_sqlite3: Path) -> Path:
+    return ats_home_no_sqlite3
+
+
+def stored(home: Path) -> list[tuple[str, str, dict[str, Any]]]:
+    assert ats.flush(5.0)
+    rows = store_reader.connect(home / "ats.db").execute(
+        "SELECT name, status, attributes FROM spans_v ORDER BY start_ns").fetchall()
+    return [(n, s, json.loads(a)) for n, s, a in rows]
+
+
+def tracer(func: Any, errors: list[BaseException], via_connection: bool = True) -> _native.CallTracer:
+    return _native.CallTracer(func, QUERY, "sqlite", "ats-sqlite3", via_connection, errors.append)
+
+
+def test_result_passes_through_and_one_span_is_recorded(home: Path) -> None:
+    errors: list[BaseException] = []
+    seen: list[tuple[Any, ...]] = []
+    result = object()
+
+    def execute(cur: Any, sql: str, params: Any) -> object:
+        seen.append((cur, sql, params))
+        return result
+
+    cur = Cursor()
+    t = tracer(execute, errors)
+    assert t.call3(cur, "SELECT * FROM users WHERE email = 'ada@example.org'", (1,)) is result
+    assert seen == [(cur, "SELECT * FROM users WHERE email = 'ada@example.org'", (1,))]
+    ((name, status, attrs),) = stored(home)
+    assert (name, status, errors) == ("driver.query", "ok", [])
+    assert attrs["db.namespace"] == "shop.db"
+    assert attrs["db.query.text"] == "SELECT * FROM users WHERE email = ?"
+
+
+def test_the_very_exception_comes_back_and_the_span_has_its_class(home: Path) -> None:
+    errors: list[BaseException] = []
+    boom = sqlite3.OperationalError("no such table: nope")
+
+    def execute(cur: Any, sql: str) -> None:
+        raise boom
+
+    with pytest.raises(sqlite3.OperationalError) as caught:
+        tracer(execute, errors).call2(Cursor(), "SELECT * FROM nope")
+    assert caught.value is boom
+    assert caught.value.__traceback__ is not None
+    ((name, status, attrs),) = stored(home)
+    assert (name, status, attrs["error.type"], errors) == ("driver.query", "error", "OperationalError", [])
+
+
+def test_a_failure_to_record_reaches_on_error_only(home: Path) -> None:
+    errors: list[BaseException] = []
+
+    class Bare:  # no connection, no _ats_db: recording fails
+        pass
+
+    assert tracer(lambda c, s, p: 42, errors).call3(Bare(), "SELECT 1", ()) == 42
+    assert [type(e) for e in errors] == [AttributeError]
+    assert stored(home) == []
+    # the target itself holds the namespace (a connection's own methods)
+    assert tracer(lambda c, s: 7, errors, via_connection=False).call2(Conn(), "SELECT 2") == 7
+    assert [a["db.namespace"] for _, _, a in stored(home)] == ["shop.db"]
+
+
+def test_disabled_or_not_running_records_nothing(tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+    t = tracer(lambda c, s: "r", errors)
+    assert t.call2(Cursor(), "SELECT 1") == "r"  # ATS not running: passes through
+    home = tmp_path / ".ats"
+    assert ats.init(**{"home": str(home), "plugins.disabled": ["ats-sqlite3"]}) is not None
+    try:
+        t.enabled = False
+        assert t.call2(Cursor(), "SELECT 1") == "r"
+        assert stored(home) == []
+        t.enabled = True
+        assert t.call2(Cursor(), "SELECT 1") == "r"
+        assert len(stored(home)) == 1
+    finally:
+        ats.shutdown(5.0)
+    assert errors == []
+
+
+def test_bad_construction_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="op must be"):
+        _native.CallTracer(print, 9, "sqlite", "c", True, print)
+    with pytest.raises(ValueError, match="dialect"):
+        _native.CallTracer(print, QUERY, "oracle-9", "c", True, print)
