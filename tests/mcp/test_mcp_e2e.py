@@ -84,12 +84,17 @@ def bridge(home: Path) -> list[tuple[str, str, dict[str, Any]]]:
     return [(t, s, json.loads(a)) for t, s, a in rows]
 
 
+#: The MCP semantic conventions' bucket boundaries for both duration histograms.
+MCP_BUCKETS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300]
+
+
 def duration_series(home: Path, name: str) -> dict[tuple[tuple[str, str], ...], int]:
     """labels -> count of the latest point of each series."""
     out: dict[tuple[tuple[str, str], ...], tuple[int, int]] = {}
     for ts, labels, histogram, unit in store(
             home, f"SELECT ts_ns, labels, histogram, unit FROM metric_points WHERE name = '{name}'"):
         assert unit == "s"
+        assert json.loads(histogram)["bounds"] == MCP_BUCKETS
         key = tuple(sorted(json.loads(labels).items()))
         if key not in out or ts >= out[key][0]:
             out[key] = (ts, json.loads(histogram)["count"])

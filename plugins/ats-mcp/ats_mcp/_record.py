@@ -26,6 +26,8 @@ _METRIC_LABELS: Final = (
     "mcp.method.name", "error.type", "gen_ai.tool.name", "gen_ai.prompt.name", "gen_ai.operation.name",
     "rpc.response.status_code", "mcp.protocol.version", "network.transport",
 )
+#: The MCP semantic conventions' explicit bucket boundaries for both duration histograms (seconds).
+DURATION_BUCKETS: Final = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 _histograms: dict[str, Any] = {}
 
 
@@ -34,7 +36,7 @@ def _histogram(name: str) -> Any:
     if hist is None:
         from ats.metrics import histogram
 
-        hist = _histograms[name] = histogram(name, "s")
+        hist = _histograms[name] = histogram(name, "s", list(DURATION_BUCKETS))
     return hist
 
 
