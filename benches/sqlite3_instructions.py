@@ -23,7 +23,8 @@ CHILD = Path(__file__).with_name("sqlite3_overhead.py")
 def instructions(variant: str, n: int) -> int:
     out_file = tempfile.mktemp(suffix=".callgrind")
     env = dict(os.environ, DD_TRACE_AGENT_URL="http://127.0.0.1:9", DD_INSTRUMENTATION_TELEMETRY_ENABLED="false",
-               ATS_HOME=tempfile.mkdtemp())
+               ATS_HOME=tempfile.mkdtemp(),
+               PYTHONHASHSEED="0")  # string hashes (dict probe lengths) the same in every run
     code = (f"import runpy, sys; m = runpy.run_path({str(CHILD)!r}); "
             f"exec(m['CHILD'].replace('best = min(timeit.repeat(q, number=n, repeat=r)) / n', "
             f"'[q() for _ in range(n)]; best = 0'), {{'__name__': 'child'}})")

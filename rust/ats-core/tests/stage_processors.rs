@@ -51,6 +51,29 @@ fn redactor_scrubs_span_attributes_and_log_bodies_only_where_needed() {
 }
 
 #[test]
+fn redactor_remembers_clean_values_never_dirty_ones() {
+    let mut r = Redactor::new(Arc::new(Scrubber::new(&[]).unwrap()));
+    let attrs = |i: usize| {
+        vec![
+            ("stmt", AttrValue::Str("SELECT * FROM t WHERE id = ?".into())),
+            ("who", AttrValue::Str("mail bob@example.com".into())),
+            ("n", AttrValue::Str(format!("value-{i}"))),
+        ]
+    };
+    // Many rounds, past the memory's bound (it starts over), with distinct clean values.
+    for round in 0..3 {
+        let mut batch: Vec<Record> = (0..3000).map(|i| span(1, i as u64 + 1, 0, 5, Status::Ok, attrs(i))).collect();
+        r.process(&mut batch);
+        for (i, rec) in batch.iter().enumerate() {
+            let Record::Span(s) = rec else { panic!("span expected") };
+            assert_eq!(s.attributes[0].1, AttrValue::Str("SELECT * FROM t WHERE id = ?".into()), "round {round}");
+            assert_eq!(s.attributes[1].1, AttrValue::Str("mail [EMAIL]".into()), "round {round}");
+            assert_eq!(s.attributes[2].1, AttrValue::Str(format!("value-{i}")), "round {round}");
+        }
+    }
+}
+
+#[test]
 fn tail_stage_holds_until_root_and_keeps_failed_traces_whole() {
     let config = TailConfig { latency_threshold_ns: 1_000_000, base_ratio: 0.0, ..TailConfig::default() };
     let mut t = TailStage::new(config).unwrap();

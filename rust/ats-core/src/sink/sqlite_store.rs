@@ -24,7 +24,10 @@
 //! connection has written meanwhile (`PRAGMA data_version`), when it grows
 //! past [`TRACE_CACHE_MAX`] and after a failed batch. Per-trace summaries
 //! (`traces` row: root name, first start, last end, counts) are added up in
-//! memory and written once per trace per group.
+//! memory and written once per trace per group: a trace first seen in the
+//! group gets its key from the group (the write lock is held, so no other
+//! writer can take it) and its row is inserted, complete, at commit — one
+//! insert, where an insert at first sight plus an update at commit cost twice.
 //!
 //! # Crash safety
 //!
@@ -152,6 +155,11 @@ const SELECT_TRACE_KEY: &str = "SELECT trace_key FROM traces WHERE trace_id = ?1
 const INSERT_TRACE: &str = "INSERT INTO traces(trace_key, trace_id, root_name, start_ns, end_ns, \
      span_count, error_count) VALUES (?1, ?2, NULL, ?3, ?4, 0, 0)";
 
+const INSERT_FULL_TRACE: &str = "INSERT INTO traces(trace_key, trace_id, root_name, start_ns, end_ns, \
+     span_count, error_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+const NEXT_TRACE_KEY: &str = "SELECT coalesce(max(trace_key), 0) + 1 FROM traces";
+
 const UPDATE_TRACE: &str = "UPDATE traces SET start_ns = min(start_ns, ?2), \
      end_ns = max(end_ns, ?3), span_count = span_count + ?4, error_count = error_count + ?5, \
      root_name = coalesce(?6, root_name) WHERE trace_key = ?1";
@@ -274,6 +282,21 @@ struct Group {
     started: Instant,
     records: usize,
     traces: KeyMap<TraceDelta>,
+    /// Traces first seen in this group (their `traces` row is inserted at commit),
+    /// with the key handed out. Kept when a later batch fails: the cache of keys
+    /// is cleared then, and these rows do not exist yet to be found again.
+    new_ids: HashMap<TraceId, i64>,
+    /// The next key to hand out (read under the write lock when the group began).
+    next_key: i64,
+}
+
+/// What `insert_all` needs of the open group besides the batch's own state.
+struct NewTraces<'a> {
+    next_key: &'a mut i64,
+    /// The group's traces first seen by earlier batches.
+    group: &'a HashMap<TraceId, i64>,
+    /// Traces first seen by this batch (merged into the group's when it succeeds).
+    batch: &'a mut HashMap<TraceId, i64>,
 }
 
 /// The embedded SQLite store. Not `Sync`: one writer (the flusher thread);
@@ -677,7 +700,8 @@ impl SqliteStore {
     }
 
     /// The connection, for read queries. On the writer it also sees the
-    /// open (not yet committed) group.
+    /// open (not yet committed) group, except the `traces` rows of traces
+    /// first seen in it (inserted at commit).
     pub fn connection(&self) -> Result<&Connection, StoreError> {
         self.conn.as_ref().ok_or(StoreError::Closed)
     }
@@ -703,12 +727,18 @@ impl SqliteStore {
         self.begin_group()?;
         let conn = self.conn.as_ref().ok_or(StoreError::Closed)?;
         conn.execute_batch("SAVEPOINT ats_batch")?;
+        let Some(group) = self.group.as_mut() else {
+            return Err(StoreError::Closed);
+        };
+        let mut next_key = group.next_key;
+        let mut batch_new_ids = HashMap::new();
         let res = insert_all(
             conn,
             batch,
             &mut self.scratch,
             &mut self.trace_keys,
             &mut self.batch_traces,
+            NewTraces { next_key: &mut next_key, group: &group.new_ids, batch: &mut batch_new_ids },
         );
         if let Err(e) = res {
             self.abort_batch();
@@ -721,6 +751,8 @@ impl SqliteStore {
         let Some(group) = self.group.as_mut() else {
             return Err(StoreError::Closed);
         };
+        group.next_key = next_key;
+        group.new_ids.extend(batch_new_ids);
         for (key, delta) in self.batch_traces.drain() {
             match group.traces.entry(key) {
                 std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().merge(delta),
@@ -760,10 +792,13 @@ impl SqliteStore {
         if self.trace_keys.len() > TRACE_CACHE_MAX {
             self.trace_keys.clear();
         }
+        let next_key: i64 = conn.query_row(NEXT_TRACE_KEY, [], |r| r.get(0))?;
         self.group = Some(Group {
             started: Instant::now(),
             records: 0,
             traces: KeyMap::default(),
+            new_ids: HashMap::new(),
+            next_key,
         });
         Ok(())
     }
@@ -797,7 +832,20 @@ impl SqliteStore {
         let res = (|| -> Result<(), StoreError> {
             let mut update = conn.prepare_cached(UPDATE_TRACE)?;
             let mut insert = None;
+            let mut insert_full = None;
             for (key, d) in &group.traces {
+                if group.new_ids.get(&d.trace_id) == Some(key) {
+                    stmt(&mut insert_full, conn, INSERT_FULL_TRACE)?.execute(rusqlite::params![
+                        key,
+                        &trace_id_blob(d.trace_id)[..],
+                        d.root_name,
+                        d.start_ns,
+                        d.end_ns,
+                        d.spans,
+                        d.errors
+                    ])?;
+                    continue;
+                }
                 let changed = update.execute(rusqlite::params![
                     key,
                     d.start_ns,
@@ -954,8 +1002,10 @@ impl SqliteStore {
                 })
             }
         };
+        // Traces first seen in the open group get their row at commit.
+        let pending_traces = self.group.as_ref().map_or(0, |g| g.new_ids.len() as u64);
         Ok(StoreStats {
-            traces: count("traces")?,
+            traces: count("traces")? + pending_traces,
             spans: count("spans")?,
             logs: count("logs")?,
             metric_points: count("metric_points")?,
@@ -1208,13 +1258,13 @@ fn insert_all(
     scratch: &mut String,
     trace_keys: &mut HashMap<TraceId, i64>,
     traces: &mut KeyMap<TraceDelta>,
+    new: NewTraces<'_>,
 ) -> Result<(), StoreError> {
     let mut spans = None;
     let mut logs = None;
     let mut metrics = None;
     let mut rewards = None;
     let mut find_trace = None;
-    let mut new_trace = None;
     // Spans of one trace usually come together: remember the last one.
     let mut last: Option<(TraceId, i64)> = None;
     for rec in batch {
@@ -1226,7 +1276,11 @@ fn insert_all(
                 let key = match last {
                     Some((id, key)) if id == e.trace_id => key,
                     _ => {
-                        let key = match trace_keys.get(&e.trace_id) {
+                        let known = trace_keys
+                            .get(&e.trace_id)
+                            .or_else(|| new.group.get(&e.trace_id))
+                            .or_else(|| new.batch.get(&e.trace_id));
+                        let key = match known {
                             Some(&k) => k,
                             None => {
                                 let blob_id = trace_id_blob(e.trace_id);
@@ -1237,15 +1291,10 @@ fn insert_all(
                                 let k = match found {
                                     Some(k) => k,
                                     None => {
-                                        stmt(&mut new_trace, conn, INSERT_TRACE)?.execute(
-                                            rusqlite::params![
-                                                rusqlite::types::Null,
-                                                &blob_id[..],
-                                                start,
-                                                end
-                                            ],
-                                        )?;
-                                        conn.last_insert_rowid()
+                                        let k = *new.next_key;
+                                        *new.next_key += 1;
+                                        new.batch.insert(e.trace_id, k);
+                                        k
                                     }
                                 };
                                 trace_keys.insert(e.trace_id, k);
