@@ -118,3 +118,15 @@ def test_bad_construction_is_a_clear_error() -> None:
         _native.CallTracer(print, 9, "sqlite", "c", True, print)
     with pytest.raises(ValueError, match="dialect"):
         _native.CallTracer(print, QUERY, "oracle-9", "c", True, print)
+
+
+def test_nothing_is_recorded_inside_suppressed(home: Path) -> None:
+    from ats import _runtime
+
+    errors: list[BaseException] = []
+    t = tracer(lambda c, s: s, errors)
+    with _runtime.suppressed():
+        assert t.call2(Cursor(), "SELECT 1 FROM inside") == "SELECT 1 FROM inside"
+    assert t.call2(Cursor(), "SELECT 2 FROM outside") == "SELECT 2 FROM outside"
+    assert [a["db.query.text"] for _, _, a in stored(home)] == ["SELECT ? FROM outside"]
+    assert errors == []

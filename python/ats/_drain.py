@@ -51,9 +51,9 @@ class BatchDrain:
             self._pipeline, self._done = pipeline, 0
 
     def _run(self) -> None:
-        from ats._runtime import _SUPPRESSED, count_error
+        from ats._runtime import count_error, suppress_this_context
 
-        _SUPPRESSED.set(True)
+        suppress_this_context()
         while True:
             with self._lock:
                 pipeline, stopping = self._pipeline, self._stopping

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from ats.plugins import PluginHost
     from ats.registry import Registry
 
-__all__ = ["ErrorCounter", "Runtime", "count_error", "current", "flush", "init", "reload", "shutdown", "suppressed"]
+__all__ = ["ErrorCounter", "Runtime", "count_error", "current", "flush", "init", "reload", "shutdown", "suppress_this_context",
+           "suppressed"]
 
 #: One registry for the life of the process: handles created before ``init`` keep working.
 METRICS = _native.Metrics()
@@ -125,9 +126,17 @@ def current() -> Runtime | None:
     return _RUNTIME
 
 
+def suppress_this_context() -> None:
+    """From now on nothing in the current context is recorded (a thread of ATS's own)."""
+    # The native per-call path reads the flag only once suppression has been used at all.
+    _native.suppression_used()
+    _SUPPRESSED.set(True)
+
+
 @contextlib.contextmanager
 def suppressed() -> Iterator[None]:
     """Nothing inside this block is recorded (like OpenTelemetry's suppress_instrumentation)."""
+    _native.suppression_used()
     token = _SUPPRESSED.set(True)
     try:
         yield

@@ -6,6 +6,7 @@
 //! bounded ring ([`ring`]) that a background [`flusher`] drains into [`sink`]s;
 //! [`otlp`] encodes record batches as OpenTelemetry (OTLP) requests.
 
+pub mod clock;
 pub mod export;
 pub mod flusher;
 pub mod ids;

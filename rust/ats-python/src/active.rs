@@ -9,7 +9,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -68,9 +67,7 @@ fn deactivate() {
     drop(old);
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-}
+use ats_core::clock::now_ns;
 
 /// The current span as a parent, or a fresh root.
 fn parent_of(py: Python<'_>, a: &Active) -> PyResult<ParentRef> {
@@ -135,9 +132,19 @@ struct Call<'a, 'py> {
     rows: i64,
 }
 
+/// Set once ATS's suppression flag has been used in this process (its side
+/// workers and batch drain set it): until then reading it per call is skipped.
+static SUPPRESSION_USED: AtomicBool = AtomicBool::new(false);
+
+/// Called before the suppression context variable is first set.
+#[pyfunction]
+fn suppression_used() {
+    SUPPRESSION_USED.store(true, Ordering::SeqCst);
+}
+
 /// Records `call` under the current span unless recording is suppressed.
 fn record_call(py: Python<'_>, active: &Active, call: Call<'_, '_>) -> PyResult<u64> {
-    if active.suppressed_get.call0(py)?.bind(py).is_truthy()? {
+    if SUPPRESSION_USED.load(Ordering::Relaxed) && active.suppressed_get.call0(py)?.bind(py).is_truthy()? {
         return Ok(0);
     }
     let parent = parent_of(py, active)?;
@@ -275,6 +282,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(activate, m)?)?;
     m.add_function(wrap_pyfunction!(deactivate, m)?)?;
     m.add_function(wrap_pyfunction!(driver_call, m)?)?;
+    m.add_function(wrap_pyfunction!(suppression_used, m)?)?;
     m.add_class::<CallTracer>()?;
     Ok(())
 }

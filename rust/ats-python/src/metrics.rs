@@ -9,12 +9,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::text::lossy;
 
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
+use ats_core::clock::now_ns;
 
 /// Runs `f` over `labels` as `(&str, &str)` pairs; non-string keys or values are stringified.
 fn with_labels<T>(labels: Option<&Bound<'_, PyDict>>, f: impl FnOnce(&[(&str, &str)]) -> T) -> PyResult<T> {

@@ -2,7 +2,6 @@
 //! local root ends, then the whole trace is kept (failed, slow, or in the
 //! base ratio) or dropped. Other record kinds pass straight through.
 
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::flusher::Processor;
 use crate::record::{codec, Record, Status};
@@ -13,9 +12,7 @@ pub struct TailStage {
     decisions: TailDecisions<Record>,
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
-}
+use crate::clock::now_ns;
 
 impl TailStage {
     pub fn new(config: TailConfig) -> Result<Self, SamplingError> {
