@@ -10,7 +10,8 @@ and carries ``traceparent`` in ``params._meta`` itself. This module:
   private SDK provider that only feeds :class:`SpanBridge` (no global state is touched);
 * adds what the SDK's spans lack, from the places that know it: a server middleware inside the SDK's
   one (argument/result hashes, sizes and names, ``network.transport``, ``mcp.session.id``) and a
-  wrapper of ``ClientSession.send_request`` (the same, client side);
+  wrapper of ``JSONRPCDispatcher.send_raw_request``, where the SDK makes its CLIENT span (the same,
+  client side, from the plain dicts already there; server-initiated requests go through it too);
 * records each SDK span once through ATS, with the SDK's ids (so the program's OpenTelemetry backend
   and ATS show the same trace), the conventions' name ``{mcp.method.name} {target}``, the seed 003
   ``bridge.message`` records and the duration histograms (:func:`ats_mcp._record.record_operation`).
@@ -68,7 +69,7 @@ class _Extras:
         self.failed = False
 
 
-#: The client request being sent by this task (set by the ``send_request`` wrapper).
+#: The client request being sent by this task (set by the ``send_raw_request`` wrapper).
 _CLIENT_CALL: contextvars.ContextVar[_Extras | None] = contextvars.ContextVar("ats_mcp_v2_call", default=None)
 
 
@@ -288,33 +289,32 @@ class ServerMiddleware:
         return extras
 
 
-# --- client: ClientSession.send_request and the transports -----------------------------------------
+# --- client: JSONRPCDispatcher.send_raw_request (the transports are in _transport) ---------------------
 
 
-def make_send_request(original: Callable[..., Any], bridge: SpanBridge) -> Callable[..., Any]:
+def make_send_raw_request(original: Callable[..., Any], bridge: SpanBridge) -> Callable[..., Any]:
+    """``JSONRPCDispatcher.send_raw_request``: the SDK makes its CLIENT span in here, with the
+    request's params and the raw result already plain dicts (nothing to serialise again)."""
+
     @functools.wraps(original)
-    async def send_request(self: Any, request: Any, result_type: Any, *args: Any, **kwargs: Any) -> Any:
+    async def send_raw_request(self: Any, method: Any, params: Any, *args: Any, **kwargs: Any) -> Any:
         extras = None
         try:
             rt = running()
-            if rt is not None:
-                data = request.model_dump(by_alias=True, mode="json", exclude_none=True)
-                method = data.get("method")
-                if isinstance(method, str):
-                    capture = capture_enabled(rt)
-                    _, attrs, size = request_attributes(method, data.get("params"), capture)
-                    transport = TRANSPORT.get()
-                    if transport is not None:
-                        attrs["network.transport"] = transport[0]
-                    extras = _Extras(attrs, size, capture)
+            if rt is not None and isinstance(method, str):
+                capture = capture_enabled(rt)
+                _, attrs, size = request_attributes(method, dict(params) if params else None, capture)
+                transport = TRANSPORT.get()
+                if transport is not None:
+                    attrs["network.transport"] = transport[0]
+                extras = _Extras(attrs, size, capture)
         except Exception as exc:
             count_error("mcp.client", exc)
         if extras is None:
-            return await original(self, request, result_type, *args, **kwargs)
+            return await original(self, method, params, *args, **kwargs)
         token = _CLIENT_CALL.set(extras)
-        method = request.method if isinstance(getattr(request, "method", None), str) else ""
         try:
-            result = await original(self, request, result_type, *args, **kwargs)
+            raw = await original(self, method, params, *args, **kwargs)
         except BaseException as exc:
             _failed(extras, exc)
             _finish(bridge, extras)
@@ -322,22 +322,20 @@ def make_send_request(original: Callable[..., Any], bridge: SpanBridge) -> Calla
         finally:
             _CLIENT_CALL.reset(token)
         try:
-            data = result.model_dump(by_alias=True, mode="json", exclude_none=True) \
-                if hasattr(result, "model_dump") else result
-            extras.response_size = result_attributes(method, data, extras.attrs, extras.capture)
-            if is_tool_error(method, data):
+            extras.response_size = result_attributes(method, raw, extras.attrs, extras.capture)
+            if is_tool_error(method, raw):
                 extras.failed = True
                 extras.attrs["error.type"] = "tool_error"
-            version = data.get("protocolVersion") if method == "initialize" and isinstance(data, dict) else None
+            version = raw.get("protocolVersion") if method == "initialize" and isinstance(raw, dict) else None
             if isinstance(version, str):
                 extras.attrs["mcp.protocol.version"] = version
         except Exception as exc:
             count_error("mcp.client", exc)
         _finish(bridge, extras)
-        return result
+        return raw
 
-    send_request._ats_instrumented = True  # type: ignore[attr-defined]
-    return send_request
+    send_raw_request._ats_instrumented = True  # type: ignore[attr-defined]
+    return send_raw_request
 
 
 def _failed(extras: _Extras, exc: BaseException) -> None:
@@ -389,9 +387,9 @@ def install(instrumentor: Any, module: Any, version: str) -> SpanBridge | None:
     except ImportError:
         return None
     import mcp.shared._otel as otel
-    from mcp.client.session import ClientSession
     from mcp.client.streamable_http import StreamableHTTPTransport
     from mcp.server.lowlevel.server import Server
+    from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 
     from ats import otel as ats_otel
 
@@ -399,7 +397,8 @@ def install(instrumentor: Any, module: Any, version: str) -> SpanBridge | None:
     ats_otel.claim_scope(SCOPE)
     instrumentor.replace(otel, "_tracer", make_tracer(_Routing(bridge, version)))
     instrumentor.replace(Server, "__init__", make_server_init(Server.__init__, ServerMiddleware(bridge)))
-    instrumentor.replace(ClientSession, "send_request", make_send_request(ClientSession.send_request, bridge))
+    instrumentor.replace(JSONRPCDispatcher, "send_raw_request",
+                         make_send_raw_request(JSONRPCDispatcher.send_raw_request, bridge))
     instrumentor.replace(StreamableHTTPTransport, "__init__",
                          make_http_transport_init(StreamableHTTPTransport.__init__))
     return bridge
