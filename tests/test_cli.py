@@ -655,3 +655,31 @@ def test_doctor_failures(store: Store, capsys: pytest.CaptureFixture[str], monke
     code, out, _ = run(capsys, "doctor", "--home", str(tmp_path / "new" / "home"))
     assert f"✓ store directory  {tmp_path / 'new' / 'home'} does not exist yet; {tmp_path} is writable so it can be created" in out
     assert f"✓ store schema     no store yet at {tmp_path / 'new' / 'home' / 'ats.db'} (created on the first run)" in out
+
+
+def test_where_ats_writes_the_store_in_process_the_cli_reads_it_from_another_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Python's sqlite3 is a second SQLite copy: opening the live store with it in the writer's
+    process can truncate the writer's mapped -shm (SIGBUS). The command runs in a child instead."""
+    import sqlite3
+
+    import ats
+
+    home = tmp_path / ".ats"
+    assert ats.init(home=str(home)) is not None
+    try:
+        with ats.span("kernel.exec", where="in-process"):
+            pass
+        assert ats.flush(5.0)
+
+        def refuse(*_args: object, **_kwargs: object) -> None:
+            raise AssertionError("the live store opened with a second SQLite copy in-process")
+
+        monkeypatch.setattr(sqlite3, "connect", refuse)
+        code = main(["--home", str(home), "trace", "list"])
+        out, err = capsys.readouterr()
+        assert (code, err) == (0, "")
+        assert "kernel.exec" in out
+    finally:
+        ats.shutdown(5.0)

@@ -82,8 +82,33 @@ class PruneCounts:
 # =========================================================================== entry point
 
 
+def _store_writer_in_this_process() -> bool:
+    """Whether ATS runs in this process with a store (the flusher writes it with the extension's
+    own SQLite). This module reads with Python's ``sqlite3``, another SQLite copy: two copies on one
+    WAL database in one process break each other's POSIX locks, and the reader's open can truncate
+    the ``-shm`` the writer has mapped (SIGBUS; sqlite.org "How To Corrupt" §2.2.1)."""
+    from ats import _runtime
+
+    rt = _runtime._RUNTIME
+    return rt is not None and bool(rt.config.store.enabled)
+
+
+def _run_apart(argv: list[str]) -> int:
+    """Runs the command in a child interpreter (with ATS off there) and relays its output."""
+    import subprocess
+
+    env = dict(os.environ, ATS_DISABLED="true")
+    done = subprocess.run([sys.executable, "-m", "ats.cli", *argv], env=env, capture_output=True, text=True,
+                          check=False)
+    sys.stdout.write(done.stdout)
+    sys.stderr.write(done.stderr)
+    return done.returncode
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``ats`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    if _store_writer_in_this_process():
+        return _run_apart(sys.argv[1:] if argv is None else list(argv))
     parser = _parser()
     try:
         args = parser.parse_args(None if argv is None else list(argv))
