@@ -34,8 +34,9 @@ def wrap_transport(original: Callable[..., Any], transport: str) -> Callable[...
         collecting: contextvars.Token[list[Any] | None] | None = _CREATED.set(created)
         try:
             async with original(*args, **kwargs) as streams:
-                _stop_collecting(collecting)
-                collecting = None
+                if collecting is not None:
+                    _stop_collecting(collecting)
+                    collecting = None
                 getter = _getter(streams, created, transport)
                 token = TRANSPORT.set((transport, getter))
                 try:

@@ -226,8 +226,9 @@ def make_tracer(routing: _Routing) -> Any:
         def start_span(self, *args: Any, **kwargs: Any) -> Any:
             return routing.tracer().start_span(*args, **kwargs)
 
+        # The SDK's own signature is long and its return type private; every argument is passed on.
         @contextmanager
-        def start_as_current_span(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        def start_as_current_span(self, *args: Any, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
             with routing.tracer().start_as_current_span(*args, **kwargs) as span:
                 yield span
 
@@ -393,7 +394,7 @@ def install(instrumentor: Any, module: Any, version: str) -> SpanBridge | None:
 
     from ats import otel as ats_otel
 
-    bridge = make_bridge()
+    bridge: SpanBridge = make_bridge()
     ats_otel.claim_scope(SCOPE)
     instrumentor.replace(otel, "_tracer", make_tracer(_Routing(bridge, version)))
     instrumentor.replace(Server, "__init__", make_server_init(Server.__init__, ServerMiddleware(bridge)))
