@@ -14,32 +14,16 @@ import sqlalchemy as sa
 
 import ats_psycopg
 import ats_sqlalchemy
-from ats import capabilities, plans, side
+from ats import side
 from driver_support import LITERAL_EMAIL, LITERAL_NAME, SECRET, Recording, Server
 from driver_support import attrs
-from test_plans import SLEEP_S, SLOW_MS, logs, stored_plan_logs
+from test_plans import SLEEP_S, logs, planning, stored_plan_logs
 
 
 @pytest.fixture
 def app(recording: Recording, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recording]:
-    import ats._runtime as runtime_mod
-
-    rt = runtime_mod.current()
-    monkeypatch.setattr(runtime_mod, "current", lambda: None if runtime_mod._SUPPRESSED.get() else rt)
-    plans.reset()
-    capabilities.reset()
-    plans.configure(plans.PlanSettings(True, SLOW_MS, 0.0, 64))
-    assert ats_psycopg.instrumentor.instrument() is True
-    assert ats_sqlalchemy.instrumentor.instrument() is True
-    try:
-        yield recording
-    finally:
-        assert side.wait_idle(20.0)
-        ats_sqlalchemy.instrumentor.uninstrument()
-        ats_psycopg.instrumentor.uninstrument()
-        plans.configure(plans.PlanSettings())
-        plans.reset()
-        capabilities.reset()
+    with planning(recording, monkeypatch, ats_psycopg.instrumentor, ats_sqlalchemy.instrumentor) as rec:
+        yield rec
 
 
 def test_sqlalchemy_over_psycopg(app: Recording, pg: Server) -> None:

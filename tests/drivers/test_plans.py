@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -21,10 +22,10 @@ SLOW_MS = 100.0
 SLEEP_S = 0.15  # > SLOW_MS
 
 
-@pytest.fixture
-def planned(recording: Recording, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recording]:
-    """Plans on (threshold SLOW_MS, no per-air_id interval); the stand-in runtime honours
-    ``suppressed()`` like the real one, so the side connections are not recorded."""
+@contextlib.contextmanager
+def planning(recording: Recording, monkeypatch: pytest.MonkeyPatch, *instrumentors: Any) -> Iterator[Recording]:
+    """Plans on (threshold SLOW_MS, no per-air_id interval) with ``instrumentors`` instrumented; the
+    stand-in runtime honours ``suppressed()`` like the real one, so side connections are not recorded."""
     import ats._runtime as runtime_mod
 
     rt = runtime_mod.current()
@@ -32,18 +33,24 @@ def planned(recording: Recording, monkeypatch: pytest.MonkeyPatch) -> Iterator[R
     plans.reset()
     capabilities.reset()
     plans.configure(plans.PlanSettings(True, SLOW_MS, 0.0, 64))
-    assert ats_psycopg.instrumentor.instrument() is True
-    assert ats_pymysql.instrumentor.instrument() is True
+    for instrumentor in instrumentors:
+        assert instrumentor.instrument() is True
     try:
         yield recording
     finally:
         assert side.wait_idle(20.0)
-        ats_psycopg.instrumentor.uninstrument()
-        ats_pymysql.instrumentor.uninstrument()
+        for instrumentor in reversed(instrumentors):
+            instrumentor.uninstrument()
         plans.configure(plans.PlanSettings())
         capabilities.configure(False)
         plans.reset()
         capabilities.reset()
+
+
+@pytest.fixture
+def planned(recording: Recording, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recording]:
+    with planning(recording, monkeypatch, ats_psycopg.instrumentor, ats_pymysql.instrumentor) as rec:
+        yield rec
 
 
 def records(rec: Recording) -> list[dict[str, Any]]:
