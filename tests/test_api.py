@@ -122,6 +122,8 @@ def test_reload_and_sighup_swap_in_new_sampling_without_losing_records(tmp_path:
 
     script = textwrap.dedent(f"""
         import os, signal, time, ats
+        # As from a terminal: under nohup (as CI may run) SIGHUP arrives ignored and ATS leaves it.
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
         ats.init()
         with ats.span("kernel.exec"):
             pass
@@ -183,6 +185,25 @@ def test_a_programs_own_sigterm_handler_is_left_alone(tmp_path: Path) -> None:
         signal.signal(signal.SIGTERM, mine)
         ats.init()
         print(signal.getsignal(signal.SIGTERM) is mine)
+    """)
+    env = dict(os.environ, ATS_HOME=str(tmp_path / ".ats"))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout.strip()) == (0, "True"), out.stderr
+
+
+@pytest.mark.parametrize("claim", ["handler", "ignored"])
+def test_a_sighup_the_program_claimed_or_ignored_is_left_alone(tmp_path: Path, claim: str) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    # "ignored" is how a program started under nohup receives SIGHUP.
+    script = textwrap.dedent(f"""
+        import signal, ats
+        mine = (lambda *_: None) if {claim!r} == "handler" else signal.SIG_IGN
+        signal.signal(signal.SIGHUP, mine)
+        ats.init()
+        print(signal.getsignal(signal.SIGHUP) is mine)
     """)
     env = dict(os.environ, ATS_HOME=str(tmp_path / ".ats"))
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)

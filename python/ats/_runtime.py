@@ -326,6 +326,15 @@ def reload() -> bool:
     """Re-reads configuration and swaps in a pipeline with the new sampling, redaction and sink
     settings; the old one is drained first-come. Returns False when the new configuration is invalid
     (the old settings stay, and the error is reported)."""
+    with _RELOAD_LOCK:
+        return _reload()
+
+
+# A SIGHUP reload and a program's own ``reload()`` may overlap; one swap at a time.
+_RELOAD_LOCK = threading.Lock()
+
+
+def _reload() -> bool:
     from ats.config import load_config
 
     rt = _RUNTIME
@@ -417,7 +426,8 @@ def _install_sighup() -> None:
 
     if not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
         return
-    # Only take SIGHUP when the program has not claimed it.
+    # Only take SIGHUP when the program has not claimed it. SIG_IGN counts as claimed: it is
+    # what ``nohup`` hands down, and a process started that way asked for hangups to change nothing.
     if signal.getsignal(signal.SIGHUP) not in (signal.SIG_DFL, None):
         return
     signal.signal(signal.SIGHUP, lambda _sig, _frame: threading.Thread(target=reload, daemon=True).start())
