@@ -174,25 +174,9 @@ def test_sigterm_flushes_then_dies_of_the_signal(tmp_path: Path) -> None:
     assert db.execute("SELECT count(*) FROM spans_v WHERE name = 'kernel.exec'").fetchone() == (50,)
 
 
-def test_a_programs_own_sigterm_handler_is_left_alone(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-    import textwrap
-
-    script = textwrap.dedent("""
-        import signal, ats
-        mine = lambda *_: None
-        signal.signal(signal.SIGTERM, mine)
-        ats.init()
-        print(signal.getsignal(signal.SIGTERM) is mine)
-    """)
-    env = dict(os.environ, ATS_HOME=str(tmp_path / ".ats"))
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
-    assert (out.returncode, out.stdout.strip()) == (0, "True"), out.stderr
-
-
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
 @pytest.mark.parametrize("claim", ["handler", "ignored"])
-def test_a_sighup_the_program_claimed_or_ignored_is_left_alone(tmp_path: Path, claim: str) -> None:
+def test_a_signal_the_program_claimed_or_ignored_is_left_alone(tmp_path: Path, signame: str, claim: str) -> None:
     import subprocess
     import sys
     import textwrap
@@ -201,9 +185,9 @@ def test_a_sighup_the_program_claimed_or_ignored_is_left_alone(tmp_path: Path, c
     script = textwrap.dedent(f"""
         import signal, ats
         mine = (lambda *_: None) if {claim!r} == "handler" else signal.SIG_IGN
-        signal.signal(signal.SIGHUP, mine)
+        signal.signal(signal.{signame}, mine)
         ats.init()
-        print(signal.getsignal(signal.SIGHUP) is mine)
+        print(signal.getsignal(signal.{signame}) is mine)
     """)
     env = dict(os.environ, ATS_HOME=str(tmp_path / ".ats"))
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
