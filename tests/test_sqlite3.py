@@ -144,11 +144,10 @@ class FakeTracer:
         self.func, self.op, self.dialect, self.component = func, op, dialect, component
         self.via_connection, self.on_error, self.enabled = via_connection, on_error, True
 
-    def call2(self, target: Any, sql: Any) -> Any:
-        return self._run(target, sql, lambda: self.func(target, sql))
-
-    def call3(self, target: Any, sql: Any, params: Any) -> Any:
-        return self._run(target, sql, lambda: self.func(target, sql, params))
+    def method(self) -> Any:
+        def traced(target: Any, sql: Any, *rest: Any) -> Any:
+            return self._run(target, sql, lambda: self.func(target, sql, *rest))
+        return traced
 
     def _run(self, target: Any, sql: Any, invoke: Any) -> Any:
         if not self.enabled:

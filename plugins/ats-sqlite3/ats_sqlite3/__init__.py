@@ -87,11 +87,8 @@ class _Passthrough:
         self.func = func
         self.enabled = False
 
-    def call2(self, target: Any, sql: Any) -> Any:
-        return self.func(target, sql)
-
-    def call3(self, target: Any, sql: Any, params: Any) -> Any:
-        return self.func(target, sql, params)
+    def method(self) -> Callable[..., Any]:
+        return self.func
 
 
 #: Every tracer made (one per wrapped C method per class): switched off by uninstrument, on again
@@ -101,9 +98,10 @@ _tracing = False
 
 
 def _tracer(func: Callable[..., Any], via_connection: bool) -> Any:
-    """``func`` (a C method of a sqlite3 class) as a traced query: ``call2``/``call3(target, sql,
-    ...)`` time it, record it (the database namespace read from ``target`` or, for a cursor, its
-    connection) and return its result or re-raise its exception (``ats._native.CallTracer``)."""
+    """``func`` (a C method of a sqlite3 class) as a traced query: its ``method()``, called as
+    ``(target, sql, ...)`` or placed in a class body, times it, records it (the database namespace
+    read from ``target`` or, for a cursor, its connection) and returns its result or re-raises its
+    exception (``ats._native.CallTracer``)."""
     tracer_class = getattr(_optional_module("ats._native"), "CallTracer", _Passthrough)
     tracer = tracer_class(func, _QUERY, DIALECT, COMPONENT, via_connection, _on_record_error)
     tracer.enabled = _tracing and tracer_class is not _Passthrough
@@ -153,25 +151,17 @@ _connection_classes: dict[type, type] = {}
 
 
 def _make_cursor_class(base: type[sqlite3.Cursor]) -> type[sqlite3.Cursor]:
-    # Bound once: each override is one small frame and one native call (timing, the call of the
-    # base's C method, recording), the hot path the sqlite3 overhead benchmark measures.
-    traced_execute = _tracer(base.execute, True).call3
-    traced_executemany = _tracer(base.executemany, True).call3
-    traced_executescript = _tracer(base.executescript, True).call2
-
     class Cursor(base):  # type: ignore[valid-type,misc]
         # No __dict__, like sqlite3.Cursor: same layout, so __class__ can be assigned too.
         __slots__ = ()
         _ats_instrumented: Final = True
 
-        def execute(self, sql: str, parameters: Any = (), /) -> Any:
-            return traced_execute(self, sql, parameters)
-
-        def executemany(self, sql: str, seq_of_parameters: Any, /) -> Any:
-            return traced_executemany(self, sql, seq_of_parameters)
-
-        def executescript(self, sql_script: str, /) -> Any:
-            return traced_executescript(self, sql_script)
+        # Native method descriptors, not Python functions: ``cursor.execute(sql, params)`` goes
+        # straight to the tracer (timing, the base's C method, recording) with no Python frame,
+        # the hot path the sqlite3 overhead benchmark measures.
+        execute = _tracer(base.execute, True).method()
+        executemany = _tracer(base.executemany, True).method()
+        executescript = _tracer(base.executescript, True).method()
 
     Cursor.__name__ = base.__name__
     Cursor.__qualname__ = base.__qualname__
@@ -187,9 +177,9 @@ def _make_connection_class(base: type[sqlite3.Connection]) -> type[sqlite3.Conne
     base_close = base.close
     default_cursor = cursor_class_for(sqlite3.Cursor)
     # The C methods under the instrumented default cursor's overrides, traced.
-    cursor_execute = _tracer(sqlite3.Cursor.execute, True).call3
-    cursor_executemany = _tracer(sqlite3.Cursor.executemany, True).call3
-    cursor_executescript = _tracer(sqlite3.Cursor.executescript, True).call2
+    cursor_execute = _tracer(sqlite3.Cursor.execute, True).method()
+    cursor_executemany = _tracer(sqlite3.Cursor.executemany, True).method()
+    cursor_executescript = _tracer(sqlite3.Cursor.executescript, True).method()
 
     def _new_cursor(conn: Any, sql: object) -> Any:
         """The C cursor() (a closed connection fails here: recorded as the failed query)."""

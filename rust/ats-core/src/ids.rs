@@ -22,7 +22,9 @@ fn fresh_seed() -> u64 {
     h.finish() | 1
 }
 
-fn next_u64() -> u64 {
+/// Runs `f` with this thread's generator: one thread-local access for all the
+/// numbers `f` draws (in a shared library each access is a call).
+fn with_rng<T>(f: impl FnOnce(&mut dyn FnMut() -> u64) -> T) -> T {
     STATE.with(|cell| {
         let (mut state, generation) = cell.get();
         let now_generation = fork_generation();
@@ -30,34 +32,51 @@ fn next_u64() -> u64 {
             install_fork_hook();
             state = fresh_seed();
         }
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut next = || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        let out = f(&mut next);
         cell.set((state, now_generation));
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        out
     })
 }
 
-/// A non-zero random span id.
-pub fn new_span_id() -> u64 {
+fn span_id_from(next: &mut dyn FnMut() -> u64) -> u64 {
     loop {
-        let id = next_u64();
+        let id = next();
         if id != 0 {
             return id;
         }
     }
+}
+
+fn trace_id_from(next: &mut dyn FnMut() -> u64) -> u128 {
+    loop {
+        let id = (u128::from(next()) << 64) | u128::from(next());
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+/// A non-zero random span id.
+pub fn new_span_id() -> u64 {
+    with_rng(span_id_from)
 }
 
 /// A non-zero random trace id. The low 64 bits are uniformly random, which is
 /// what trace-id ratio sampling reads.
 pub fn new_trace_id() -> u128 {
-    loop {
-        let id = (u128::from(next_u64()) << 64) | u128::from(next_u64());
-        if id != 0 {
-            return id;
-        }
-    }
+    with_rng(trace_id_from)
+}
+
+/// A new trace id and the id of its root span, drawn together.
+pub fn new_trace_and_span_id() -> (u128, u64) {
+    with_rng(|next| (trace_id_from(next), span_id_from(next)))
 }
 
 #[cfg(test)]

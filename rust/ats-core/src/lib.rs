@@ -10,6 +10,7 @@ pub mod clock;
 pub mod export;
 pub mod flusher;
 pub mod ids;
+pub mod intern;
 pub mod metrics;
 pub mod otlp;
 pub mod query;

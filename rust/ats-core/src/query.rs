@@ -10,7 +10,9 @@
 use std::sync::OnceLock;
 
 use crate::metrics::{CounterHandle, HistogramHandle, LabelSet, MetricsError, MetricsRegistry};
-use crate::record::codec::{encode_driver_to_vec, EncodeError};
+use crate::record::codec::{encode_driver, encoded_len_driver};
+use crate::flusher::Pipeline;
+use crate::ring::DropReason;
 use crate::record::{DriverSpanRef, EnvelopeRef, StatementRef};
 use crate::sql::{Dialect, Normalized};
 
@@ -23,6 +25,12 @@ pub struct DriverCall<'a> {
     pub dialect: Dialect,
     /// Normalised statement; `None` for handshake/close or when no SQL was given.
     pub statement: Option<&'a Normalized>,
+    /// Its id in [`crate::sql::interned`], when it has one: the record then
+    /// carries the id instead of the text.
+    pub statement_id: Option<u32>,
+    /// The id in [`crate::record::origin`] of (tenant, workspace, region,
+    /// dialect, component), when the caller has one.
+    pub origin_id: Option<u32>,
     pub start_ns: u64,
     pub end_ns: u64,
     /// Error class (e.g. `OperationalError`); `Some` marks the call failed.
@@ -99,10 +107,20 @@ impl DriverMetrics {
     }
 }
 
-/// Encodes the span of `call` (appending to `out`) as a compact driver
-/// record; the decoder expands it into the full span.
-pub fn encode_driver_span(call: &DriverCall<'_>, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
-    let span = DriverSpanRef {
+/// Pushes the span of `call` as a compact driver record (the decoder expands
+/// it into the full span), encoded straight into a ring slot of its exact
+/// length: no scratch buffer, no second copy.
+pub fn push_driver_span(pipeline: &Pipeline, call: &DriverCall<'_>) -> Result<(), DropReason> {
+    let span = driver_span(call);
+    // The slot is exactly this long, so the encoder cannot fail (a record over the ring's
+    // limit is refused by the ring before anything is written).
+    pipeline.push_with(encoded_len_driver(&span), |slot| {
+        let _ = encode_driver(&span, slot);
+    })
+}
+
+fn driver_span<'a>(call: &DriverCall<'a>) -> DriverSpanRef<'a> {
+    DriverSpanRef {
         envelope: EnvelopeRef {
             ts_ns: call.start_ns,
             tenant: call.tenant,
@@ -120,6 +138,8 @@ pub fn encode_driver_span(call: &DriverCall<'_>, out: &mut Vec<u8>) -> Result<us
         error_type: call.error_type,
         status_code: call.status_code,
         slo_class: call.slo_class,
+        statement_id: call.statement_id,
+        origin_id: call.origin_id,
         statement: call.statement.map(|s| StatementRef {
             text: &s.text,
             operation: &s.operation,
@@ -131,6 +151,5 @@ pub fn encode_driver_span(call: &DriverCall<'_>, out: &mut Vec<u8>) -> Result<us
         peer_name: call.peer_name,
         peer_port: call.peer_port,
         rows: call.rows,
-    };
-    encode_driver_to_vec(&span, out)
+    }
 }

@@ -25,6 +25,8 @@ fn call<'a>(statement: Option<StatementRef<'a>>, error_type: Option<&'a str>) ->
         status_code: error_type.map(|_| "42P01"),
         slo_class: None,
         statement,
+        statement_id: None,
+        origin_id: None,
         component: "ats-psycopg",
         db_namespace: "shop",
         peer_name: "db.internal",
@@ -181,4 +183,44 @@ fn an_slo_class_becomes_the_sqlx_class_attribute_after_the_status_code() {
             ("db.sqlx.air_id".to_owned(), s("air:Q-123456789abcdef0")),
         ]
     );
+}
+
+#[test]
+fn an_interned_statement_travels_as_its_id_and_decodes_to_the_same_span() {
+    use ats_core::record::codec::DecodeError;
+    use ats_core::record::origin::intern_origin;
+    use ats_core::sql::{interned, normalize, Dialect};
+    use std::sync::Arc;
+
+    let normalized = Arc::new(normalize("SELECT name FROM interned_users WHERE id = 42", Dialect::Postgresql));
+    let id = interned::intern(&normalized).unwrap();
+    let stmt = StatementRef {
+        text: &normalized.text,
+        operation: &normalized.operation,
+        table: &normalized.tables[0],
+        summary: &normalized.summary,
+    };
+    let (mut inline, mut by_id) = (Vec::new(), Vec::new());
+    encode_driver_to_vec(&call(Some(stmt), None), &mut inline).unwrap();
+    let mut d = call(Some(stmt), None);
+    d.statement_id = Some(id);
+    encode_driver_to_vec(&d, &mut by_id).unwrap();
+    let inline_len = stmt.text.len() + stmt.operation.len() + stmt.table.len() + stmt.summary.len() + 4;
+    assert_eq!(by_id.len(), inline.len() - inline_len + 4, "four length-prefixed strings became four bytes");
+    assert_eq!(decode(&by_id).unwrap(), decode(&inline).unwrap());
+
+    // An id this process never assigned is a decode error, not a wrong statement.
+    let mut unknown = by_id.clone();
+    let at = unknown.len() - 4 - "shop".len() - 1 - "db.internal".len() - 1;
+    unknown[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(decode(&unknown), Err(DecodeError::UnknownStatement { id: u32::MAX }));
+
+    // The five constant strings by their origin id: the same span again.
+    let e = &d.envelope;
+    d.origin_id = Some(intern_origin(e.tenant, e.workspace, e.region, e.dialect, d.component).unwrap());
+    let mut with_origin = Vec::new();
+    encode_driver_to_vec(&d, &mut with_origin).unwrap();
+    let strings = [e.tenant, e.workspace, e.region, e.dialect, d.component].iter().map(|s| s.len() + 1).sum::<usize>();
+    assert_eq!(with_origin.len(), by_id.len() - strings + 4);
+    assert_eq!(decode(&with_origin).unwrap(), decode(&inline).unwrap());
 }

@@ -8,20 +8,21 @@
 //! (they are what `ats.span` and the OpenTelemetry bridge set).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 use ats_core::query::DriverOp;
-use ats_core::sql::Dialect;
+use ats_core::sql::{interned, Dialect, Normalized as CoreNormalized};
 
 use crate::guard::guarded;
 use crate::ids::parse_trace_id;
-use crate::pipeline::{parse_op, Outcome, ParentRef, Peer, PyPipeline};
-use crate::sql::parse_dialect;
+use crate::pipeline::{parse_op, Outcome, ParentRef, Peer, PyPipeline, Statement};
+use crate::sql::{normalize_cached, parse_dialect};
 use crate::text::lossy;
+use crate::traced_method::new_traced_method;
 
 struct Active {
     pipeline: Py<PyPipeline>,
@@ -115,15 +116,19 @@ fn driver_call(
     let peer = Peer { name: peer_name, port: peer_port, db_namespace };
     let outcome = Outcome { error_type, status_code, slo_class: None };
     let start_ns = u64::try_from(start_ns).unwrap_or(0);
-    let call = Call { op, dialect, sql, start_ns, end_ns, outcome, component, peer, rows };
-    record_call(py, &active, call)
+    let Some(parent) = context(py, &active)? else { return Ok(0) };
+    let statement = guarded("driver_call", || None, || sql.map(|s| normalize_cached(&lossy(s), dialect)));
+    let statement = statement.as_deref().map(|s| Statement { normalized: s, id: None });
+    let call = Call { op, dialect, statement, origin_id: None, start_ns, end_ns, outcome, component, peer, rows };
+    Ok(record_call(&active, parent, call))
 }
 
 /// One finished database call, as `driver_call` and `CallTracer` receive it.
-struct Call<'a, 'py> {
+struct Call<'a> {
     op: DriverOp,
     dialect: Dialect,
-    sql: Option<&'a Bound<'py, PyString>>,
+    statement: Option<Statement<'a>>,
+    origin_id: Option<u32>,
     start_ns: u64,
     end_ns: u64,
     outcome: Outcome<'a>,
@@ -142,25 +147,49 @@ fn suppression_used() {
     SUPPRESSION_USED.store(true, Ordering::SeqCst);
 }
 
-/// Records `call` under the current span unless recording is suppressed.
-fn record_call(py: Python<'_>, active: &Active, call: Call<'_, '_>) -> PyResult<u64> {
+/// The parent of a call recorded now, or `None` when recording is suppressed here.
+fn context(py: Python<'_>, active: &Active) -> PyResult<Option<ParentRef>> {
     if SUPPRESSION_USED.load(Ordering::Relaxed) && active.suppressed_get.call0(py)?.bind(py).is_truthy()? {
-        return Ok(0);
+        return Ok(None);
     }
-    let parent = parent_of(py, active)?;
-    let text = call.sql.map(lossy);
-    let pipeline = active.pipeline.get();
-    Ok(pipeline.record_driver(
-        call.op, call.dialect, text.as_deref(), call.start_ns, call.end_ns, call.outcome, parent, call.component,
-        call.peer, call.rows,
-    ))
+    parent_of(py, active).map(Some)
 }
 
-/// A library function made into a traced database call: `call2`/`call3` run `func(target, sql[,
-/// params])` and record it (start and end stamped here, failure as its exception class, the
+/// Records `call` under `parent`; the span id, or 0 when nothing was recorded.
+fn record_call(active: &Active, parent: ParentRef, call: Call<'_>) -> u64 {
+    active.pipeline.get().record_driver(
+        call.op, call.dialect, call.statement, call.origin_id, call.start_ns, call.end_ns, call.outcome, parent, call.component,
+        call.peer, call.rows,
+    )
+}
+
+/// Statements a tracer saw, by the identity of their `str` (direct-mapped on its address):
+/// programs pass the same constant objects on every call, so a text is neither read, hashed
+/// nor looked up again. An entry holds its string, so the address cannot be reused meanwhile.
+const MEMO_SLOTS: usize = 64;
+
+struct Memo {
+    statements: [Option<StatementMemo>; MEMO_SLOTS],
+    /// The serial of the pipeline the origin id was made for, and the id.
+    origin: (u64, Option<u32>),
+}
+
+fn memo_slot(sql: &Bound<'_, PyString>) -> usize {
+    // Objects are 16-byte aligned: the low bits carry nothing.
+    (sql.as_ptr() as usize >> 4) % MEMO_SLOTS
+}
+
+struct StatementMemo {
+    sql: Py<PyString>,
+    normalized: Arc<CoreNormalized>,
+    id: Option<u32>,
+}
+
+/// A library function made into a traced database call: its `method()` runs `func(target, sql[,
+/// params])` and records it (start and end stamped here, failure as its exception class, the
 /// database namespace read from `target._ats_db`, or `target.connection._ats_db` for a cursor),
-/// then return the result or re-raise the very exception. The plugin's method is then one small
-/// Python frame and one native call, with no time read, try block or argument list in Python.
+/// then returns the result or re-raises the very exception. In a class body the method is the
+/// whole override: no Python frame, time read, try block or argument list in Python.
 #[pyclass(module = "ats._native", frozen, name = "CallTracer")]
 pub struct CallTracer {
     func: Py<PyAny>,
@@ -171,6 +200,7 @@ pub struct CallTracer {
     /// Called with the exception when recording fails (never with the library's own).
     on_error: Py<PyAny>,
     enabled: AtomicBool,
+    memo: Mutex<Box<Memo>>,
 }
 
 #[pymethods]
@@ -193,6 +223,7 @@ impl CallTracer {
             via_connection,
             on_error,
             enabled: AtomicBool::new(true),
+            memo: Mutex::new(Box::new(Memo { statements: std::array::from_fn(|_| None), origin: (0, None) })),
         })
     }
 
@@ -208,35 +239,47 @@ impl CallTracer {
         self.enabled.store(on, Ordering::Relaxed);
     }
 
-    fn call2<'py>(&self, py: Python<'py>, target: &Bound<'py, PyAny>, sql: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, target, sql, |f| f.call1((target, sql)))
-    }
-
-    fn call3<'py>(
-        &self,
-        py: Python<'py>,
-        target: &Bound<'py, PyAny>,
-        sql: &Bound<'py, PyAny>,
-        params: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, target, sql, |f| f.call1((target, sql, params)))
+    /// The tracer as a method for a class body: `cursor.execute(...)` calls it with no Python
+    /// frame in between (see `traced_method`); callable as `method(target, sql[, params])` too.
+    fn method(slf: Bound<'_, Self>) -> PyResult<PyObject> {
+        new_traced_method(slf.py(), slf)
     }
 }
 
 impl CallTracer {
+    pub(crate) fn func(&self) -> &Py<PyAny> {
+        &self.func
+    }
+
+    /// [`Self::run`] for a C caller: the result as a new reference, or NULL with the error set.
+    pub(crate) fn run_raw<'py>(
+        &self,
+        py: Python<'py>,
+        target: &Bound<'py, PyAny>,
+        sql: &Bound<'py, PyAny>,
+        invoke: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
+    ) -> *mut pyo3::ffi::PyObject {
+        match self.run(py, target, sql, invoke) {
+            Ok(value) => value.into_ptr(),
+            Err(err) => {
+                err.restore(py);
+                std::ptr::null_mut()
+            }
+        }
+    }
+
     fn run<'py>(
         &self,
         py: Python<'py>,
         target: &Bound<'py, PyAny>,
         sql: &Bound<'py, PyAny>,
-        invoke: impl FnOnce(&Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>>,
+        invoke: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let func = self.func.bind(py);
         if !self.enabled.load(Ordering::Relaxed) {
-            return invoke(func);
+            return invoke();
         }
         let start_ns = now_ns();
-        let result = invoke(func);
+        let result = invoke();
         let recorded = guarded("CallTracer.record", || Ok(()), || self.record(py, target, sql, start_ns, &result));
         if let Err(err) = recorded {
             // Telemetry never hurts the call: the failure is only reported to the plugin.
@@ -263,18 +306,50 @@ impl CallTracer {
         let owner = if self.via_connection { target.getattr(intern!(py, "connection"))? } else { target.clone() };
         let db = owner.getattr(intern!(py, "_ats_db"))?;
         let db_namespace = db.downcast::<PyString>()?.to_str()?;
-        let call = Call {
-            op: self.op,
-            dialect: self.dialect,
-            sql: sql.downcast::<PyString>().ok(),
-            start_ns,
-            end_ns,
-            outcome: Outcome { error_type, status_code: None, slo_class: None },
-            component: &self.component,
-            peer: Peer { name: "", port: 0, db_namespace },
-            rows: -1,
+        let Some(parent) = context(py, &active)? else { return Ok(()) };
+        let record = |statement: Option<Statement<'_>>, origin_id: Option<u32>| {
+            let call = Call {
+                op: self.op,
+                dialect: self.dialect,
+                statement,
+                origin_id,
+                start_ns,
+                end_ns,
+                outcome: Outcome { error_type, status_code: None, slo_class: None },
+                component: &self.component,
+                peer: Peer { name: "", port: 0, db_namespace },
+                rows: -1,
+            };
+            record_call(&active, parent, call);
         };
-        record_call(py, &active, call).map(|_| ())
+        // Only re-entry (a query run from inside the OpenTelemetry probe) finds the memo busy.
+        let Ok(mut memo) = self.memo.try_lock() else {
+            let normalized = sql.downcast::<PyString>().ok().map(|s| normalize_cached(&lossy(s), self.dialect));
+            record(normalized.as_deref().map(|n| Statement { normalized: n, id: None }), None);
+            return Ok(());
+        };
+        let pipeline = active.pipeline.get();
+        if memo.origin.0 != pipeline.serial() {
+            memo.origin = (pipeline.serial(), pipeline.origin_id(self.dialect, &self.component));
+        }
+        let origin_id = memo.origin.1;
+        let Ok(sql) = sql.downcast::<PyString>() else {
+            record(None, origin_id);
+            return Ok(());
+        };
+        let slot = &mut memo.statements[memo_slot(sql)];
+        if !slot.as_ref().is_some_and(|m| m.sql.as_ptr() == sql.as_ptr()) {
+            let normalized = normalize_cached(&lossy(sql), self.dialect);
+            let id = interned::intern(&normalized);
+            let old = slot.replace(StatementMemo { sql: sql.clone().unbind(), normalized, id });
+            if let Some(old) = old {
+                old.sql.drop_ref(py);
+            }
+        }
+        if let Some(m) = slot.as_ref() {
+            record(Some(Statement { normalized: &m.normalized, id: m.id }), origin_id);
+        }
+        Ok(())
     }
 }
 

@@ -14,6 +14,7 @@ mod sql;
 mod stages;
 mod store;
 mod text;
+mod traced_method;
 
 use pyo3::prelude::*;
 

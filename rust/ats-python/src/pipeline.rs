@@ -18,13 +18,14 @@ use crate::text::lossy;
 
 use crate::attrs::with_attributes;
 use crate::metrics::PyMetrics;
-use ats_core::ids::{new_span_id, new_trace_id};
+use ats_core::ids::{new_span_id, new_trace_and_span_id, new_trace_id};
 use ats_core::metrics::MetricsRegistry;
-use ats_core::query::{encode_driver_span, DriverCall, DriverMetrics, DriverOp};
+use ats_core::query::{push_driver_span, DriverCall, DriverMetrics, DriverOp};
 use crate::sql::{normalize_cached, parse_dialect};
-use ats_core::sql::Dialect;
+use ats_core::sql::{Dialect, Normalized as CoreNormalized};
 use crate::stages::StageArgs;
 use ats_core::record::Envelope;
+use ats_core::record::origin::intern_origin;
 use crate::guard::guarded;
 use crate::ids::{parse_fingerprint, parse_trace_id};
 use crate::sampling::{Sampling, SamplingArgs};
@@ -72,7 +73,11 @@ pub struct PyPipeline {
     sampling: Box<Sampling>,
     /// Batches for the Python `ats_process_batch` drain (kept only once it attaches).
     handoff: Arc<HandoffSlot>,
+    /// Unique per pipeline in this process: what a cached origin id was made for.
+    serial: u64,
 }
+
+static PIPELINE_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 fn status_from(code: u8) -> PyResult<Status> {
     match code {
@@ -186,7 +191,7 @@ impl PyPipeline {
             },
             ..PipelineConfig::default()
         };
-        Ok(Self { inner: Pipeline::with_stages(config, factory, stages_factory), resource: Resource { tenant, workspace, region }, registry, driver_metrics, sampling: Box::new(sampling), handoff })
+        Ok(Self { inner: Pipeline::with_stages(config, factory, stages_factory), resource: Resource { tenant, workspace, region }, registry, driver_metrics, sampling: Box::new(sampling), handoff, serial: PIPELINE_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed) })
     }
 
     /// Records one finished span, unless sampling drops it. Returns False when
@@ -313,11 +318,12 @@ impl PyPipeline {
             Some(hex) => Some(parse_trace_id(hex)?),
             None => None,
         };
-        let text = sql.map(lossy);
         let parent = ParentRef { trace_id, span_id: parent_span_id, sampled: parent_sampled };
         let peer = Peer { name: peer_name, port: peer_port, db_namespace };
         let outcome = Outcome { error_type, status_code, slo_class };
-        Ok(self.record_driver(op, dialect, text.as_deref(), start_ns, end_ns, outcome, parent, component, peer, rows))
+        let statement = guarded("Pipeline.record_query", || None, || sql.map(|s| normalize_cached(&lossy(s), dialect)));
+        let statement = statement.as_deref().map(|s| Statement { normalized: s, id: None });
+        Ok(self.record_driver(op, dialect, statement, None, start_ns, end_ns, outcome, parent, component, peer, rows))
     }
 
     /// The metric registry this pipeline exports (built-in driver metrics included).
@@ -442,6 +448,13 @@ pub(crate) struct ParentRef {
     pub sampled: bool,
 }
 
+/// The normalised statement of a driver call, with its interned id when it has one.
+#[derive(Clone, Copy)]
+pub(crate) struct Statement<'a> {
+    pub normalized: &'a CoreNormalized,
+    pub id: Option<u32>,
+}
+
 /// How a driver call ended: `error_type` set marks a failure.
 pub(crate) struct Outcome<'a> {
     pub error_type: Option<&'a str>,
@@ -465,15 +478,27 @@ pub(crate) fn parse_op(op: u8) -> PyResult<DriverOp> {
 }
 
 impl PyPipeline {
-    /// The one native step per database call: normalise (cached), observe the
-    /// driver metrics, sample, encode the compact driver record, push.
+    pub(crate) fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// The id of this pipeline's resource with `dialect` and `component`, for
+    /// [`Self::record_driver`] (callers cache it with [`Self::serial`]).
+    pub(crate) fn origin_id(&self, dialect: Dialect, component: &str) -> Option<u32> {
+        let r = &self.resource;
+        intern_origin(&r.tenant, &r.workspace, &r.region, dialect.as_str(), component)
+    }
+
+    /// The one native step per database call (the statement already normalised):
+    /// observe the driver metrics, sample, encode the compact driver record, push.
     /// Returns the new span id, or 0 when sampled out or dropped.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn record_driver(
         &self,
         op: DriverOp,
         dialect: Dialect,
-        text: Option<&str>,
+        statement: Option<Statement<'_>>,
+        origin_id: Option<u32>,
         start_ns: u64,
         end_ns: u64,
         outcome: Outcome<'_>,
@@ -483,12 +508,17 @@ impl PyPipeline {
         rows: i64,
     ) -> u64 {
         guarded("Pipeline.record_query", || 0, || {
-            let trace_id = parent.trace_id.unwrap_or_else(new_trace_id);
-            let statement = text.map(|t| normalize_cached(t, dialect));
+            // A root span's id is drawn with its trace id (it is discarded if sampled out).
+            let (trace_id, root_span_id) = match parent.trace_id {
+                Some(trace_id) => (trace_id, 0),
+                None => new_trace_and_span_id(),
+            };
             let mut call = DriverCall {
                 op,
                 dialect,
-                statement: statement.as_deref(),
+                statement: statement.map(|s| s.normalized),
+                statement_id: statement.and_then(|s| s.id),
+                origin_id,
                 start_ns,
                 end_ns,
                 error_type: outcome.error_type,
@@ -518,9 +548,8 @@ impl PyPipeline {
             if !self.sampling.keep(&input) {
                 return 0;
             }
-            call.span_id = new_span_id();
-            let pushed = with_scratch(|buf| encode_driver_span(&call, buf).is_ok() && self.inner.push(buf).is_ok());
-            if pushed { call.span_id } else { 0 }
+            call.span_id = if root_span_id != 0 { root_span_id } else { new_span_id() };
+            if push_driver_span(&self.inner, &call).is_ok() { call.span_id } else { 0 }
         })
     }
 }

@@ -82,6 +82,12 @@ pub struct DriverSpanRef<'a> {
     pub slo_class: Option<&'a str>,
     /// `None` for handshake/close or when no SQL was given.
     pub statement: Option<StatementRef<'a>>,
+    /// The statement's id in [`crate::sql::interned`]: encoded instead of
+    /// its strings (which must then be those of the interned statement).
+    pub statement_id: Option<u32>,
+    /// The id in [`crate::record::origin`] of the envelope's tenant, workspace,
+    /// region and dialect and of `component`: encoded instead of those strings.
+    pub origin_id: Option<u32>,
     pub component: &'a str,
     pub db_namespace: &'a str,
     pub peer_name: &'a str,

@@ -4,6 +4,7 @@
 pub mod codec;
 pub mod driver;
 pub mod model;
+pub mod origin;
 pub mod view;
 
 pub use codec::{decode, DecodeError, EncodeError};

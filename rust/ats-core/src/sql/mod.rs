@@ -14,6 +14,7 @@
 
 mod cache;
 mod dialect;
+pub mod interned;
 pub mod fingerprint;
 mod keywords;
 pub mod lexer;

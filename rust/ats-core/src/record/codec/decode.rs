@@ -10,6 +10,8 @@ use super::DecodeError;
 use crate::record::driver::{expand_into, DriverOp, DriverSpanRef, StatementRef};
 use crate::record::model::*;
 use crate::record::view::EnvelopeRef;
+use crate::record::origin::origin;
+use crate::sql::interned::interned;
 
 struct Reader<'a> {
     buf: &'a [u8],
@@ -363,16 +365,41 @@ fn read_driver(r: &mut Reader<'_>, flags: u8, s: &mut SpanRecord) -> Result<(), 
     let op = r.u8()?;
     let op = DriverOp::from_code(op).ok_or(DecodeError::InvalidEnum { field: "op", value: op })?;
     let presence = r.u8()?;
-    if presence & !(DRIVER_HAS_ERROR | DRIVER_HAS_STATEMENT | DRIVER_HAS_STATUS_CODE | DRIVER_HAS_SLO_CLASS) != 0 {
+    let known = DRIVER_HAS_ERROR
+        | DRIVER_HAS_STATEMENT
+        | DRIVER_HAS_STATUS_CODE
+        | DRIVER_HAS_SLO_CLASS
+        | DRIVER_HAS_STATEMENT_ID
+        | DRIVER_HAS_ORIGIN_ID;
+    if presence & !known != 0 || presence & (DRIVER_HAS_STATEMENT | DRIVER_HAS_STATEMENT_ID) == DRIVER_HAS_STATEMENT_ID {
         return Err(DecodeError::InvalidEnum { field: "presence", value: presence });
     }
     let peer_port = u16::from_le_bytes(r.array()?);
     let rows = i64::from_le_bytes(r.array()?);
-    let (tenant, workspace, region, dialect, component) = (r.str()?, r.str()?, r.str()?, r.str()?, r.str()?);
+    let mut origin_id = None;
+    let (tenant, workspace, region, dialect, component) = if presence & DRIVER_HAS_ORIGIN_ID != 0 {
+        let id = u32::from_le_bytes(r.array()?);
+        origin_id = Some(id);
+        let o = origin(id).ok_or(DecodeError::UnknownOrigin { id })?;
+        (o.tenant.as_str(), o.workspace.as_str(), o.region.as_str(), o.dialect.as_str(), o.component.as_str())
+    } else {
+        (r.str()?, r.str()?, r.str()?, r.str()?, r.str()?)
+    };
     let error_type = if presence & DRIVER_HAS_ERROR != 0 { Some(r.str()?) } else { None };
     let status_code = if presence & DRIVER_HAS_STATUS_CODE != 0 { Some(r.str()?) } else { None };
     let slo_class = if presence & DRIVER_HAS_SLO_CLASS != 0 { Some(r.str()?) } else { None };
-    let statement = if presence & DRIVER_HAS_STATEMENT != 0 {
+    let mut statement_id = None;
+    let statement = if presence & DRIVER_HAS_STATEMENT_ID != 0 {
+        let id = u32::from_le_bytes(r.array()?);
+        statement_id = Some(id);
+        let s = interned(id).ok_or(DecodeError::UnknownStatement { id })?;
+        Some(StatementRef {
+            text: &s.text,
+            operation: &s.operation,
+            table: s.tables.first().map_or("", String::as_str),
+            summary: &s.summary,
+        })
+    } else if presence & DRIVER_HAS_STATEMENT != 0 {
         Some(StatementRef { text: r.str()?, operation: r.str()?, table: r.str()?, summary: r.str()? })
     } else {
         None
@@ -400,7 +427,10 @@ fn read_driver(r: &mut Reader<'_>, flags: u8, s: &mut SpanRecord) -> Result<(), 
         air_id: e.air_id,
         plan_hash: None,
     };
-    let d = DriverSpanRef { envelope, end_ns, op, error_type, status_code, slo_class, statement, component, db_namespace, peer_name, peer_port, rows };
+    let d = DriverSpanRef {
+        envelope, end_ns, op, error_type, status_code, slo_class, statement, statement_id, origin_id, component,
+        db_namespace, peer_name, peer_port, rows,
+    };
     expand_into(&d, s);
     Ok(())
 }

@@ -483,21 +483,16 @@ pub fn with_ref<T>(r: &Record, f: impl FnOnce(RecordRef<'_>) -> T) -> T {
 
 // ---------------------------------------------------------------- driver
 
-/// Appends the compact driver record of `d` to `out` in one pass (no length
-/// pre-computation: the total is patched into the header at the end).
-pub fn encode_driver_to_vec(d: &DriverSpanRef<'_>, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
-    let start = out.len();
-    let e = &d.envelope;
-    let flags = envelope_flags(e);
-    out.extend_from_slice(&[MAGIC, VERSION, KIND_DRIVER, flags, 0, 0, 0, 0]);
-    push_envelope_fixed(out, e);
-    out.extend_from_slice(&d.end_ns.to_le_bytes());
+fn driver_presence(d: &DriverSpanRef<'_>) -> u8 {
     let mut presence = 0;
     if d.error_type.is_some() {
         presence |= DRIVER_HAS_ERROR;
     }
     if d.statement.is_some() {
         presence |= DRIVER_HAS_STATEMENT;
+        if d.statement_id.is_some() {
+            presence |= DRIVER_HAS_STATEMENT_ID;
+        }
     }
     if d.status_code.is_some() {
         presence |= DRIVER_HAS_STATUS_CODE;
@@ -505,52 +500,69 @@ pub fn encode_driver_to_vec(d: &DriverSpanRef<'_>, out: &mut Vec<u8>) -> Result<
     if d.slo_class.is_some() {
         presence |= DRIVER_HAS_SLO_CLASS;
     }
-    out.extend_from_slice(&[d.op as u8, presence]);
-    out.extend_from_slice(&d.peer_port.to_le_bytes());
-    out.extend_from_slice(&d.rows.to_le_bytes());
-    for s in [e.tenant, e.workspace, e.region, e.dialect, d.component] {
-        push_str(out, s);
+    if d.origin_id.is_some() {
+        presence |= DRIVER_HAS_ORIGIN_ID;
     }
-    for text in [d.error_type, d.status_code, d.slo_class].into_iter().flatten() {
-        push_str(out, text);
-    }
-    if let Some(s) = &d.statement {
-        for part in [s.text, s.operation, s.table, s.summary] {
-            push_str(out, part);
-        }
-    }
-    push_str(out, d.db_namespace);
-    push_str(out, d.peer_name);
-    let len = out.len() - start;
-    if len > MAX_RECORD_LEN {
-        out.truncate(start);
-        return Err(EncodeError::TooLarge { len });
-    }
-    out[start + 4..start + 8].copy_from_slice(&(len as u32).to_le_bytes());
-    Ok(len)
+    presence
 }
 
-fn push_envelope_fixed(out: &mut Vec<u8>, e: &EnvelopeRef<'_>) {
-    out.extend_from_slice(&e.ts_ns.to_le_bytes());
-    if e.trace_id != 0 {
-        out.extend_from_slice(&e.trace_id.to_le_bytes());
-    }
-    for id in [e.span_id, e.parent_span_id] {
-        if id != 0 {
-            out.extend_from_slice(&id.to_le_bytes());
-        }
-    }
-    for h in [e.air_id, e.plan_hash].into_iter().flatten() {
-        out.extend_from_slice(&h.to_le_bytes());
-    }
+/// Exact encoded size of a compact driver record.
+pub fn encoded_len_driver(d: &DriverSpanRef<'_>) -> usize {
+    let e = &d.envelope;
+    let statement = match (&d.statement, d.statement_id) {
+        (Some(_), Some(_)) => 4,
+        (Some(s), None) => str_len(s.text) + str_len(s.operation) + str_len(s.table) + str_len(s.summary),
+        (None, _) => 0,
+    };
+    HEADER_LEN
+        + envelope_fixed_len(envelope_flags(e))
+        + 8 // end_ns
+        + 2 // op, presence
+        + 2 // peer_port
+        + 8 // rows
+        + if d.origin_id.is_some() { 4 } else { envelope_strings_len(e) + str_len(d.component) }
+        + [d.error_type, d.status_code, d.slo_class].into_iter().flatten().map(str_len).sum::<usize>()
+        + statement
+        + str_len(d.db_namespace)
+        + str_len(d.peer_name)
 }
 
-fn push_str(out: &mut Vec<u8>, s: &str) {
-    let mut n = s.len() as u64;
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-    out.extend_from_slice(s.as_bytes());
+/// Encodes the compact driver record of `d` into the front of `out` (sized with
+/// [`encoded_len_driver`], e.g. a ring slot); returns the bytes written.
+pub fn encode_driver(d: &DriverSpanRef<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
+    let e = &d.envelope;
+    encode_with(KIND_DRIVER, envelope_flags(e), encoded_len_driver(d), out, |w| {
+        write_envelope_fixed(w, e);
+        w.u64(d.end_ns);
+        w.bytes(&[d.op as u8, driver_presence(d)]);
+        w.bytes(&d.peer_port.to_le_bytes());
+        w.bytes(&d.rows.to_le_bytes());
+        match d.origin_id {
+            Some(id) => w.bytes(&id.to_le_bytes()),
+            None => {
+                for s in [e.tenant, e.workspace, e.region, e.dialect, d.component] {
+                    w.str(s);
+                }
+            }
+        }
+        for text in [d.error_type, d.status_code, d.slo_class].into_iter().flatten() {
+            w.str(text);
+        }
+        match (&d.statement, d.statement_id) {
+            (Some(_), Some(id)) => w.bytes(&id.to_le_bytes()),
+            (Some(s), None) => {
+                for part in [s.text, s.operation, s.table, s.summary] {
+                    w.str(part);
+                }
+            }
+            (None, _) => {}
+        }
+        w.str(d.db_namespace);
+        w.str(d.peer_name);
+    })
+}
+
+/// Appends the compact driver record of `d` to `out`.
+pub fn encode_driver_to_vec(d: &DriverSpanRef<'_>, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
+    encode_vec(encoded_len_driver(d), out, |b| encode_driver(d, b))
 }

@@ -26,6 +26,12 @@ pub const DRIVER_HAS_STATEMENT: u8 = 1 << 1;
 pub const DRIVER_HAS_STATUS_CODE: u8 = 1 << 2;
 /// The statement's SLO class (`sqlx.class`, seed 001 §7) follows.
 pub const DRIVER_HAS_SLO_CLASS: u8 = 1 << 3;
+/// The statement is named by its id in [`crate::sql::interned`] (4 bytes)
+/// instead of carried inline; set together with `DRIVER_HAS_STATEMENT`.
+pub const DRIVER_HAS_STATEMENT_ID: u8 = 1 << 4;
+/// Tenant, workspace, region, dialect and component are named by their id in
+/// [`crate::record::origin`] (4 bytes) instead of carried as five strings.
+pub const DRIVER_HAS_ORIGIN_ID: u8 = 1 << 5;
 
 /// Flag bits (byte 3): which optional fixed-width envelope fields follow.
 /// Zero ids are omitted, which keeps untraced records (e.g. rewards) small.
