@@ -204,3 +204,44 @@ def test_a_reload_with_another_tenant_is_seen_by_the_next_call(tmp_path: Path, m
     assert [(a["db.query.summary"], a.get("sqlx.tenant"), a.get("sqlx.workspace"), a["db.system.name"])
             for _, _, a in rows] == [("SELECT before", "acme", "shop", "sqlite"), ("SELECT after", "globex", None, "sqlite")]
     assert errors == []
+
+
+FINALIZED: list[str] = []
+
+
+class ConnWithWeakrefs:
+    def __init__(self, namespace: str) -> None:
+        self._ats_db = namespace
+
+    def __del__(self) -> None:
+        FINALIZED.append(self._ats_db)
+
+
+class ConnWithoutWeakrefs:
+    __slots__ = ("_ats_db",)
+
+    def __init__(self, namespace: str) -> None:
+        self._ats_db = namespace
+
+    def __del__(self) -> None:
+        FINALIZED.append(self._ats_db)
+
+
+@pytest.mark.parametrize("conn_class", [ConnWithWeakrefs, ConnWithoutWeakrefs])
+def test_a_new_connection_at_a_dead_ones_address_gets_its_own_namespace(home: Path, conn_class: type) -> None:
+    # The tracer remembers connections' namespaces by address (through a weak reference where
+    # the class has them); CPython hands a freed object's memory to the next one of its size,
+    # so this loop reuses addresses (checked below).
+    errors: list[BaseException] = []
+    t = tracer(lambda c, s: None, errors, via_connection=False).method()
+    FINALIZED.clear()
+    addresses = []
+    for i in range(40):
+        conn = conn_class(f"db{i}.db")
+        addresses.append(id(conn))
+        t(conn, "SELECT 1")
+        del conn
+    assert len(set(addresses)) < len(addresses), "no address was reused: the test proves nothing"
+    assert FINALIZED == [f"db{i}.db" for i in range(40)], "the tracer kept a connection alive"
+    assert [a["db.namespace"] for _, _, a in stored(home)] == [f"db{i}.db" for i in range(40)]
+    assert errors == []

@@ -264,6 +264,26 @@ def test_record_query_builds_the_driver_span_and_metrics(tmp_path: Path) -> None
     assert ('{"db.system.name":"sqlite"}',) in dur
 
 
+def test_driver_metrics_count_every_call_once_kept_sampled_out_or_dropped(tmp_path: Path) -> None:
+    # A kept call's metrics are recorded by the flusher when it decodes the record; a call
+    # sampled out or dropped because the ring was full is recorded on the spot.
+    p = make(tmp_path, sample_ratio=0.5, ring_bytes=4096, flush_interval_ms=60_000,
+             metrics_interval_ms=3_600_000)
+    kept = [p.record_query(1, "sqlite", "SELECT 1 FROM t", 0, 2_000_000) for _ in range(300)]
+    stats = p.stats()
+    assert p.shutdown(5.0)
+    pushed, full = stats["pushed"], stats["dropped"]["ring_full"]
+    assert pushed == sum(1 for k in kept if k) > 0
+    assert full > 0 and 300 - pushed - full > 0  # all three fates occurred
+    db = store_reader.connect(tmp_path / "ats.db")
+    assert db.execute("SELECT count(*) FROM spans_v").fetchone() == (pushed,)
+    lat = json.loads(db.execute("SELECT histogram FROM metric_points WHERE name = 'sqlx_driver_latency_ms'"
+                                " AND labels = '{\"dialect\":\"sqlite\",\"op\":\"query\"}'").fetchone()[0])
+    assert (lat["count"], lat["sum"]) == (300, pytest.approx(600.0))
+    (dur,) = db.execute("SELECT histogram FROM metric_points WHERE name = 'db.client.operation.duration'").fetchone()
+    assert json.loads(dur)["count"] == 300
+
+
 def test_record_query_rejects_bad_op_and_dialect() -> None:
     p = _native.Pipeline()
     with pytest.raises(ValueError, match="op must be"):

@@ -191,8 +191,10 @@ def _make_connection_class(base: type[sqlite3.Connection]) -> type[sqlite3.Conne
             raise
 
     class Connection(base):  # type: ignore[valid-type,misc]
-        # A slot, not a __dict__: sqlite3.Connection has none and users cannot tell.
-        __slots__ = ("_ats_db",)
+        # Slots, not a __dict__: sqlite3.Connection has none and users cannot tell. A weak
+        # reference lets the native tracer remember the connection's namespace without keeping
+        # it alive (unless the caller's class already has one).
+        __slots__ = ("_ats_db",) if base.__weakrefoffset__ else ("_ats_db", "__weakref__")
         _ats_instrumented: Final = True
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -10,10 +10,10 @@
 use std::sync::OnceLock;
 
 use crate::metrics::{CounterHandle, HistogramHandle, LabelSet, MetricsError, MetricsRegistry};
-use crate::record::codec::{encode_driver, encoded_len_driver};
+use crate::record::codec::{encode_driver_sized, encoded_len_driver};
 use crate::flusher::Pipeline;
 use crate::ring::DropReason;
-use crate::record::{DriverSpanRef, EnvelopeRef, StatementRef};
+use crate::record::{AttrValue, DriverSpanRef, EnvelopeRef, SpanRecord, StatementRef, Status};
 use crate::sql::{Dialect, Normalized};
 
 pub use crate::record::DriverOp;
@@ -29,8 +29,12 @@ pub struct DriverCall<'a> {
     /// carries the id instead of the text.
     pub statement_id: Option<u32>,
     /// The id in [`crate::record::origin`] of (tenant, workspace, region,
-    /// dialect, component), when the caller has one.
+    /// dialect, component, db_namespace), when the caller has one; those
+    /// fields are then not encoded.
     pub origin_id: Option<u32>,
+    /// The driver metrics are left to the flusher (which records them when it
+    /// decodes the record) instead of [`DriverMetrics::observe`] here.
+    pub metrics_pending: bool,
     pub start_ns: u64,
     pub end_ns: u64,
     /// Error class (e.g. `OperationalError`); `Some` marks the call failed.
@@ -91,18 +95,37 @@ impl DriverMetrics {
     }
 
     pub fn observe(&self, call: &DriverCall<'_>) {
-        let elapsed_ns = call.end_ns.saturating_sub(call.start_ns) as f64;
-        let di = Self::dialect_index(call.dialect);
-        if let Some(cell) = self.latency_sets.get(di * OPS + call.op as usize) {
-            let set = cell.get_or_init(|| self.latency.bind(&[("dialect", call.dialect.as_str()), ("op", call.op.label())]));
+        self.observe_parts(call.dialect, call.op, call.end_ns.saturating_sub(call.start_ns), call.error_type);
+    }
+
+    /// [`Self::observe`] for a call the flusher decoded from a driver record
+    /// (one with [`DriverSpanRef::metrics_pending`]); other spans are ignored.
+    pub fn observe_decoded(&self, span: &SpanRecord) {
+        let Some(op) = DriverOp::ALL.into_iter().find(|op| op.event_name() == span.name) else { return };
+        let Ok(dialect) = span.envelope.dialect.parse::<Dialect>() else { return };
+        let error_type = match span.status {
+            Status::Error => span.attributes.iter().find(|(k, _)| k == "error.type").and_then(|(_, v)| match v {
+                AttrValue::Str(s) => Some(s.as_str()),
+                _ => None,
+            }),
+            _ => None,
+        };
+        self.observe_parts(dialect, op, span.end_ns.saturating_sub(span.envelope.ts_ns), error_type);
+    }
+
+    fn observe_parts(&self, dialect: Dialect, op: DriverOp, elapsed_ns: u64, error_type: Option<&str>) {
+        let elapsed_ns = elapsed_ns as f64;
+        let di = Self::dialect_index(dialect);
+        if let Some(cell) = self.latency_sets.get(di * OPS + op as usize) {
+            let set = cell.get_or_init(|| self.latency.bind(&[("dialect", dialect.as_str()), ("op", op.label())]));
             self.latency.record_to(set, elapsed_ns / 1e6);
         }
         if let Some(cell) = self.duration_sets.get(di) {
-            let set = cell.get_or_init(|| self.duration.bind(&[("db.system.name", db_system(call.dialect))]));
+            let set = cell.get_or_init(|| self.duration.bind(&[("db.system.name", db_system(dialect))]));
             self.duration.record_to(set, elapsed_ns / 1e9);
         }
-        if let Some(class) = call.error_type {
-            self.errors.add(&[("dialect", call.dialect.as_str()), ("class", class)], 1);
+        if let Some(class) = error_type {
+            self.errors.add(&[("dialect", dialect.as_str()), ("class", class)], 1);
         }
     }
 }
@@ -114,8 +137,9 @@ pub fn push_driver_span(pipeline: &Pipeline, call: &DriverCall<'_>) -> Result<()
     let span = driver_span(call);
     // The slot is exactly this long, so the encoder cannot fail (a record over the ring's
     // limit is refused by the ring before anything is written).
-    pipeline.push_with(encoded_len_driver(&span), |slot| {
-        let _ = encode_driver(&span, slot);
+    let len = encoded_len_driver(&span);
+    pipeline.push_with(len, |slot| {
+        let _ = encode_driver_sized(&span, len, slot);
     })
 }
 
@@ -140,6 +164,7 @@ fn driver_span<'a>(call: &DriverCall<'a>) -> DriverSpanRef<'a> {
         slo_class: call.slo_class,
         statement_id: call.statement_id,
         origin_id: call.origin_id,
+        metrics_pending: call.metrics_pending,
         statement: call.statement.map(|s| StatementRef {
             text: &s.text,
             operation: &s.operation,

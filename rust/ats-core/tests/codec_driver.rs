@@ -27,6 +27,7 @@ fn call<'a>(statement: Option<StatementRef<'a>>, error_type: Option<&'a str>) ->
         statement,
         statement_id: None,
         origin_id: None,
+        metrics_pending: false,
         component: "ats-psycopg",
         db_namespace: "shop",
         peer_name: "db.internal",
@@ -217,10 +218,13 @@ fn an_interned_statement_travels_as_its_id_and_decodes_to_the_same_span() {
 
     // The five constant strings by their origin id: the same span again.
     let e = &d.envelope;
-    d.origin_id = Some(intern_origin(e.tenant, e.workspace, e.region, e.dialect, d.component).unwrap());
+    d.origin_id = Some(intern_origin(e.tenant, e.workspace, e.region, e.dialect, d.component, d.db_namespace).unwrap());
     let mut with_origin = Vec::new();
     encode_driver_to_vec(&d, &mut with_origin).unwrap();
-    let strings = [e.tenant, e.workspace, e.region, e.dialect, d.component].iter().map(|s| s.len() + 1).sum::<usize>();
+    let strings = [e.tenant, e.workspace, e.region, e.dialect, d.component, d.db_namespace]
+        .iter()
+        .map(|s| s.len() + 1)
+        .sum::<usize>();
     assert_eq!(with_origin.len(), by_id.len() - strings + 4);
     assert_eq!(decode(&with_origin).unwrap(), decode(&inline).unwrap());
 }

@@ -7,12 +7,15 @@
 //! deactivates it at `shutdown`; the context variables stay Python objects
 //! (they are what `ats.span` and the OpenTelemetry bridge set).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyDict, PyString, PyWeakrefMethods, PyWeakrefReference};
 
 use ats_core::query::DriverOp;
 use ats_core::sql::{interned, Dialect, Normalized as CoreNormalized};
@@ -26,12 +29,45 @@ use crate::traced_method::new_traced_method;
 
 struct Active {
     pipeline: Py<PyPipeline>,
-    /// Bound `ContextVar.get` of the current span and of the suppression flag.
-    span_get: Py<PyAny>,
-    suppressed_get: Py<PyAny>,
+    /// The context variables of the current span and of the suppression flag.
+    span_var: Py<PyAny>,
+    suppressed_var: Py<PyAny>,
     /// Called when no ATS span is current and OpenTelemetry is imported.
     otel_probe: Py<PyAny>,
     sys_modules: Py<PyDict>,
+    /// Whether `opentelemetry.trace` was in `sys.modules` when it had this many entries: looked
+    /// up again only when the count changes (an import adds an entry).
+    modules_seen: AtomicUsize,
+    otel_imported: AtomicBool,
+}
+
+extern "C" {
+    // The C API of `ContextVar.get()` (CPython >= 3.7; outside the limited API).
+    fn PyContextVar_Get(var: *mut ffi::PyObject, default: *mut ffi::PyObject, value: *mut *mut ffi::PyObject) -> c_int;
+}
+
+/// `var.get()` without a method call; `None` when unset and without a default.
+fn context_var_get<'py>(py: Python<'py>, var: &Py<PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let mut value = std::ptr::null_mut();
+    // SAFETY: `var` was checked to be a ContextVar in `activate`; the GIL is held.
+    unsafe {
+        if PyContextVar_Get(var.as_ptr(), std::ptr::null_mut(), &mut value) < 0 {
+            return Err(PyErr::take(py).unwrap_or_else(|| PyRuntimeError::new_err("ContextVar.get failed")));
+        }
+        Ok(if value.is_null() { py.None().into_bound(py) } else { Bound::from_owned_ptr(py, value) })
+    }
+}
+
+impl Active {
+    fn otel_imported(&self, py: Python<'_>) -> PyResult<bool> {
+        let modules = self.sys_modules.bind(py);
+        let count = modules.len();
+        if count != self.modules_seen.load(Ordering::Relaxed) {
+            self.otel_imported.store(modules.contains(intern!(py, "opentelemetry.trace"))?, Ordering::Relaxed);
+            self.modules_seen.store(count, Ordering::Relaxed);
+        }
+        Ok(self.otel_imported.load(Ordering::Relaxed))
+    }
 }
 
 static ACTIVE: RwLock<Option<Arc<Active>>> = RwLock::new(None);
@@ -50,12 +86,20 @@ fn activate(
     otel_probe: Py<PyAny>,
 ) -> PyResult<()> {
     let sys_modules = py.import("sys")?.getattr("modules")?.downcast_into::<PyDict>()?.unbind();
+    let context_var = py.import("contextvars")?.getattr("ContextVar")?;
+    for var in [span_var, suppressed_var] {
+        if !var.get_type().is(&context_var) {
+            return Err(PyTypeError::new_err("activate: span_var and suppressed_var must be contextvars.ContextVar"));
+        }
+    }
     let active = Active {
         pipeline,
-        span_get: span_var.getattr("get")?.unbind(),
-        suppressed_get: suppressed_var.getattr("get")?.unbind(),
+        span_var: span_var.clone().unbind(),
+        suppressed_var: suppressed_var.clone().unbind(),
         otel_probe,
         sys_modules,
+        modules_seen: AtomicUsize::new(usize::MAX),
+        otel_imported: AtomicBool::new(false),
     };
     *ACTIVE.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(active));
     Ok(())
@@ -72,8 +116,8 @@ use ats_core::clock::now_ns;
 
 /// The current span as a parent, or a fresh root.
 fn parent_of(py: Python<'_>, a: &Active) -> PyResult<ParentRef> {
-    let mut span = a.span_get.call0(py)?.into_bound(py);
-    if span.is_none() && a.sys_modules.bind(py).contains(intern!(py, "opentelemetry.trace"))? {
+    let mut span = context_var_get(py, &a.span_var)?;
+    if span.is_none() && a.otel_imported(py)? {
         span = a.otel_probe.call0(py)?.into_bound(py);
     }
     if span.is_none() {
@@ -149,7 +193,7 @@ fn suppression_used() {
 
 /// The parent of a call recorded now, or `None` when recording is suppressed here.
 fn context(py: Python<'_>, active: &Active) -> PyResult<Option<ParentRef>> {
-    if SUPPRESSION_USED.load(Ordering::Relaxed) && active.suppressed_get.call0(py)?.bind(py).is_truthy()? {
+    if SUPPRESSION_USED.load(Ordering::Relaxed) && context_var_get(py, &active.suppressed_var)?.is_truthy()? {
         return Ok(None);
     }
     parent_of(py, active).map(Some)
@@ -163,20 +207,30 @@ fn record_call(active: &Active, parent: ParentRef, call: Call<'_>) -> u64 {
     )
 }
 
-/// Statements a tracer saw, by the identity of their `str` (direct-mapped on its address):
-/// programs pass the same constant objects on every call, so a text is neither read, hashed
-/// nor looked up again. An entry holds its string, so the address cannot be reused meanwhile.
+/// What a tracer remembers, direct-mapped on object addresses: statements by the identity of
+/// their `str` (programs pass the same constant objects on every call, so a text is neither
+/// read, hashed nor looked up again; an entry holds its string, so the address cannot be
+/// reused meanwhile) and connections' origin ids.
 const MEMO_SLOTS: usize = 64;
 
 struct Memo {
     statements: [Option<StatementMemo>; MEMO_SLOTS],
-    /// The serial of the pipeline the origin id was made for, and the id.
-    origin: (u64, Option<u32>),
+    connections: [Option<ConnectionMemo>; MEMO_SLOTS],
+    /// The last connection class found without weak references (its connections' records
+    /// carry their namespace inline rather than fail to be remembered on every call).
+    unreferenceable: usize,
 }
 
-fn memo_slot(sql: &Bound<'_, PyString>) -> usize {
+struct ConnectionMemo {
+    connection: Py<PyWeakrefReference>,
+    /// The pipeline the id was made for.
+    serial: u64,
+    origin_id: u32,
+}
+
+fn memo_slot(object: *mut ffi::PyObject) -> usize {
     // Objects are 16-byte aligned: the low bits carry nothing.
-    (sql.as_ptr() as usize >> 4) % MEMO_SLOTS
+    (object as usize >> 4) % MEMO_SLOTS
 }
 
 struct StatementMemo {
@@ -223,7 +277,11 @@ impl CallTracer {
             via_connection,
             on_error,
             enabled: AtomicBool::new(true),
-            memo: Mutex::new(Box::new(Memo { statements: std::array::from_fn(|_| None), origin: (0, None) })),
+            memo: Mutex::new(Box::new(Memo {
+                statements: std::array::from_fn(|_| None),
+                connections: std::array::from_fn(|_| None),
+                unreferenceable: 0,
+            })),
         })
     }
 
@@ -304,10 +362,13 @@ impl CallTracer {
         };
         let error_type = error_name.as_ref().map(|n| n.to_str()).transpose()?;
         let owner = if self.via_connection { target.getattr(intern!(py, "connection"))? } else { target.clone() };
-        let db = owner.getattr(intern!(py, "_ats_db"))?;
-        let db_namespace = db.downcast::<PyString>()?.to_str()?;
         let Some(parent) = context(py, &active)? else { return Ok(()) };
-        let record = |statement: Option<Statement<'_>>, origin_id: Option<u32>| {
+        let pipeline = active.pipeline.get();
+        let record = |statement: Option<Statement<'_>>, origin: &Origin<'_>| {
+            let (origin_id, db_namespace) = match origin {
+                Origin::Interned(id) => (Some(*id), ""),
+                Origin::Inline(namespace) => (None, *namespace),
+            };
             let call = Call {
                 op: self.op,
                 dialect: self.dialect,
@@ -324,20 +385,26 @@ impl CallTracer {
         };
         // Only re-entry (a query run from inside the OpenTelemetry probe) finds the memo busy.
         let Ok(mut memo) = self.memo.try_lock() else {
+            let namespace = namespace_of(&owner)?;
             let normalized = sql.downcast::<PyString>().ok().map(|s| normalize_cached(&lossy(s), self.dialect));
-            record(normalized.as_deref().map(|n| Statement { normalized: n, id: None }), None);
+            let statement = normalized.as_deref().map(|n| Statement { normalized: n, id: None });
+            record(statement, &Origin::Inline(namespace.to_str()?));
             return Ok(());
         };
-        let pipeline = active.pipeline.get();
-        if memo.origin.0 != pipeline.serial() {
-            memo.origin = (pipeline.serial(), pipeline.origin_id(self.dialect, &self.component));
-        }
-        let origin_id = memo.origin.1;
+        let memo = &mut **memo;
+        let namespace;
+        let origin = match self.origin_of(py, memo, &owner, pipeline)? {
+            Some(id) => Origin::Interned(id),
+            None => {
+                namespace = namespace_of(&owner)?;
+                Origin::Inline(namespace.to_str()?)
+            }
+        };
         let Ok(sql) = sql.downcast::<PyString>() else {
-            record(None, origin_id);
+            record(None, &origin);
             return Ok(());
         };
-        let slot = &mut memo.statements[memo_slot(sql)];
+        let slot = &mut memo.statements[memo_slot(sql.as_ptr())];
         if !slot.as_ref().is_some_and(|m| m.sql.as_ptr() == sql.as_ptr()) {
             let normalized = normalize_cached(&lossy(sql), self.dialect);
             let id = interned::intern(&normalized);
@@ -347,10 +414,57 @@ impl CallTracer {
             }
         }
         if let Some(m) = slot.as_ref() {
-            record(Some(Statement { normalized: &m.normalized, id: m.id }), origin_id);
+            record(Some(Statement { normalized: &m.normalized, id: m.id }), &origin);
         }
         Ok(())
     }
+
+    /// The origin id of calls on `connection` through `pipeline`, remembered per connection
+    /// (by a weak reference, so a new connection at a dead one's address is not mistaken for
+    /// it); `None` when the origin table is full.
+    fn origin_of(
+        &self,
+        py: Python<'_>,
+        memo: &mut Memo,
+        connection: &Bound<'_, PyAny>,
+        pipeline: &PyPipeline,
+    ) -> PyResult<Option<u32>> {
+        let class = connection.get_type().as_ptr() as usize;
+        if class == memo.unreferenceable {
+            return Ok(None);
+        }
+        let slot = &mut memo.connections[memo_slot(connection.as_ptr())];
+        if let Some(m) = slot.as_ref() {
+            if m.serial == pipeline.serial() && m.connection.bind(py).upgrade().is_some_and(|c| c.is(connection)) {
+                return Ok(Some(m.origin_id));
+            }
+        }
+        let Ok(weak) = PyWeakrefReference::new(connection) else {
+            memo.unreferenceable = class;
+            return Ok(None);
+        };
+        let namespace = namespace_of(connection)?;
+        let Some(origin_id) = pipeline.origin_id(self.dialect, &self.component, namespace.to_str()?) else {
+            return Ok(None);
+        };
+        let old = slot.replace(ConnectionMemo { connection: weak.unbind(), serial: pipeline.serial(), origin_id });
+        if let Some(old) = old {
+            old.connection.drop_ref(py);
+        }
+        Ok(Some(origin_id))
+    }
+}
+
+/// The database namespace the plugin stored on a connection.
+fn namespace_of<'py>(connection: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyString>> {
+    Ok(connection.getattr(intern!(connection.py(), "_ats_db"))?.downcast_into::<PyString>()?)
+}
+
+/// What a record names its origin by.
+enum Origin<'a> {
+    Interned(u32),
+    /// The namespace, inline (with the resource, dialect and component).
+    Inline(&'a str),
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

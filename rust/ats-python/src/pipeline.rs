@@ -67,7 +67,7 @@ pub struct PyPipeline {
     inner: Pipeline,
     resource: Resource,
     registry: MetricsRegistry,
-    driver_metrics: DriverMetrics,
+    driver_metrics: Arc<DriverMetrics>,
     /// Boxed: the rate limiter's cache-padded shards need more alignment than
     /// a Python object's memory guarantees.
     sampling: Box<Sampling>,
@@ -171,7 +171,7 @@ impl PyPipeline {
         });
         // Built-in instruments (driver metrics) live in the same registry as the user's.
         let registry = metrics.map(|m| m.registry.clone()).unwrap_or_else(PyMetrics::fresh_registry);
-        let driver_metrics = DriverMetrics::new(&registry).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let driver_metrics = Arc::new(DriverMetrics::new(&registry).map_err(|e| PyValueError::new_err(e.to_string()))?);
         let stages = StageArgs {
             redact,
             scrub_patterns,
@@ -180,6 +180,7 @@ impl PyPipeline {
             metrics: registry.clone(),
             metrics_interval_ms,
             resource: Envelope { tenant: tenant.clone(), workspace: workspace.clone(), region: region.clone(), ..Envelope::default() },
+            driver_metrics: Arc::clone(&driver_metrics),
         };
         let stages_factory = stages.factory()?;
         let config = PipelineConfig {
@@ -482,11 +483,11 @@ impl PyPipeline {
         self.serial
     }
 
-    /// The id of this pipeline's resource with `dialect` and `component`, for
+    /// The id of this pipeline's resource with `dialect`, `component` and `db_namespace`, for
     /// [`Self::record_driver`] (callers cache it with [`Self::serial`]).
-    pub(crate) fn origin_id(&self, dialect: Dialect, component: &str) -> Option<u32> {
+    pub(crate) fn origin_id(&self, dialect: Dialect, component: &str, db_namespace: &str) -> Option<u32> {
         let r = &self.resource;
-        intern_origin(&r.tenant, &r.workspace, &r.region, dialect.as_str(), component)
+        intern_origin(&r.tenant, &r.workspace, &r.region, dialect.as_str(), component, db_namespace)
     }
 
     /// The one native step per database call (the statement already normalised):
@@ -519,6 +520,7 @@ impl PyPipeline {
                 statement: statement.map(|s| s.normalized),
                 statement_id: statement.and_then(|s| s.id),
                 origin_id,
+                metrics_pending: false,
                 start_ns,
                 end_ns,
                 error_type: outcome.error_type,
@@ -536,7 +538,6 @@ impl PyPipeline {
                 workspace: &self.resource.workspace,
                 region: &self.resource.region,
             };
-            self.driver_metrics.observe(&call);
             let input = SamplingInput {
                 trace_id,
                 parent: self.sampling.parent(parent.span_id, parent.sampled, false),
@@ -546,10 +547,18 @@ impl PyPipeline {
                 now_ns: end_ns,
             };
             if !self.sampling.keep(&input) {
+                self.driver_metrics.observe(&call);
                 return 0;
             }
             call.span_id = if root_span_id != 0 { root_span_id } else { new_span_id() };
-            if push_driver_span(&self.inner, &call).is_ok() { call.span_id } else { 0 }
+            // A pushed record's metrics are recorded by the flusher when it decodes it: off the
+            // app thread, and still exactly once per call.
+            call.metrics_pending = true;
+            if push_driver_span(&self.inner, &call).is_ok() {
+                return call.span_id;
+            }
+            self.driver_metrics.observe(&call);
+            0
         })
     }
 }

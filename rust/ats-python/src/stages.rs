@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use ats_core::query::DriverMetrics;
 use ats_core::flusher::{Stages, StagesFactory};
 use ats_core::metrics::MetricsRegistry;
 use ats_core::record::Envelope;
@@ -22,6 +23,8 @@ pub struct StageArgs {
     pub metrics: MetricsRegistry,
     pub metrics_interval_ms: u64,
     pub resource: Envelope,
+    /// Recorded on the flusher for driver records that leave them pending.
+    pub driver_metrics: Arc<DriverMetrics>,
 }
 
 impl StageArgs {
@@ -55,8 +58,9 @@ impl StageArgs {
         let metrics = self.metrics;
         let interval_ns = self.metrics_interval_ms.max(1).saturating_mul(1_000_000);
         let resource = self.resource;
+        let driver_metrics = self.driver_metrics;
         Ok(Box::new(move || {
-            let mut stages = Stages::default();
+            let mut stages = Stages { driver_metrics: Some(Arc::clone(&driver_metrics)), ..Stages::default() };
             // Tail sampling first: scrubbing what will be dropped is wasted work.
             if let Some(config) = &tail {
                 if let Ok(stage) = TailStage::new(config.clone()) {

@@ -40,6 +40,9 @@ use crate::ring::Ring;
 pub struct Stages {
     pub collectors: Vec<Box<dyn Collector>>,
     pub processors: Vec<Box<dyn Processor>>,
+    /// Records the driver metrics of decoded driver records that left them
+    /// pending (the app thread's share of a traced call, moved here).
+    pub driver_metrics: Option<Arc<crate::query::DriverMetrics>>,
 }
 
 /// Flusher tuning.
@@ -163,7 +166,7 @@ impl Flusher {
         collectors: Vec<Box<dyn Collector>>,
         config: FlushConfig,
     ) -> Flusher {
-        Self::start_staged(ring, sinks, Stages { collectors, processors: Vec::new() }, config)
+        Self::start_staged(ring, sinks, Stages { collectors, processors: Vec::new(), driver_metrics: None }, config)
     }
 
     /// [`start`](Self::start) with processors as well as collectors.

@@ -77,7 +77,7 @@ impl Pipeline {
         Self::with_stages(
             config,
             sinks,
-            Box::new(move || Stages { collectors: collectors(), processors: Vec::new() }),
+            Box::new(move || Stages { collectors: collectors(), processors: Vec::new(), driver_metrics: None }),
         )
     }
 

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::{Collector, FlushConfig, FlusherStats, Processor, Shared, Sink, Stages};
+use crate::query::DriverMetrics;
+use crate::record::codec::layout::{F_DRIVER_METRICS_PENDING, KIND_DRIVER};
 use crate::record::{codec, Record};
 
 /// Payload bytes taken from the ring per `drain` call; bounds how long the
@@ -19,6 +21,7 @@ struct Worker {
     sinks: Vec<Box<dyn Sink>>,
     collectors: Vec<Box<dyn Collector>>,
     processors: Vec<Box<dyn Processor>>,
+    driver_metrics: Option<Arc<DriverMetrics>>,
     /// Record pool: `batch[..batch_len]` is the current batch; the rest are
     /// decoded-into again so steady-state decoding reuses their allocations.
     batch: Vec<Record>,
@@ -63,6 +66,9 @@ pub(crate) fn run(
     };
     let threshold = ((ring.capacity_bytes() as f64 * ratio) as usize).max(1);
     ring.set_waker(threshold, std::thread::current());
+    // Here, not on the app thread: a producer writing a never-touched page would take the
+    // page fault inside the program's call.
+    ring.prefault();
     let interval = config.interval.max(Duration::from_millis(1));
     let batch_max = config.batch_max_records.max(1);
 
@@ -75,6 +81,7 @@ pub(crate) fn run(
         sinks,
         collectors: stages.collectors,
         processors: stages.processors,
+        driver_metrics: stages.driver_metrics,
         batch: Vec::with_capacity(batch_max.min(1 << 16)),
         batch_len: 0,
         collected: Vec::new(),
@@ -148,6 +155,7 @@ impl Worker {
             let room = self.batch_max - self.batch_len;
             let before = ring.read_position();
             let (batch, len, stats) = (&mut self.batch, &mut self.batch_len, &mut self.stats);
+            let driver_metrics = self.driver_metrics.as_deref();
             let n = ring.drain_bounded(DRAIN_CHUNK, room, |bytes| {
                 let res = match batch.get_mut(*len) {
                     Some(slot) => codec::decode_into(bytes, slot),
@@ -155,6 +163,11 @@ impl Worker {
                 };
                 match res {
                     Ok(()) => {
+                        if let (Some(metrics), Record::Span(span)) = (driver_metrics, &batch[*len]) {
+                            if bytes[2] == KIND_DRIVER && bytes[3] & F_DRIVER_METRICS_PENDING != 0 {
+                                metrics.observe_decoded(span);
+                            }
+                        }
                         *len += 1;
                         stats.records_decoded += 1;
                     }

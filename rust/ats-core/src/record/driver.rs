@@ -86,8 +86,13 @@ pub struct DriverSpanRef<'a> {
     /// its strings (which must then be those of the interned statement).
     pub statement_id: Option<u32>,
     /// The id in [`crate::record::origin`] of the envelope's tenant, workspace,
-    /// region and dialect and of `component`: encoded instead of those strings.
+    /// region and dialect and of `component` and `db_namespace`: encoded
+    /// instead of those strings, which the encoder then does not read (the
+    /// decoder fills them in from the origin).
     pub origin_id: Option<u32>,
+    /// The driver metrics of this call are left to whoever decodes the
+    /// record (see [`crate::record::codec::layout::F_DRIVER_METRICS_PENDING`]).
+    pub metrics_pending: bool,
     pub component: &'a str,
     pub db_namespace: &'a str,
     pub peer_name: &'a str,

@@ -357,7 +357,7 @@ fn read_envelope_fixed(r: &mut Reader<'_>, flags: u8, e: &mut Envelope) -> Resul
 }
 
 fn read_driver(r: &mut Reader<'_>, flags: u8, s: &mut SpanRecord) -> Result<(), DecodeError> {
-    if flags & (F_PLAN_HASH | F_KIND_BIT) != 0 {
+    if flags & F_PLAN_HASH != 0 {
         return Err(DecodeError::InvalidFlags { flags });
     }
     read_envelope_fixed(r, flags, &mut s.envelope)?;
@@ -377,10 +377,12 @@ fn read_driver(r: &mut Reader<'_>, flags: u8, s: &mut SpanRecord) -> Result<(), 
     let peer_port = u16::from_le_bytes(r.array()?);
     let rows = i64::from_le_bytes(r.array()?);
     let mut origin_id = None;
+    let mut known_origin = None;
     let (tenant, workspace, region, dialect, component) = if presence & DRIVER_HAS_ORIGIN_ID != 0 {
         let id = u32::from_le_bytes(r.array()?);
         origin_id = Some(id);
         let o = origin(id).ok_or(DecodeError::UnknownOrigin { id })?;
+        known_origin = Some(o);
         (o.tenant.as_str(), o.workspace.as_str(), o.region.as_str(), o.dialect.as_str(), o.component.as_str())
     } else {
         (r.str()?, r.str()?, r.str()?, r.str()?, r.str()?)
@@ -404,7 +406,11 @@ fn read_driver(r: &mut Reader<'_>, flags: u8, s: &mut SpanRecord) -> Result<(), 
     } else {
         None
     };
-    let (db_namespace, peer_name) = (r.str()?, r.str()?);
+    let db_namespace = match known_origin {
+        Some(o) => o.db_namespace.as_str(),
+        None => r.str()?,
+    };
+    let peer_name = r.str()?;
     for (dst, src) in [
         (&mut s.envelope.tenant, tenant),
         (&mut s.envelope.workspace, workspace),
@@ -429,7 +435,7 @@ fn read_driver(r: &mut Reader<'_>, flags: u8, s: &mut SpanRecord) -> Result<(), 
     };
     let d = DriverSpanRef {
         envelope, end_ns, op, error_type, status_code, slo_class, statement, statement_id, origin_id, component,
-        db_namespace, peer_name, peer_port, rows,
+        db_namespace, peer_name, peer_port, rows, metrics_pending: flags & F_DRIVER_METRICS_PENDING != 0,
     };
     expand_into(&d, s);
     Ok(())

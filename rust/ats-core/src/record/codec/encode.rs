@@ -523,15 +523,21 @@ pub fn encoded_len_driver(d: &DriverSpanRef<'_>) -> usize {
         + if d.origin_id.is_some() { 4 } else { envelope_strings_len(e) + str_len(d.component) }
         + [d.error_type, d.status_code, d.slo_class].into_iter().flatten().map(str_len).sum::<usize>()
         + statement
-        + str_len(d.db_namespace)
+        + if d.origin_id.is_some() { 0 } else { str_len(d.db_namespace) }
         + str_len(d.peer_name)
 }
 
 /// Encodes the compact driver record of `d` into the front of `out` (sized with
 /// [`encoded_len_driver`], e.g. a ring slot); returns the bytes written.
 pub fn encode_driver(d: &DriverSpanRef<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
+    encode_driver_sized(d, encoded_len_driver(d), out)
+}
+
+/// [`encode_driver`] with `len` = [`encoded_len_driver`]`(d)` already known.
+pub fn encode_driver_sized(d: &DriverSpanRef<'_>, len: usize, out: &mut [u8]) -> Result<usize, EncodeError> {
     let e = &d.envelope;
-    encode_with(KIND_DRIVER, envelope_flags(e), encoded_len_driver(d), out, |w| {
+    let flags = envelope_flags(e) | if d.metrics_pending { F_DRIVER_METRICS_PENDING } else { 0 };
+    encode_with(KIND_DRIVER, flags, len, out, |w| {
         write_envelope_fixed(w, e);
         w.u64(d.end_ns);
         w.bytes(&[d.op as u8, driver_presence(d)]);
@@ -557,7 +563,9 @@ pub fn encode_driver(d: &DriverSpanRef<'_>, out: &mut [u8]) -> Result<usize, Enc
             }
             (None, _) => {}
         }
-        w.str(d.db_namespace);
+        if d.origin_id.is_none() {
+            w.str(d.db_namespace);
+        }
         w.str(d.peer_name);
     })
 }

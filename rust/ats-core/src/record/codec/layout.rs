@@ -29,8 +29,9 @@ pub const DRIVER_HAS_SLO_CLASS: u8 = 1 << 3;
 /// The statement is named by its id in [`crate::sql::interned`] (4 bytes)
 /// instead of carried inline; set together with `DRIVER_HAS_STATEMENT`.
 pub const DRIVER_HAS_STATEMENT_ID: u8 = 1 << 4;
-/// Tenant, workspace, region, dialect and component are named by their id in
-/// [`crate::record::origin`] (4 bytes) instead of carried as five strings.
+/// Tenant, workspace, region, dialect, component and database namespace are
+/// named by their id in [`crate::record::origin`] (4 bytes) instead of carried
+/// as six strings.
 pub const DRIVER_HAS_ORIGIN_ID: u8 = 1 << 5;
 
 /// Flag bits (byte 3): which optional fixed-width envelope fields follow.
@@ -40,8 +41,13 @@ pub const F_SPAN_ID: u8 = 1 << 1;
 pub const F_PARENT_SPAN_ID: u8 = 1 << 2;
 pub const F_AIR_ID: u8 = 1 << 3;
 pub const F_PLAN_HASH: u8 = 1 << 4;
-/// Kind-specific bit: metric = histogram present; reward = success.
+/// Kind-specific bit: metric = histogram present; reward = success; driver =
+/// the call's driver metrics are still to be recorded, by whoever decodes it
+/// (the flusher: [`F_DRIVER_METRICS_PENDING`]).
 pub const F_KIND_BIT: u8 = 1 << 5;
+/// A driver record whose call the app thread left out of the driver metrics:
+/// the flusher records it when it decodes the record (header byte 3).
+pub const F_DRIVER_METRICS_PENDING: u8 = F_KIND_BIT;
 /// Bits a version-1 reader understands; anything else is rejected rather
 /// than silently misread.
 pub const F_KNOWN: u8 = 0b0011_1111;

@@ -64,7 +64,7 @@ pub use encode::{
     encode_log, encode_log_to_vec, encode_metric, encode_metric_to_vec, encode_record, encode_ref,
     encode_reward, encode_reward_to_vec, encode_span, encode_span_to_vec, encoded_len,
     encoded_len_log, encoded_len_metric, encoded_len_ref, encoded_len_reward, encoded_len_span,
-    with_ref, encode_driver, encode_driver_to_vec, encoded_len_driver,
+    with_ref, encode_driver, encode_driver_sized, encode_driver_to_vec, encoded_len_driver,
 };
 
 /// Why bytes could not be decoded into a record.
