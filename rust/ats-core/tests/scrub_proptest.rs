@@ -125,7 +125,16 @@ fn secret() -> impl Strategy<Value = (String, String)> {
             format!("postgres://app:{pw}@db.example.com:5432/x"),
             format!(":{pw}@")
         )),
-        "[A-Za-z0-9!#%^*]{10,24}".prop_map(|v| (format!("password={v}"), v)),
+        // At least one letter or digit: punctuation alone is not a password.
+        (
+            "[A-Za-z0-9!#%^*]{4,12}",
+            "[A-Za-z0-9]",
+            "[A-Za-z0-9!#%^*]{5,11}"
+        )
+            .prop_map(|(a, b, c)| {
+                let v = format!("{a}{b}{c}");
+                (format!("password={v}"), v)
+            }),
         "[A-Za-z0-9]{10,24}".prop_map(|v| (format!("{{\"api_key\": \"{v}\"}}"), v)),
         "[A-Za-z0-9._-]{20,40}".prop_map(|v| (format!("Authorization: Bearer {v}"), v)),
         "[A-Za-z0-9+/]{40,64}".prop_map(|body| {

@@ -9,9 +9,7 @@
 //!
 //! Only the value is replaced; the name, the operator and any quotes stay.
 
-use super::validators::{
-    extend, few_distinct, is_marker, is_placeholder_word, is_template_or_marker,
-};
+use super::validators::{extend, is_marker, is_mask, is_placeholder_word, is_template_or_marker};
 use super::{Ctx, Hit, Kind};
 
 /// Longest identifier looked at on either side of the keyword. Longer names are
@@ -409,7 +407,7 @@ fn value_ok(v: &str, quoted: bool, info: NameInfo, name: &[u8]) -> bool {
         || !v.bytes().any(|c| c.is_ascii_alphanumeric())
         || is_template_or_marker(v)
         || is_placeholder_word(v)
-        || few_distinct(v)
+        || is_mask(v)
     {
         return false;
     }

@@ -159,6 +159,10 @@ fn github_gitlab_slack_stripe_google() {
     check("glpat-hellOworld380_testin", "[API_KEY]");
     check("x GR1348941PREfix_helloworld380 y", "x [API_KEY] y");
     unchanged("glpat_hellOworld380_testin glpat-XXXXXXXXXXX-XXXXXXXX");
+    // Separators repeating is a token's structure; a repeated letter is a
+    // placeholder's.
+    check("glpat-A_0-__a____-a__-_0_A", "[API_KEY]");
+    unchanged("glpat-xxxxxxxxxxxxxxxxxxxx glpat-xxxx_xxxx-xxxx_xxxx1");
     check("xoxb-263594206564-FGqddMF8t08v8N7Oq4i57vs1", "[API_KEY]");
     check(
         "https://hooks.slack.com/services/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",
@@ -347,6 +351,23 @@ fn keyword_pairs() {
     check("password = value with spaces", "password = [SECRET]");
     check("api_key: 'k-123456'", "api_key: '[SECRET]'");
     check("apikey=AbC123xyz", "apikey=[SECRET]");
+    // One symbol most of the time is still a chosen password; only a mask
+    // of at most two distinct characters is a placeholder.
+    check("password=*%%^%A%*%%", "password=[SECRET]");
+    // No letter or digit: punctuation in code, not a password (as
+    // detect-secrets' vectors have it).
+    unchanged("password = ,.:-!@*?!");
+    unchanged("password=******** token=xxxx-xxxx password: ... secret: -->");
+    check(
+        "Authorization: Bearer _-_____A_a_A-A_a_a-_",
+        "Authorization: Bearer [CREDENTIAL]",
+    );
+    // The user's name goes; what is left is a path, not a bearer token, on
+    // the first pass and on every later one.
+    check(
+        "Bearer C:\\Users\\eyJ/home/aaaaaa/src/app.py",
+        "Bearer ~/home/aaaaaa/src/app.py",
+    );
     check(
         "access_token=ya29.a0AfH6SMB&scope=x",
         "access_token=[SECRET]&scope=x",

@@ -76,19 +76,48 @@ pub(crate) fn right_ok(b: &[u8], i: usize, class: impl Fn(u8) -> bool) -> bool {
 }
 
 /// `xxxx`, `XXXX-XXXX`, `****`, `hf_xxxxxxxx…`, `glc_1111…`: three or more
-/// characters drawn from at most two distinct ones, or eight or more where
-/// one character is the majority (ASCII case-insensitive). Random secrets
-/// never look like this.
+/// characters drawn from at most two distinct ones, or eight or more letters
+/// and digits where one of them is the majority (ASCII case-insensitive).
+/// Random secrets never look like this.
 pub(crate) fn few_distinct(v: &str) -> bool {
+    is_mask(v) || {
+        // Only letters and digits vote: `_` and `-` are a token's own
+        // separators and repeat in real ones (`glpat-A_0-__a____-a__-_0_A`).
+        let (n, _, max) = char_spread_of(v, |c| c.is_ascii_alphanumeric());
+        n >= 8 && max * 2 > n
+    }
+}
+
+/// `****`, `xxxx`, `XXXX-XXXX`: the stricter half of [`few_distinct`], for
+/// values a keyword already vouches for. A password the user chose may
+/// repeat one symbol most of the time (`*%%^%A%*%%`) and is still a secret.
+pub(crate) fn is_mask(v: &str) -> bool {
+    let (n, distinct, _) = char_spread(v);
+    n >= 3 && distinct <= 2
+}
+
+/// Non-blank length, distinct characters and the commonest one's count,
+/// ASCII case-insensitive.
+fn char_spread(v: &str) -> (u32, usize, u32) {
+    char_spread_of(v, |c| !c.is_ascii_whitespace())
+}
+
+fn char_spread_of(v: &str, counted: impl Fn(u8) -> bool) -> (u32, usize, u32) {
     let mut freq = [0u32; 256];
     let mut n = 0u32;
-    for c in v.bytes().filter(|c| !c.is_ascii_whitespace()) {
+    for c in v.bytes().filter(|&c| counted(c)) {
         freq[usize::from(c.to_ascii_lowercase())] += 1;
         n += 1;
     }
     let distinct = freq.iter().filter(|&&f| f > 0).count();
     let max = freq.iter().copied().max().unwrap_or(0);
-    (n >= 3 && distinct <= 2) || (n >= 8 && max * 2 > n)
+    (n, distinct, max)
+}
+
+/// `~/src/app.py`: a path under a home directory, which is also what a
+/// scrubbed `C:\Users\<name>` leaves behind; never a token.
+fn is_home_path(v: &str) -> bool {
+    v.starts_with("~/")
 }
 
 /// Template references and markers: `${X}`, `$X`, `{{x}}`, `$(cmd)`, `%(x)s`,
@@ -299,7 +328,12 @@ pub(crate) fn auth_header(ctx: &Ctx<'_>, _s: usize, e: usize, hits: &mut Vec<Hit
             (None, e, w_end)
         };
     let cred = &ctx.text[cs..ce];
-    if !cred.bytes().any(is_alnum) || few_distinct(cred) || is_placeholder_word(cred) {
+    // The header vouches for the value: only a mask is a placeholder here.
+    if !cred.bytes().any(is_alnum)
+        || is_mask(cred)
+        || is_placeholder_word(cred)
+        || is_home_path(cred)
+    {
         return e;
     }
     let kind = match scheme {
@@ -359,7 +393,10 @@ pub(crate) fn bare_bearer(ctx: &Ctx<'_>, s: usize, e: usize, hits: &mut Vec<Hit>
     let ts = extend(b, s + 6, |c| c == b' ' || c == b'\t');
     let te = extend(b, ts, is_cred_char);
     let tok = &ctx.text[ts..te];
-    if !(tok.bytes().any(|c| c.is_ascii_digit()) || tok.len() >= 24) || few_distinct(tok) {
+    if !(tok.bytes().any(|c| c.is_ascii_digit()) || tok.len() >= 24)
+        || few_distinct(tok)
+        || is_home_path(tok)
+    {
         return e;
     }
     hits.push(Hit {
