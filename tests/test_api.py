@@ -90,10 +90,25 @@ def test_emit_and_unregistered_events_are_rejected_and_counted(home: Path) -> No
 
 def test_metrics_api_reaches_the_store(home: Path) -> None:
     ats.metrics.counter("sqlx_policy_denies_total").add(2, {"reason": "residency"})
+    # Names of this test's own: the registry is per process, and a name keeps its first unit and bounds.
+    ats.metrics.gauge("app_queue_depth", "{job}").set(3, {"queue": "mail"})
+    ats.metrics.gauge("app_queue_depth", "{job}").set(4, {"queue": "mail"})  # last value wins
+    latency = ats.metrics.histogram("app_checkout_latency_ms", bounds=[1.0, 10.0, 100.0])
+    for value in (0.5, 12.0, 40.0):
+        latency.record(value, {"class": "L"})
     ats.shutdown(5.0)
     db = store_reader.connect(home / "ats.db")
-    assert db.execute("SELECT value, tenant FROM metric_points WHERE name = 'sqlx_policy_denies_total'").fetchall() \
-        == [(2.0, "acme")]
+    rows = db.execute("SELECT name, unit, kind, tenant, labels, value, histogram FROM metric_points"
+                      " WHERE name IN ('sqlx_policy_denies_total', 'app_queue_depth', 'app_checkout_latency_ms')"
+                      " ORDER BY name").fetchall()
+    assert [r[:6] for r in rows] == [
+        ("app_checkout_latency_ms", "ms", "histogram", "acme", '{"class":"L"}', 52.5),  # value: the sum
+        ("app_queue_depth", "{job}", "gauge", "acme", '{"queue":"mail"}', 4.0),
+        ("sqlx_policy_denies_total", "1", "counter", "acme", '{"reason":"residency"}', 2.0),
+    ]
+    histogram = json.loads(rows[0][6])
+    assert (histogram["count"], histogram["sum"], histogram["min"], histogram["max"]) == (3, 52.5, 0.5, 40.0)
+    assert (histogram["bounds"], histogram["counts"]) == ([1.0, 10.0, 100.0], [1, 0, 2, 0])
 
 
 def test_init_is_idempotent_and_api_is_safe_without_it(tmp_path: Path) -> None:
@@ -148,6 +163,48 @@ def test_reload_and_sighup_swap_in_new_sampling_without_losing_records(tmp_path:
     db = store_reader.connect(tmp_path / ".ats" / "ats.db")
     assert [r[0] for r in db.execute("SELECT name FROM spans_v")] == ["kernel.exec"]
     del signal
+
+
+def test_reload_applies_redaction_sinks_and_plugins_and_names_what_waits_for_a_restart(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import json, os, ats
+        from ats import hookimpl
+        seen = []
+        class Watcher:
+            @hookimpl
+            def ats_configure(self, config):
+                seen.append([[p.name for p in config.redaction.patterns], config.jsonl.enabled])
+        rt = ats.init()
+        rt.plugins.register(Watcher(), name="watcher")
+        with ats.span("kernel.exec", note="order ORD-1234 shipped"):
+            pass
+        os.environ["ATS_REDACTION_PATTERNS"] = json.dumps(
+            [{"name": "order", "regex": "ORD-[0-9]+", "marker": "[ORDER]"}])
+        os.environ["ATS_JSONL_ENABLED"] = "true"
+        os.environ["ATS_DISABLED_PLUGINS"] = "sqlite3"
+        assert ats.reload() is True
+        with ats.span("kernel.retry", note="order ORD-5678 shipped"):
+            pass
+        ats.shutdown(10.0)
+        print(json.dumps(seen))
+    """)
+    home = tmp_path / ".ats"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATS_", "OTEL_"))}
+    env["ATS_HOME"] = str(home)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    # ats_configure: the start-up configuration (replayed at registration), then the reloaded one.
+    assert json.loads(out.stdout) == [[[], False], [["order"], True]]
+    assert out.stderr == "ats: reload: plugins.disabled take effect only at the next start\n"
+    assert [(n, a["note"]) for n, _, _, _, a in spans(home)] == [
+        ("kernel.exec", "order ORD-1234 shipped"), ("kernel.retry", "order [ORDER] shipped")]
+    lines = [json.loads(line) for f in sorted(home.rglob("*.jsonl")) for line in f.read_text().splitlines()]
+    assert [(r["evt"], r["attributes"]["note"]) for r in lines if r["kind"] == "span"] == [
+        ("kernel.retry.ok", "order [ORDER] shipped")]
 
 
 def test_sigterm_flushes_then_dies_of_the_signal(tmp_path: Path) -> None:

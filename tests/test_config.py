@@ -677,17 +677,14 @@ def test_config_is_frozen(tmp_path: Path) -> None:
 
 def test_changed_keys(tmp_path: Path) -> None:
     a = load(tmp_path)
-    b = load(tmp_path, {"ATS_SAMPLING_RATIO": "0.5", "ATS_TENANT": "x"})
-    assert b.changed_keys(a) == {"sampling.ratio", "tenant"}
-    assert b.changed_keys(a) - reloadable_keys() == {"tenant"}
+    b = load(tmp_path, {"ATS_SAMPLING_RATIO": "0.5", "ATS_TENANT": "x", "ATS_DISABLED_PLUGINS": "sqlite3"})
+    assert b.changed_keys(a) == {"sampling.ratio", "tenant", "plugins.disabled"}
+    assert b.changed_keys(a) - reloadable_keys() == {"plugins.disabled"}
 
 
 def test_reloadable_keys() -> None:
-    assert reloadable_keys() == frozenset({
-        "sampling.ratio", "sampling.parent_based", "sampling.rules", "sampling.rate_limit_per_second",
-        "sampling.daily_cap", "tail.enabled", "tail.latency_ms", "tail.base_ratio", "redaction.enabled",
-        "redaction.patterns", "jsonl.enabled", "jsonl.dir", "jsonl.max_file_bytes", "jsonl.max_total_bytes",
-        "store.enabled", "store.path"})
+    assert set(keys()) - reloadable_keys() == {
+        "disabled", "plugins.disabled", "plugins.allowed", "plugins.trace_hooks"}
 
 
 def test_pipeline_kwargs_build_a_real_pipeline(tmp_path: Path) -> None:
@@ -713,6 +710,30 @@ def test_import_is_cheap() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": ATS_ROOT})
     assert out.stdout.strip() == "[]"
+
+
+def test_import_ats_starts_no_thread_and_opens_no_socket_or_file_for_writing() -> None:
+    # Audit events see every socket, thread and child process Python code asks for; the task
+    # list of the process also sees native threads (the flusher starts only with ats.init()).
+    code = (
+        "import os, sys\n"
+        "seen = []\n"
+        "watched = ('socket.', '_thread.start_new_thread', 'subprocess.Popen', 'os.fork', 'os.posix_spawn',"
+        " 'os.system', 'os.exec')\n"
+        "def writes(args):\n"
+        "    mode, flags = args[1], args[2]\n"
+        "    return any(c in mode for c in 'wax+') if isinstance(mode, str) else bool(\n"
+        "        flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))\n"
+        "def hook(event, args):\n"
+        "    if event.startswith(watched) or (event == 'open' and writes(args)):\n"
+        "        seen.append(event if event != 'open' else f'open {args[0]}')\n"
+        "sys.addaudithook(hook)\n"
+        "import ats\n"
+        "print(len(os.listdir('/proc/self/task')), sorted(set(seen)), ats._runtime.current())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": ATS_ROOT, "PYTHONDONTWRITEBYTECODE": "1"})  # .pyc writes are Python's own
+    assert out.stdout.strip() == "1 [] None"
 
 
 # --- robustness -------------------------------------------------------------------

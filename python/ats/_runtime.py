@@ -323,9 +323,11 @@ def shutdown(timeout: float = 5.0) -> bool:
 
 
 def reload() -> bool:
-    """Re-reads configuration and swaps in a pipeline with the new sampling, redaction and sink
-    settings; the old one is drained first-come. Returns False when the new configuration is invalid
-    (the old settings stay, and the error is reported)."""
+    """Re-reads configuration and swaps in a pipeline built from it (sampling, redaction, sinks,
+    export); the old one is drained first. Side queries, the resource sampler and ``ats_configure``
+    get the new configuration; keys only a restart applies (:func:`ats.config.reloadable_keys`)
+    are named on stderr. Returns False when the new configuration is invalid (the old settings
+    stay, and the error is reported)."""
     with _RELOAD_LOCK:
         return _reload()
 
@@ -346,7 +348,7 @@ def _reload() -> bool:
     except Exception as exc:
         print(f"ats: reload rejected: {exc}", file=sys.stderr)
         return False
-    old = rt.pipeline
+    old, previous = rt.pipeline, rt.config
     rt.pipeline, rt.config = new_pipeline, cfg
     _activate(new_pipeline)
     drain = rt.drain
@@ -356,7 +358,27 @@ def _reload() -> bool:
         drain.wait_idle(cfg.shutdown.timeout_s)
         drain.switch(new_pipeline)
     old.shutdown(cfg.shutdown.timeout_s)
+    _apply_to_the_rest(rt, previous, cfg)
     return True
+
+
+def _apply_to_the_rest(rt: Runtime, previous: Config, cfg: Config) -> None:
+    """After a reload: side queries, the resource sampler and the plugins see the new
+    configuration; keys only a restart can apply are named on stderr."""
+    from ats.config import reloadable_keys
+
+    changed = cfg.changed_keys(previous)
+    _configure_side_queries(cfg)
+    if any(k.startswith("resources.") for k in changed):
+        _stop_resources()
+        _start_resources(cfg)
+    try:
+        rt.plugins.configure(cfg)
+    except Exception as exc:
+        count_error("plugins.configure", exc)
+    pending = sorted(changed - reloadable_keys())
+    if pending:
+        print(f"ats: reload: {', '.join(pending)} take effect only at the next start", file=sys.stderr)
 
 
 _HOOKS_INSTALLED = False

@@ -167,14 +167,17 @@ RESERVED_ENV = frozenset({"ATS_CONFIG"})
 
 SECTIONS = frozenset(k.split(".", 1)[0] for k in KEYS if "." in k)
 
-_RELOADABLE_PREFIXES = ("sampling.", "tail.", "redaction.", "jsonl.", "store.")
+# Which plugins are loaded, and whether ATS runs at all, are decided once per process.
+_RESTART_ONLY = ("plugins.", "disabled")
 
 
 def reloadable_keys() -> frozenset[str]:
-    """Keys ``ats.reload()`` / SIGHUP may change without a restart.
+    """Keys ``ats.reload()`` / SIGHUP apply without a restart.
 
-    Sampling, tail sampling, redaction and the two sinks (``sampling.*``,
-    ``tail.*``, ``redaction.*``, ``jsonl.*``, ``store.*``). A change to any
-    other key needs a restart; the runtime reports which.
+    Every key but ``disabled`` and ``plugins.*``: the pipeline (sampling, tail sampling,
+    redaction, sinks, export, ring, flush, metrics, retention, resource) is rebuilt, side
+    queries, the resource sampler and ``ats_configure`` get the new configuration, and the
+    instrumentations read theirs (``slo.*``, ``*.capture_content``, ``sqlcommenter.*``) per
+    call. A change to the others is named on stderr and waits for the next start.
     """
-    return frozenset(k for k in KEYS if k.startswith(_RELOADABLE_PREFIXES))
+    return frozenset(k for k in KEYS if not k.startswith(_RESTART_ONLY))
