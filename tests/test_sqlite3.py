@@ -1,6 +1,8 @@
 """The ats-sqlite3 plugin against a fake runtime that records every ``driver_call``.
 
-The end-to-end tests with the real native pipeline are in test_sqlite3_e2e.py.
+The end-to-end tests with the real native pipeline are in test_sqlite3_e2e.py, and so are the
+checks that sqlite3's own extension points (backup, functions, aggregates, collations, iterdump,
+row and text factories, transactions) keep working under the native tracers that ship.
 """
 
 from __future__ import annotations
@@ -336,81 +338,6 @@ def test_instrumented_connection_is_a_real_connection(runtime: FakeRuntime) -> N
     assert isinstance(conn.execute("SELECT 1"), sqlite3.Cursor)
     with pytest.raises(AttributeError):
         conn.some_attribute = 1  # type: ignore[attr-defined]  # like sqlite3.Connection
-
-
-def test_backup_between_instrumented_and_plain_connections(runtime: FakeRuntime) -> None:
-    src = memory()
-    src.execute("INSERT INTO users (name) VALUES ('ann')")
-    src.commit()
-    dst = sqlite3.connect(":memory:")
-    src.backup(dst)  # C-level type check on the target
-    assert dst.execute("SELECT name FROM users").fetchall() == [("ann",)]
-    plain = ORIGINAL_CONNECT(":memory:")
-    src.backup(plain)
-    assert plain.execute("SELECT name FROM users").fetchall() == [("ann",)]
-    plain.backup(dst)
-
-
-def test_create_function_and_aggregate(runtime: FakeRuntime) -> None:
-    conn = memory()
-    conn.create_function("twice", 1, lambda x: x * 2)
-
-    class Total:
-        def __init__(self) -> None:
-            self.n = 0
-
-        def step(self, v: int) -> None:
-            self.n += v
-
-        def finalize(self) -> int:
-            return self.n
-
-    conn.create_aggregate("total", 1, Total)  # type: ignore[arg-type]
-    assert conn.execute("SELECT twice(21)").fetchone() == (42,)
-    conn.executemany("INSERT INTO users (id) VALUES (?)", [(1,), (2,), (3,)])
-    assert conn.execute("SELECT total(id) FROM users").fetchone() == (6,)
-
-
-def test_iterdump(runtime: FakeRuntime) -> None:
-    conn = memory()
-    conn.execute("INSERT INTO users (name) VALUES ('bo')")
-    assert list(conn.iterdump()) == [
-        "BEGIN TRANSACTION;",
-        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT UNIQUE);",
-        "INSERT INTO \"users\" VALUES(1,'bo');",
-        "COMMIT;",
-    ]
-
-
-def test_row_factories(runtime: FakeRuntime) -> None:
-    conn = memory()
-    conn.execute("INSERT INTO users (name) VALUES ('cy')")
-    conn.row_factory = sqlite3.Row
-    row = conn.execute("SELECT id, name FROM users").fetchone()
-    assert isinstance(row, sqlite3.Row)
-    assert (row["id"], row["name"]) == (1, "cy")
-    row = conn.cursor().execute("SELECT name FROM users").fetchone()
-    assert row["name"] == "cy"
-    cur = conn.cursor()
-    cur.row_factory = lambda cursor, r: {"n": r[0]}
-    assert cur.execute("SELECT name FROM users").fetchone() == {"n": "cy"}
-    conn.row_factory = None
-    conn.text_factory = bytes
-    assert conn.execute("SELECT name FROM users").fetchone() == (b"cy",)
-
-
-def test_context_manager_commits_and_rolls_back(runtime: FakeRuntime, tmp_path: Path) -> None:
-    path = tmp_path / "cm.db"
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE t (x)")
-        conn.execute("INSERT INTO t VALUES (1)")
-    with pytest.raises(ZeroDivisionError):
-        with conn:
-            conn.execute("INSERT INTO t VALUES (2)")
-            1 / 0  # noqa: B018
-    conn.close()
-    check = ORIGINAL_CONNECT(path)
-    assert check.execute("SELECT x FROM t").fetchall() == [(1,)]
 
 
 def test_user_connection_factory_is_kept_and_subclassed_once(runtime: FakeRuntime) -> None:

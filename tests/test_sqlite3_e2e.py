@@ -26,6 +26,7 @@ from ats import _native, context
 SECRET = "hunter2-SECRET-9f8e7d"
 LITERAL_NAME = "Margaret Hamilton"
 LITERAL_EMAIL = "margaret@example.org"
+ORIGINAL_CONNECT = sqlite3.connect
 
 
 @dataclass
@@ -171,3 +172,141 @@ def test_wall_clock_times(pipeline: _native.Pipeline, tmp_path: Path) -> None:
     assert pipeline.flush(5.0)
     for span in (r for r in records(tmp_path) if r["kind"] == "span"):
         assert before <= span["start_ns"] <= span["end_ns"] <= after
+
+
+def spans_of(pipeline: _native.Pipeline, tmp_path: Path) -> list[tuple[str, str | None]]:
+    """(event, sanitised statement) of every span recorded so far."""
+    assert pipeline.flush(5.0)
+    return [(r["evt"], r["attributes"].get("db.statement")) for r in records(tmp_path) if r["kind"] == "span"]
+
+
+# The same compatibility checks as test_sqlite3.py, here with the native tracers that ship
+# (``ats._native.CallTracer`` method descriptors) and the spans they really record.
+
+
+def test_native_tracers_keep_real_sqlite3_objects(pipeline: _native.Pipeline, tmp_path: Path) -> None:
+    conn = sqlite3.connect(":memory:")
+    assert isinstance(conn, sqlite3.Connection) and type(conn) is not sqlite3.Connection
+    cur = conn.cursor()
+    assert isinstance(cur, sqlite3.Cursor) and cur.connection is conn
+    assert isinstance(conn.execute("SELECT 1"), sqlite3.Cursor)
+    with pytest.raises(AttributeError):
+        conn.some_attribute = 1  # type: ignore[attr-defined]
+    # Misuse fails exactly as without ATS; a call with a statement is recorded as the failed
+    # statement it is, one without (``execute()``) is left to sqlite3 untraced.
+    plain = ORIGINAL_CONNECT(":memory:")
+    for call in (lambda c: c.execute(), lambda c: c.cursor().execute(42), lambda c: c.executemany("SELECT ?", 5),
+                 lambda c: c.cursor().executescript(None), lambda c: c.execute("SELECT ?", (1,), 2)):
+        with pytest.raises(Exception) as without:
+            call(plain)
+        with pytest.raises(Exception) as with_ats:
+            call(conn)
+        assert (type(with_ats.value), str(with_ats.value)) == (type(without.value), str(without.value))
+    conn.close()
+    assert spans_of(pipeline, tmp_path) == [
+        ("driver.handshake.ok", None), ("driver.query.ok", "SELECT ?"),
+        ("driver.query.error", None), ("driver.query.error", "SELECT ?"),
+        ("driver.query.error", None), ("driver.query.error", "SELECT ?"), ("driver.close.ok", None),
+    ]
+
+
+def test_native_tracers_keep_backup_functions_iterdump_and_factories(
+    pipeline: _native.Pipeline, tmp_path: Path
+) -> None:
+    src = sqlite3.connect(":memory:")
+    src.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT UNIQUE)")
+    src.execute("INSERT INTO users (name) VALUES ('ann')")
+    src.commit()
+    dst = sqlite3.connect(":memory:")
+    src.backup(dst)  # C-level type check on the target
+    plain = ORIGINAL_CONNECT(":memory:")
+    src.backup(plain)
+    assert plain.execute("SELECT name FROM users").fetchall() == [("ann",)]
+
+    dst.create_function("twice", 1, lambda x: x * 2)
+    dst.create_aggregate("longest", 1, Longest)  # type: ignore[arg-type]
+    dst.create_collation("backwards", lambda a, b: (a < b) - (a > b))
+    dst.cursor().executemany("INSERT INTO users (name) VALUES (?)", [("bo",), ("cy",)])
+    assert dst.execute("SELECT twice(21), longest(name) FROM users").fetchone() == (42, "ann")
+    assert dst.execute("SELECT name FROM users ORDER BY name COLLATE backwards").fetchall() == [
+        ("cy",), ("bo",), ("ann",)]
+    assert list(dst.iterdump()) == [
+        "BEGIN TRANSACTION;",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT UNIQUE);",
+        "INSERT INTO \"users\" VALUES(1,'ann');",
+        "INSERT INTO \"users\" VALUES(2,'bo');",
+        "INSERT INTO \"users\" VALUES(3,'cy');",
+        "COMMIT;",
+    ]
+
+    dst.row_factory = sqlite3.Row
+    row = dst.execute("SELECT id, name FROM users WHERE id = 1").fetchone()
+    assert isinstance(row, sqlite3.Row) and (row["id"], row["name"]) == (1, "ann")
+    assert dst.cursor().execute("SELECT name FROM users WHERE id = 1").fetchone()["name"] == "ann"
+    cur = dst.cursor()
+    cur.row_factory = lambda _cursor, r: {"n": r[0]}
+    assert cur.execute("SELECT name FROM users WHERE id = 2").fetchone() == {"n": "bo"}
+    dst.row_factory = None
+    dst.text_factory = bytes
+    assert dst.execute("SELECT name FROM users WHERE id = 3").fetchone() == (b"cy",)
+    dst.cursor().executescript("UPDATE users SET name = upper(name); DELETE FROM users WHERE id = 3;")
+    got = [s for s in spans_of(pipeline, tmp_path) if s[0] != "driver.handshake.ok"]
+    # backup() copies pages in C (no statement); iterdump() runs its own reads on the connection
+    # (which ones depends on CPython's sqlite3/dump.py), recorded like any other statement.
+    dump = got[5:-5]
+    assert dump and all(s[0] == "driver.query.ok" and s[1].split()[0] in ("SELECT", "PRAGMA") for s in dump)
+    assert got[:5] + got[-5:] == [
+        ("driver.query.ok", "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT UNIQUE)"),
+        ("driver.query.ok", "INSERT INTO users (name) VALUES (?)"),
+        ("driver.query.ok", "INSERT INTO users (name) VALUES (?)"),
+        ("driver.query.ok", "SELECT twice(?), longest(name) FROM users"),
+        ("driver.query.ok", "SELECT name FROM users ORDER BY name COLLATE backwards"),
+        ("driver.query.ok", "SELECT id, name FROM users WHERE id = ?"),
+        ("driver.query.ok", "SELECT name FROM users WHERE id = ?"),
+        ("driver.query.ok", "SELECT name FROM users WHERE id = ?"),
+        ("driver.query.ok", "SELECT name FROM users WHERE id = ?"),
+        ("driver.query.ok", "UPDATE users SET name = upper(name); DELETE FROM users WHERE id = ?"),
+    ]
+
+
+class Longest:
+    """An aggregate: the longest text of a column."""
+
+    def __init__(self) -> None:
+        self.longest = ""
+
+    def step(self, value: str) -> None:
+        self.longest = max(self.longest, value, key=len)
+
+    def finalize(self) -> str:
+        return self.longest
+
+
+def test_native_tracers_under_user_factories_and_transactions(pipeline: _native.Pipeline, tmp_path: Path) -> None:
+    class MyCursor(sqlite3.Cursor):
+        def first(self) -> Any:
+            return self.fetchone()[0]
+
+    class MyConnection(sqlite3.Connection):
+        def cursor(self, factory: Any = MyCursor) -> Any:
+            return super().cursor(factory)
+
+    conn = sqlite3.connect(tmp_path / "app.db", factory=MyConnection)
+    assert isinstance(conn, MyConnection)
+    cur = conn.execute("SELECT 3")
+    assert isinstance(cur, MyCursor) and cur.first() == 3
+    assert conn.cursor(sqlite3.Cursor).execute("SELECT 4").fetchone() == (4,)
+    with conn:
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(ZeroDivisionError):
+        with conn:
+            conn.execute("INSERT INTO t VALUES (2)")
+            1 / 0  # noqa: B018
+    conn.close()
+    assert ORIGINAL_CONNECT(tmp_path / "app.db").execute("SELECT x FROM t").fetchall() == [(1,)]
+    assert spans_of(pipeline, tmp_path) == [
+        ("driver.handshake.ok", None), ("driver.query.ok", "SELECT ?"), ("driver.query.ok", "SELECT ?"),
+        ("driver.query.ok", "CREATE TABLE t (x)"), ("driver.query.ok", "INSERT INTO t VALUES (?)"),
+        ("driver.query.ok", "INSERT INTO t VALUES (?)"), ("driver.close.ok", None),
+    ]

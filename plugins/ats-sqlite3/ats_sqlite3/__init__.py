@@ -225,19 +225,21 @@ def _make_connection_class(base: type[sqlite3.Connection]) -> type[sqlite3.Conne
         # cursor(), which also applies the row factory) and run the statement on it; the
         # statement is recorded here, once, without a second Python frame.  (A base class
         # that overrides cursor() gets delegating versions below.)
-        def execute(self, sql: str, parameters: Any = (), /) -> Any:
-            cur = _new_cursor(self, sql)
-            cursor_execute(cur, sql, parameters)
+        # ``*args``: the C method checks the arguments, so a wrong call fails with exactly the
+        # TypeError it gives without ATS (and is recorded as the failed statement).
+        def execute(self, *args: Any) -> Any:
+            cur = _new_cursor(self, args[0] if args else None)
+            cursor_execute(cur, *args)
             return cur
 
-        def executemany(self, sql: str, parameters: Any, /) -> Any:
-            cur = _new_cursor(self, sql)
-            cursor_executemany(cur, sql, parameters)
+        def executemany(self, *args: Any) -> Any:
+            cur = _new_cursor(self, args[0] if args else None)
+            cursor_executemany(cur, *args)
             return cur
 
-        def executescript(self, sql_script: str, /) -> Any:
-            cur = _new_cursor(self, sql_script)
-            cursor_executescript(cur, sql_script)
+        def executescript(self, *args: Any) -> Any:
+            cur = _new_cursor(self, args[0] if args else None)
+            cursor_executescript(cur, *args)
             return cur
 
         def close(self) -> None:
@@ -262,14 +264,14 @@ def _make_connection_class(base: type[sqlite3.Connection]) -> type[sqlite3.Conne
                 kwargs["factory"] = cursor_class_for(kwargs["factory"])
             return _adopt_cursor(base_cursor(self, *args, **kwargs))
 
-        def execute(self: Any, sql: str, parameters: Any = (), /) -> Any:
-            return self.cursor().execute(sql, parameters)
+        def execute(self: Any, *args: Any) -> Any:
+            return self.cursor().execute(*args)
 
-        def executemany(self: Any, sql: str, parameters: Any, /) -> Any:
-            return self.cursor().executemany(sql, parameters)
+        def executemany(self: Any, *args: Any) -> Any:
+            return self.cursor().executemany(*args)
 
-        def executescript(self: Any, sql_script: str, /) -> Any:
-            return self.cursor().executescript(sql_script)
+        def executescript(self: Any, *args: Any) -> Any:
+            return self.cursor().executescript(*args)
 
         for method in (cursor, execute, executemany, executescript):
             method.__qualname__ = f"Connection.{method.__name__}"
