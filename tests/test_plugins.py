@@ -573,3 +573,61 @@ def test_entry_point_scan_first_distribution_on_the_path_wins(tmp_path: Path) ->
     import json
 
     assert ep.load() is json.loads
+
+
+BILLING_PLUGIN = """
+from ats import hookimpl
+from ats.registry import EventFamily
+
+@hookimpl
+def ats_register_event_families(registry):
+    registry.register(EventFamily(
+        "billing", ("billing.invoice",),
+        {"type": "object", "properties": {"amount_cents": {"type": "integer"}}},
+        "S1", "local_only", "30d", "ats-billing", "invoices issued"))
+"""
+
+
+def test_a_family_a_plugin_registers_at_start_up_accepts_its_events(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+
+    import store_reader
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "billing_plugin.py").write_text(textwrap.dedent(BILLING_PLUGIN))
+    make_distribution(site, "ats-billing", "0.3", {"billing": "billing_plugin"})
+    program = textwrap.dedent("""
+        import json, ats
+        rt = ats.init()
+        with ats.span("billing.invoice", amount_cents=1250):
+            ats.emit("billing.invoice", amount_cents=1250)
+        ats.emit("billing.refund.issued", amount_cents=5)  # the family owns every event under it
+        ats.emit("invoicing.sent")  # no family: rejected
+        ats.flush(10.0)
+        print(json.dumps([rt.registry.rejections(), [f.owner for f in rt.registry.families() if f.family == "billing"]]))
+        ats.shutdown(10.0)
+    """)
+    import ats as installed
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATS_", "OTEL_"))}
+    env.update(ATS_HOME=str(tmp_path / ".ats"),
+               PYTHONPATH=os.pathsep.join([str(site), str(Path(installed.__file__).resolve().parent.parent)]))
+
+    def run(**extra: str) -> list[Any]:
+        out = subprocess.run([sys.executable, "-c", program], env={**env, **extra}, capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 0, out.stderr
+        return list(json.loads(out.stdout))
+
+    # Without the plugin its events are not ATS's to record.
+    assert run(ATS_DISABLED_PLUGINS="billing", ATS_HOME=str(tmp_path / "without")) == [
+        {"billing.invoice": 2, "billing.refund.issued": 1, "invoicing.sent": 1}, []]
+    assert run() == [{"invoicing.sent": 1}, ["ats-billing"]]
+    db = store_reader.connect(tmp_path / ".ats" / "ats.db")
+    assert db.execute("SELECT name, attributes FROM spans_v").fetchall() == [
+        ("billing.invoice", '{"amount_cents":1250}')]
+    assert db.execute("SELECT event, attributes FROM logs_v ORDER BY ts_ns").fetchall() == [
+        ("billing.invoice", '{"amount_cents":1250}'), ("billing.refund.issued", '{"amount_cents":5}')]

@@ -28,7 +28,8 @@ Exit codes: 0 success, 1 failure (no store, unknown trace, invalid file, a faile
 check), 2 usage error. Errors are one line on stderr, never a traceback.
 
 :func:`apply_retention` applies the ``retention.*`` configuration (seed 000 §8.4, seed 004
-§4.2) and is what the runtime calls at start-up.
+§4.2) to a store from outside the writer; a running ATS applies the same retention natively each
+time its store opens.
 """
 
 from __future__ import annotations

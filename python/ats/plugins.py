@@ -155,7 +155,7 @@ class PluginHost:
         :param disabled: plugin names (entry-point name or distribution name) never to load —
             they are not even imported (``plugins.disabled`` / ``ATS_DISABLED_PLUGINS``).
         :param allowed: when not ``None``, only these names are loaded
-            (``plugins.allowed`` / ``ATS_ALLOWED_PLUGINS``); an empty collection loads none.
+            (``plugins.allowed`` / ``ATS_PLUGINS``); an empty collection loads none.
         :param trace_hooks: write every hook call and result to stderr
             (``plugins.trace_hooks`` / ``ATS_TRACE_HOOKS``).
         :return: :meth:`status` after loading.
