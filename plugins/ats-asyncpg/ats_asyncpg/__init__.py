@@ -21,7 +21,6 @@ A failure records the span with status error, ``error.type`` = the asyncpg excep
 
 from __future__ import annotations
 
-import asyncio
 from time import time_ns as _now
 from types import ModuleType
 from typing import Any, Final
@@ -135,6 +134,10 @@ class AsyncpgSession:
     dialect = DIALECT
 
     def __init__(self, params: dict[str, Any]) -> None:
+        # Here, not at module level: every program ATS starts in loads this plugin, and
+        # importing asyncio costs ~20 ms of start-up to programs that never use it.
+        import asyncio
+
         import asyncpg  # type: ignore[import-untyped]
 
         self.loop = asyncio.new_event_loop()
