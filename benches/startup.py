@@ -39,10 +39,11 @@ def importtime(env: dict[str, str]) -> tuple[int, list[tuple[int, str]]]:
         if len(fields) != 3 or not fields[0].strip().isdigit():
             continue
         name = fields[2].rstrip()
-        if name.strip() == "ats" and name == " ats":
+        if name == " ats":
             return int(fields[1]), children
-        children = [] if name == " " + name.strip() else children
-        if name != " " + name.strip():
+        if name == " " + name.lstrip():  # another top-level import: its children were not ats's
+            children = []
+        else:
             children.append((int(fields[0]), name.strip()))
     raise RuntimeError(f"no `ats` line in -X importtime output:\n{err}")
 
